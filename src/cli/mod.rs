@@ -1,0 +1,90 @@
+//! The command line: global options, the subcommand enum, dispatch, and printing errors.
+//! One file per subcommand; each parses nothing itself and calls into the library.
+
+mod plan;
+mod replay;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::error::CliResult;
+use crate::repo::Repo;
+
+/// Run many coding agents in parallel over a beads tracker, on a durable, hash-chained event log.
+#[derive(Debug, Parser)]
+#[command(name = "bdp", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The repository to work on (default: walk up from the current directory to the repo root).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+
+    /// More logging on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides it.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the whole event log: chain, seqs, record shapes, transitions. Exit 0 intact, 1 damaged, 2 error.
+    Verify(verify::VerifyArgs),
+    /// Inspect past sessions: list them, one session's timeline, the state at a seq, one issue's history.
+    Replay(replay::ReplayArgs),
+    /// Show the tracks of ready work and the estimated makespan with N agents.
+    Plan(plan::PlanArgs),
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// What a command reports when it did not fail: plain success, or "found something".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Found,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match run(cli) {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Found) => ExitCode::from(1),
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> CliResult<Outcome> {
+    match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "bdp", &mut std::io::stdout());
+            Ok(Outcome::Ok)
+        }
+        Command::Verify(args) => verify::run(&Repo::discover(cli.repo.as_deref())?, &args),
+        Command::Replay(args) => replay::run(&Repo::discover(cli.repo.as_deref())?, &args),
+        Command::Plan(args) => plan::run(&Repo::discover(cli.repo.as_deref())?, &args),
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}

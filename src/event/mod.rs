@@ -1,0 +1,381 @@
+//! The vocabulary of bdp's event log: every event the orchestrator and its helpers may append.
+//!
+//! This module owns the `Event` enum and the small value types its variants carry. It is part of the
+//! pure core: no I/O, no clock, no randomness. Timestamps, pids and paths arrive as plain data.
+//!
+//! Rules for changing it (the log is forever):
+//! - adding a variant or an optional field (`#[serde(default)]`) is backward compatible;
+//! - renaming or changing the meaning of anything is not: bump [`FORMAT_VERSION`] and teach
+//!   [`upcast`] to rewrite the older shape into the new one.
+
+pub mod record;
+pub mod upcast;
+
+use serde::{Deserialize, Serialize};
+
+pub use record::{ChainHash, DecodeError, Record, decode_line, encode_record};
+
+/// The record format version written by this build. Older versions are upcast on read.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest version this build can still read.
+pub const OLDEST_READABLE_VERSION: u32 = 1;
+
+/// An issue id as the tracker spells it (`bd-a3f8`, `bd-a3f8.1`). Data from a shared repo: never a path
+/// component or shell word without escaping.
+pub type IssueId = String;
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionEndReason {
+    /// Nothing left to do (or `--max-issues` reached).
+    Completed,
+    /// A graceful stop: running agents were waited for.
+    Drained,
+    /// An immediate stop: running agents were signalled.
+    Stopped,
+    /// The orchestrator gave up on an error it could not handle.
+    Error,
+}
+
+/// Why a claim on an issue was given back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseReason {
+    Done,
+    Failed,
+    Timeout,
+    Abandoned,
+    Shutdown,
+    Conflict,
+}
+
+/// The phases an issue goes through while bdp holds it, in their usual order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Claimed,
+    WorktreeReady,
+    Running,
+    Exited,
+    Checked,
+    Merged,
+    Closed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Claimed => "claimed",
+            Phase::WorktreeReady => "worktree_ready",
+            Phase::Running => "running",
+            Phase::Exited => "exited",
+            Phase::Checked => "checked",
+            Phase::Merged => "merged",
+            Phase::Closed => "closed",
+        }
+    }
+}
+
+/// How the merge queue integrates a finished branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeStrategy {
+    Merge,
+    Rebase,
+    None,
+}
+
+/// One event. Serialized internally tagged: `{"type":"issue_claimed","issue":"bd-1",...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// An orchestrator (or another bdp process that writes to the log) started a session.
+    SessionStarted {
+        pid: u32,
+        host: String,
+        version: String,
+        /// The effective configuration, as the session saw it.
+        #[serde(default)]
+        config: serde_json::Value,
+        /// The session this one takes over from, when it recovers a crashed one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recovers: Option<String>,
+    },
+    /// The session ended on purpose. A session without this event crashed.
+    SessionEnded {
+        reason: SessionEndReason,
+    },
+
+    /// bdp now holds the issue (the tracker claim succeeded and was verified).
+    IssueClaimed {
+        issue: IssueId,
+        actor: String,
+    },
+    /// The tracker says someone else holds an issue bdp believed it held.
+    ClaimLost {
+        issue: IssueId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        holder: Option<String>,
+        detail: String,
+    },
+    /// bdp gave the issue back (to open, or after closing it).
+    IssueReleased {
+        issue: IssueId,
+        reason: ReleaseReason,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+
+    WorktreeCreated {
+        issue: IssueId,
+        path: String,
+        branch: String,
+        base: String,
+    },
+    WorktreeRemoved {
+        issue: IssueId,
+        path: String,
+    },
+
+    /// Intent: bdp is about to spawn an agent. Without a matching `AgentSpawned` the outcome is unknown.
+    SpawnRequested {
+        issue: IssueId,
+        attempt: u32,
+        argv: Vec<String>,
+        cwd: String,
+        /// A value placed in the agent's environment so recovery can find the process by it.
+        marker: String,
+        stdout: String,
+        stderr: String,
+    },
+    /// The agent process exists. Liveness later is `pid` and `start_time` (clock ticks since boot,
+    /// field 22 of /proc/PID/stat); `None` means unknown and such a process is never adopted.
+    AgentSpawned {
+        issue: IssueId,
+        attempt: u32,
+        pid: u32,
+        pgid: u32,
+        start_time: Option<u64>,
+    },
+    /// The agent exited; exactly one of `code` or `signal` is set.
+    AgentExited {
+        issue: IssueId,
+        attempt: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<i32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<i32>,
+        duration_ms: u64,
+        #[serde(default)]
+        timed_out: bool,
+    },
+    /// The attempt's outcome can never be learned (process gone, no exit file; or a spawn that never
+    /// happened). It counts as a failed attempt.
+    AttemptAbandoned {
+        issue: IssueId,
+        attempt: u32,
+        reason: String,
+    },
+
+    PhaseChanged {
+        issue: IssueId,
+        phase: Phase,
+    },
+
+    CheckPassed {
+        issue: IssueId,
+        attempt: u32,
+        command: String,
+        duration_ms: u64,
+    },
+    CheckFailed {
+        issue: IssueId,
+        attempt: u32,
+        command: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<i32>,
+        duration_ms: u64,
+    },
+
+    MergeStarted {
+        issue: IssueId,
+        branch: String,
+        base: String,
+        strategy: MergeStrategy,
+    },
+    /// The branch is on the base branch; `commit` is the base branch's new head.
+    Merged {
+        issue: IssueId,
+        commit: String,
+    },
+    MergeConflicted {
+        issue: IssueId,
+        detail: String,
+    },
+
+    LockAcquired {
+        lock: String,
+        holder_pid: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        issue: Option<IssueId>,
+    },
+    LockReleased {
+        lock: String,
+    },
+    /// A lock was taken away from a holder that is gone.
+    LockBroken {
+        lock: String,
+        reason: String,
+    },
+
+    /// bdp wrote a status (and assignee) to the tracker.
+    TrackerStatusSet {
+        issue: IssueId,
+        status: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assignee: Option<String>,
+        backend: String,
+    },
+    TrackerLabelsChanged {
+        issue: IssueId,
+        #[serde(default)]
+        added: Vec<String>,
+        #[serde(default)]
+        removed: Vec<String>,
+        backend: String,
+    },
+    TrackerIssueClosed {
+        issue: IssueId,
+        reason: String,
+        backend: String,
+    },
+
+    /// Reconciliation saw a mismatch between the log and the world.
+    ReconcileFinding {
+        kind: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        issue: Option<IssueId>,
+        detail: String,
+    },
+    /// A repair was applied for a finding.
+    RepairApplied {
+        kind: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        issue: Option<IssueId>,
+        action: String,
+    },
+
+    RetryScheduled {
+        issue: IssueId,
+        next_attempt: u32,
+        backoff_ms: u64,
+        reason: String,
+    },
+
+    /// On open, a torn tail (a crash mid-write) was cut off the log.
+    LogTruncated {
+        segment: String,
+        offset: u64,
+        dropped_bytes: u64,
+    },
+}
+
+impl Event {
+    /// The `type` tag as written in the log.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::SessionStarted { .. } => "session_started",
+            Event::SessionEnded { .. } => "session_ended",
+            Event::IssueClaimed { .. } => "issue_claimed",
+            Event::ClaimLost { .. } => "claim_lost",
+            Event::IssueReleased { .. } => "issue_released",
+            Event::WorktreeCreated { .. } => "worktree_created",
+            Event::WorktreeRemoved { .. } => "worktree_removed",
+            Event::SpawnRequested { .. } => "spawn_requested",
+            Event::AgentSpawned { .. } => "agent_spawned",
+            Event::AgentExited { .. } => "agent_exited",
+            Event::AttemptAbandoned { .. } => "attempt_abandoned",
+            Event::PhaseChanged { .. } => "phase_changed",
+            Event::CheckPassed { .. } => "check_passed",
+            Event::CheckFailed { .. } => "check_failed",
+            Event::MergeStarted { .. } => "merge_started",
+            Event::Merged { .. } => "merged",
+            Event::MergeConflicted { .. } => "merge_conflicted",
+            Event::LockAcquired { .. } => "lock_acquired",
+            Event::LockReleased { .. } => "lock_released",
+            Event::LockBroken { .. } => "lock_broken",
+            Event::TrackerStatusSet { .. } => "tracker_status_set",
+            Event::TrackerLabelsChanged { .. } => "tracker_labels_changed",
+            Event::TrackerIssueClosed { .. } => "tracker_issue_closed",
+            Event::ReconcileFinding { .. } => "reconcile_finding",
+            Event::RepairApplied { .. } => "repair_applied",
+            Event::RetryScheduled { .. } => "retry_scheduled",
+            Event::LogTruncated { .. } => "log_truncated",
+        }
+    }
+
+    /// The issue this event is about, if any.
+    pub fn issue(&self) -> Option<&str> {
+        match self {
+            Event::IssueClaimed { issue, .. }
+            | Event::ClaimLost { issue, .. }
+            | Event::IssueReleased { issue, .. }
+            | Event::WorktreeCreated { issue, .. }
+            | Event::WorktreeRemoved { issue, .. }
+            | Event::SpawnRequested { issue, .. }
+            | Event::AgentSpawned { issue, .. }
+            | Event::AgentExited { issue, .. }
+            | Event::AttemptAbandoned { issue, .. }
+            | Event::PhaseChanged { issue, .. }
+            | Event::CheckPassed { issue, .. }
+            | Event::CheckFailed { issue, .. }
+            | Event::MergeStarted { issue, .. }
+            | Event::Merged { issue, .. }
+            | Event::MergeConflicted { issue, .. }
+            | Event::TrackerStatusSet { issue, .. }
+            | Event::TrackerLabelsChanged { issue, .. }
+            | Event::TrackerIssueClosed { issue, .. }
+            | Event::RetryScheduled { issue, .. } => Some(issue),
+            Event::LockAcquired { issue, .. }
+            | Event::ReconcileFinding { issue, .. }
+            | Event::RepairApplied { issue, .. } => issue.as_deref(),
+            Event::SessionStarted { .. }
+            | Event::SessionEnded { .. }
+            | Event::LockReleased { .. }
+            | Event::LockBroken { .. }
+            | Event::LogTruncated { .. } => None,
+        }
+    }
+
+    /// Every `type` tag this build understands, for error messages and the schema test.
+    pub const KINDS: &'static [&'static str] = &[
+        "session_started",
+        "session_ended",
+        "issue_claimed",
+        "claim_lost",
+        "issue_released",
+        "worktree_created",
+        "worktree_removed",
+        "spawn_requested",
+        "agent_spawned",
+        "agent_exited",
+        "attempt_abandoned",
+        "phase_changed",
+        "check_passed",
+        "check_failed",
+        "merge_started",
+        "merged",
+        "merge_conflicted",
+        "lock_acquired",
+        "lock_released",
+        "lock_broken",
+        "tracker_status_set",
+        "tracker_labels_changed",
+        "tracker_issue_closed",
+        "reconcile_finding",
+        "repair_applied",
+        "retry_scheduled",
+        "log_truncated",
+    ];
+}

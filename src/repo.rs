@@ -1,0 +1,95 @@
+//! Where things live: the repo root, and the `.bdp/` layout inside it.
+//!
+//! `.bdp/` holds the event log (`events/`), the checkpoint and query index (`index.sqlite`), agent output
+//! (`runs/`), locks (`locks/`) and worktrees (`worktrees/`). It is added to `.git/info/exclude`, never to
+//! the user's `.gitignore`.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{CliError, CliResult};
+
+/// Paths of one repo's bdp data.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    pub root: PathBuf,
+}
+
+impl Repo {
+    /// Uses `--repo DIR` if given, else walks up from the current directory to the nearest directory that
+    /// holds `.bdp`, `.beads` or `.git`.
+    pub fn discover(explicit: Option<&Path>) -> CliResult<Repo> {
+        if let Some(dir) = explicit {
+            if !dir.is_dir() {
+                return Err(CliError::user(format!("--repo {}: no such directory", dir.display())));
+            }
+            return Ok(Repo { root: dir.to_path_buf() });
+        }
+        let cwd = std::env::current_dir().map_err(|e| CliError::io("read", Path::new("."), &e))?;
+        for dir in cwd.ancestors() {
+            if [".bdp", ".beads", ".git"].iter().any(|marker| dir.join(marker).exists()) {
+                return Ok(Repo { root: dir.to_path_buf() });
+            }
+        }
+        Err(CliError::user(format!("{} is not inside a repository (no .bdp, .beads or .git above it)", cwd.display()))
+            .with_hint("run bdp from inside your project, or pass --repo DIR"))
+    }
+
+    pub fn bdp_dir(&self) -> PathBuf {
+        self.root.join(".bdp")
+    }
+    pub fn events_dir(&self) -> PathBuf {
+        self.bdp_dir().join("events")
+    }
+    pub fn index_path(&self) -> PathBuf {
+        self.bdp_dir().join("index.sqlite")
+    }
+    pub fn orchestrator_lock_path(&self) -> PathBuf {
+        self.bdp_dir().join("orchestrator.lock")
+    }
+    pub fn append_lock_path(&self) -> PathBuf {
+        self.bdp_dir().join("append.lock")
+    }
+    pub fn locks_dir(&self) -> PathBuf {
+        self.bdp_dir().join("locks")
+    }
+    pub fn runs_dir(&self) -> PathBuf {
+        self.bdp_dir().join("runs")
+    }
+    pub fn worktrees_dir(&self) -> PathBuf {
+        self.bdp_dir().join("worktrees")
+    }
+}
+
+/// Escapes an issue id (hostile data) into a single safe path component: ASCII letters, digits, `-`,
+/// `_` and `.` are kept (but a leading `.` is escaped), everything else becomes `%XX`. Distinct ids give
+/// distinct components, and no result is empty, `.`, `..` or contains `/`.
+pub fn escape_path_component(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for (i, b) in id.bytes().enumerate() {
+        let keep = b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && i > 0);
+        if keep {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("%00");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_that_would_escape_a_path_are_escaped() {
+        assert_eq!(escape_path_component("bd-a3f8.1"), "bd-a3f8.1");
+        assert_eq!(escape_path_component("../etc"), "%2E.%2Fetc");
+        assert_eq!(escape_path_component(".."), "%2E.");
+        assert_eq!(escape_path_component(""), "%00");
+        assert_eq!(escape_path_component("a/b c"), "a%2Fb%20c");
+        assert_eq!(escape_path_component("%2F"), "%252F");
+    }
+}

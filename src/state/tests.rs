@@ -1,0 +1,1 @@
+//! Table tests of the fold: events in, state or error out.

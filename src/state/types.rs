@@ -1,0 +1,195 @@
+//! The value types that make up [`State`](super::State): sessions, issues, claims, attempts, locks.
+//! All plain data, serializable (checkpoints store them), comparable (tests fold and compare).
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{IssueId, MergeStrategy, Phase, ReleaseReason, SessionEndReason};
+
+/// One session as the log tells it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: String,
+    pub started_seq: u64,
+    pub started_ts: String,
+    pub pid: u32,
+    pub host: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovers: Option<String>,
+    pub end: SessionEnd,
+    /// Seq and timestamp of the last record written under this session id.
+    pub last_seq: u64,
+    pub last_ts: String,
+    pub counts: SessionCounts,
+}
+
+/// How a session ended, as far as the log knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum SessionEnd {
+    /// Still running, or crashed and not yet taken over: the log cannot tell which.
+    Open,
+    Ended {
+        seq: u64,
+        ts: String,
+        reason: SessionEndReason,
+    },
+    /// A later session started while this one had not ended: it crashed.
+    Crashed {
+        detected_seq: u64,
+    },
+}
+
+/// What happened in a session, counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionCounts {
+    pub events: u64,
+    pub claims: u64,
+    pub spawns: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub conflicts: u64,
+    pub released_other: u64,
+    pub findings: u64,
+    pub repairs: u64,
+}
+
+/// Everything the log says about one issue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueState {
+    /// Set while bdp holds the issue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<Claim>,
+    /// Attempts ever requested for this issue, across claims and sessions.
+    pub attempts: u32,
+    /// Times the issue was claimed.
+    pub claims: u32,
+    /// The last phase reached (kept after release, for history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_release: Option<Release>,
+    /// Seq of the tracker close bdp made, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_commit: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub seq: u64,
+    pub reason: ReleaseReason,
+}
+
+/// bdp's hold on an issue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub session: String,
+    pub seq: u64,
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<Worktree>,
+    /// The current (latest) attempt under this claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<Attempt>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<Merge>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+    /// Set when the tracker was seen to give the issue to someone else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Worktree {
+    pub path: String,
+    pub branch: String,
+    pub base: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub number: u32,
+    pub requested_seq: u64,
+    pub argv: Vec<String>,
+    pub cwd: String,
+    pub marker: String,
+    pub stdout: String,
+    pub stderr: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spawned: Option<Spawned>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<AttemptOutcome>,
+    /// `Some(true)` check passed, `Some(false)` failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_passed: Option<bool>,
+}
+
+impl Attempt {
+    /// Spawned (or maybe spawned) and no outcome yet.
+    pub fn is_open(&self) -> bool {
+        self.outcome.is_none()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spawned {
+    pub seq: u64,
+    pub pid: u32,
+    pub pgid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Exited {
+        seq: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<i32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<i32>,
+        duration_ms: u64,
+        timed_out: bool,
+    },
+    Abandoned {
+        seq: u64,
+        reason: String,
+    },
+}
+
+impl AttemptOutcome {
+    pub fn seq(&self) -> u64 {
+        match self {
+            AttemptOutcome::Exited { seq, .. } | AttemptOutcome::Abandoned { seq, .. } => *seq,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Merge {
+    pub started_seq: u64,
+    pub branch: String,
+    pub base: String,
+    pub strategy: MergeStrategy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retry {
+    pub seq: u64,
+    pub next_attempt: u32,
+    pub backoff_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockState {
+    pub holder_pid: u32,
+    pub since_seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue: Option<IssueId>,
+}
