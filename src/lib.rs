@@ -8,5 +8,6 @@ pub mod cli;
 pub mod error;
 pub mod event;
 pub mod log;
+pub mod process;
 pub mod repo;
 pub mod state;

@@ -1,7 +1,9 @@
 //! The command line: global options, the subcommand enum, dispatch, and printing errors.
 //! One file per subcommand; each parses nothing itself and calls into the library.
 
+mod paths;
 mod plan;
+mod render;
 mod replay;
 mod verify;
 

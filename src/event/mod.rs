@@ -93,6 +93,9 @@ pub enum Event {
     /// An orchestrator (or another bdp process that writes to the log) started a session.
     SessionStarted {
         pid: u32,
+        /// The orchestrator's process start time (clock ticks since boot), to tell it from a reused pid.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_time: Option<u64>,
         host: String,
         version: String,
         /// The effective configuration, as the session saw it.

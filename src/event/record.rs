@@ -36,7 +36,7 @@ const SEQ_OPEN: &[u8] = b"{\"seq\":";
 pub const SUFFIX_LEN: usize = CHAIN_OPEN.len() + 64 + CHAIN_CLOSE.len();
 
 /// One decoded log record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Record {
     pub seq: u64,
     /// The format version the record was written with (the event is already upcast to the current one).

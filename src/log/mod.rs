@@ -1,1 +1,20 @@
-//! The durable event log (filled in next).
+//! The durable event log under `.bdp/events/`: segments of JSON lines, hash-chained with blake3.
+//!
+//! - [`walk`](walk::walk) reads and verifies (chain, seqs, torn tail) and decodes what the caller wants;
+//! - [`LogWriter`](writer::LogWriter) appends durably with group commit, cutting a torn tail on open;
+//! - [`lock`] holds the orchestrator lock and the append lock;
+//! - [`index`] keeps checkpoints and the query index in `.bdp/index.sqlite` (a cache: deleting it
+//!   changes no answer);
+//! - [`load`] rebuilds the state: newest matching checkpoint plus the tail, or a full fold.
+
+pub mod error;
+pub mod index;
+pub mod load;
+pub mod lock;
+pub mod segment;
+pub mod walk;
+pub mod writer;
+
+pub use error::{Corruption, Location, LogError, Problem};
+pub use walk::{Decode, Position, StartAfter, TornTail, WalkSummary, walk};
+pub use writer::{Clock, CommitMode, LogWriter, system_clock};

@@ -107,7 +107,7 @@ impl State {
         let seq = record.seq;
         let session = record.session.as_str();
         match &record.event {
-            Event::SessionStarted { pid, host, version, recovers, .. } => {
+            Event::SessionStarted { pid, start_time, host, version, recovers, .. } => {
                 if let Some(existing) = self.session(session) {
                     return Err(TransitionErrorKind::DuplicateSession {
                         session: session.to_string(),
@@ -124,6 +124,7 @@ impl State {
                     started_seq: seq,
                     started_ts: record.ts.clone(),
                     pid: *pid,
+                    start_time: *start_time,
                     host: host.clone(),
                     version: version.clone(),
                     recovers: recovers.clone(),

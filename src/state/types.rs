@@ -12,6 +12,8 @@ pub struct SessionInfo {
     pub started_seq: u64,
     pub started_ts: String,
     pub pid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<u64>,
     pub host: String,
     pub version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

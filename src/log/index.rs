@@ -1,0 +1,184 @@
+//! `.bdp/index.sqlite`: checkpoints of the folded state, and a per-issue index of event seqs.
+//!
+//! It is a cache. Every row says which record (seq and chain value) it was derived from, and is used only
+//! after the log is seen to hold that very record; otherwise it is ignored (and rebuilt). Deleting the
+//! file changes no answer, only speed.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::event::ChainHash;
+use crate::state::State;
+
+use super::error::LogError;
+
+/// Keep this many checkpoints; older ones are deleted.
+const KEEP_CHECKPOINTS: i64 = 3;
+
+/// Where a checkpoint's record is and what it must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointMeta {
+    pub seq: u64,
+    pub chain: ChainHash,
+    pub segment: u32,
+    pub offset: u64,
+    pub len: u64,
+}
+
+pub struct Index {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Index {
+    /// Opens (creating) the index.
+    pub fn open(path: &Path) -> Result<Index, LogError> {
+        let err = |e: rusqlite::Error| LogError::Index { path: path.to_path_buf(), message: e.to_string() };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS checkpoints (
+                 seq INTEGER PRIMARY KEY,
+                 chain BLOB NOT NULL,
+                 segment INTEGER NOT NULL,
+                 offset INTEGER NOT NULL,
+                 len INTEGER NOT NULL,
+                 state TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS issue_events (
+                 issue TEXT NOT NULL,
+                 seq INTEGER NOT NULL,
+                 PRIMARY KEY (issue, seq)
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS indexed (
+                 id INTEGER PRIMARY KEY CHECK (id = 1),
+                 seq INTEGER NOT NULL,
+                 chain BLOB NOT NULL,
+                 segment INTEGER NOT NULL,
+                 offset INTEGER NOT NULL,
+                 len INTEGER NOT NULL
+             );",
+        )
+        .map_err(err)?;
+        Ok(Index { conn, path: path.to_path_buf() })
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> LogError {
+        LogError::Index { path: self.path.clone(), message: e.to_string() }
+    }
+
+    /// Checkpoints, newest first.
+    pub fn checkpoints(&self) -> Result<Vec<CheckpointMeta>, LogError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, chain, segment, offset, len FROM checkpoints ORDER BY seq DESC")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, Vec<u8>>(1)?,
+                    row.get(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, i64>(4)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, chain, segment, offset, len) = row.map_err(|e| self.err(e))?;
+            let Ok(chain) = <ChainHash>::try_from(chain.as_slice()) else { continue };
+            out.push(CheckpointMeta { seq: seq as u64, chain, segment, offset: offset as u64, len: len as u64 });
+        }
+        Ok(out)
+    }
+
+    /// The state stored with the checkpoint at `seq`.
+    pub fn checkpoint_state(&self, seq: u64) -> Result<Option<State>, LogError> {
+        let text: Option<String> = self
+            .conn
+            .query_row("SELECT state FROM checkpoints WHERE seq = ?1", params![seq as i64], |row| row.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        match text {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| self.err(format!("checkpoint {seq}: {e}"))),
+        }
+    }
+
+    /// Stores a checkpoint and drops all but the newest few.
+    pub fn save_checkpoint(&self, meta: &CheckpointMeta, state: &State) -> Result<(), LogError> {
+        let text = serde_json::to_string(state).map_err(|e| self.err(e))?;
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO checkpoints (seq, chain, segment, offset, len, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![meta.seq as i64, &meta.chain[..], meta.segment, meta.offset as i64, meta.len as i64, text],
+            )
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .execute(
+                "DELETE FROM checkpoints WHERE seq NOT IN (SELECT seq FROM checkpoints ORDER BY seq DESC LIMIT ?1)",
+                params![KEEP_CHECKPOINTS],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The record the issue index was built up to, if any.
+    pub fn indexed_upto(&self) -> Result<Option<CheckpointMeta>, LogError> {
+        self.conn
+            .query_row("SELECT seq, chain, segment, offset, len FROM indexed WHERE id = 1", [], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, Vec<u8>>(1)?,
+                    row.get(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, i64>(4)?,
+                ))
+            })
+            .optional()
+            .map_err(|e| self.err(e))
+            .map(|row| {
+                row.and_then(|(seq, chain, segment, offset, len)| {
+                    let chain = <ChainHash>::try_from(chain.as_slice()).ok()?;
+                    Some(CheckpointMeta { seq: seq as u64, chain, segment, offset: offset as u64, len: len as u64 })
+                })
+            })
+    }
+
+    /// Adds (issue, seq) rows and moves the high-water mark, in one transaction.
+    pub fn add_issue_events(&mut self, rows: &[(String, u64)], upto: &CheckpointMeta) -> Result<(), LogError> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| LogError::Index { path: path.clone(), message: e.to_string() };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut stmt =
+                tx.prepare("INSERT OR IGNORE INTO issue_events (issue, seq) VALUES (?1, ?2)").map_err(err)?;
+            for (issue, seq) in rows {
+                stmt.execute(params![issue, *seq as i64]).map_err(err)?;
+            }
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO indexed (id, seq, chain, segment, offset, len) VALUES (1, ?1, ?2, ?3, ?4, ?5)",
+            params![upto.seq as i64, &upto.chain[..], upto.segment, upto.offset as i64, upto.len as i64],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// Forgets the issue index (the log no longer matches it).
+    pub fn clear_issue_events(&self) -> Result<(), LogError> {
+        self.conn.execute_batch("DELETE FROM issue_events; DELETE FROM indexed;").map_err(|e| self.err(e))
+    }
+
+    /// Seqs of the events about `issue`, ascending.
+    pub fn issue_seqs(&self, issue: &str) -> Result<Vec<u64>, LogError> {
+        let mut stmt =
+            self.conn.prepare("SELECT seq FROM issue_events WHERE issue = ?1 ORDER BY seq").map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(params![issue], |row| row.get::<_, i64>(0)).map_err(|e| self.err(e))?;
+        rows.map(|r| r.map(|s| s as u64).map_err(|e| self.err(e))).collect()
+    }
+}

@@ -1,0 +1,106 @@
+//! File locks (flock) that keep writers of one repo's log apart.
+//!
+//! - The orchestrator lock (`.bdp/orchestrator.lock`): held exclusively for a whole `bdp run`, so there
+//!   is one orchestrator per repo. The file says who holds it (pid and since when) for the error a
+//!   second orchestrator prints. flock is released by the kernel when the holder dies, so a stale file is
+//!   never a stale lock.
+//! - The append lock (`.bdp/append.lock`): held only around one write + fsync, by every process that
+//!   appends (the orchestrator, and short-lived helpers such as an agent calling `bdp lock`).
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{FlockOperation, flock};
+
+use super::error::LogError;
+
+/// The exclusive orchestrator lock; released on drop (or by the kernel when the process dies).
+#[derive(Debug)]
+pub struct OrchestratorLock {
+    _file: File,
+    pub path: PathBuf,
+}
+
+impl OrchestratorLock {
+    /// Takes the lock without waiting. `holder` is written into the file (e.g. `pid 123 since …`).
+    pub fn acquire(path: &Path, holder: &str) -> Result<OrchestratorLock, LogError> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| LogError::io("open", path, e))?;
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let holder = text.trim();
+                let holder = if holder.is_empty() { "holder unknown".to_string() } else { holder.to_string() };
+                return Err(LogError::Locked { path: path.to_path_buf(), holder });
+            }
+            Err(e) => return Err(LogError::io("lock", path, e.into())),
+        }
+        file.set_len(0).map_err(|e| LogError::io("write", path, e))?;
+        file.rewind().map_err(|e| LogError::io("write", path, e))?;
+        file.write_all(format!("{holder}\n").as_bytes()).map_err(|e| LogError::io("write", path, e))?;
+        Ok(OrchestratorLock { _file: file, path: path.to_path_buf() })
+    }
+}
+
+/// The append lock's file, kept open; [`AppendLock::hold`] takes the lock for one write.
+#[derive(Debug)]
+pub struct AppendLock {
+    file: File,
+    path: PathBuf,
+}
+
+/// Holds the append lock until dropped.
+pub struct AppendGuard<'a> {
+    lock: &'a AppendLock,
+}
+
+impl AppendLock {
+    pub fn open(path: &Path) -> Result<AppendLock, LogError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| LogError::io("open", path, e))?;
+        Ok(AppendLock { file, path: path.to_path_buf() })
+    }
+
+    /// Waits for and takes the lock.
+    pub fn hold(&self) -> Result<AppendGuard<'_>, LogError> {
+        flock(&self.file, FlockOperation::LockExclusive).map_err(|e| LogError::io("lock", &self.path, e.into()))?;
+        Ok(AppendGuard { lock: self })
+    }
+}
+
+impl Drop for AppendGuard<'_> {
+    fn drop(&mut self) {
+        let _ = flock(&self.lock.file, FlockOperation::Unlock);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_orchestrator_is_refused_and_told_who_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orchestrator.lock");
+        let first = OrchestratorLock::acquire(&path, "pid 1 since 2026-11-25T06:00:00Z").unwrap();
+        match OrchestratorLock::acquire(&path, "pid 2") {
+            Err(LogError::Locked { holder, .. }) => assert_eq!(holder, "pid 1 since 2026-11-25T06:00:00Z"),
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        drop(first);
+        OrchestratorLock::acquire(&path, "pid 2").unwrap();
+    }
+}

@@ -1,0 +1,34 @@
+//! Facts about live processes, read from /proc: is a pid alive, and is it still the process we think
+//! (same start time, field 22 of /proc/PID/stat, in clock ticks since boot).
+
+/// The start time of a live process, or `None` if there is no such process.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: split after the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    // Fields from 3 on; start time is field 22, i.e. the 20th after the name.
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `pid` is alive and, when `expected_start` is known, started at that time (not a reused pid).
+pub fn is_alive(pid: u32, expected_start: Option<u64>) -> bool {
+    match (start_time(pid), expected_start) {
+        (Some(actual), Some(expected)) => actual == expected,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_reused_pid_is_not_us() {
+        let me = std::process::id();
+        let start = start_time(me).expect("our own /proc entry");
+        assert!(is_alive(me, Some(start)));
+        assert!(!is_alive(me, Some(start + 1)));
+        assert!(!is_alive(u32::MAX - 1, None));
+    }
+}
