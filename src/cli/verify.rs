@@ -90,12 +90,15 @@ pub fn run(repo: &Repo, args: &VerifyArgs) -> CliResult<Outcome> {
                 _ => return Err(err.into()),
             };
             let seq = problem["seq"].as_u64().unwrap_or(0);
+            let place = match problem["line"].as_u64() {
+                Some(0) | None => problem["segment"].as_str().unwrap_or_default().to_string(),
+                Some(line) => {
+                    format!("{}:{line} (byte {})", problem["segment"].as_str().unwrap_or_default(), problem["offset"])
+                }
+            };
             let human = format!(
-                "damaged: seq {seq}: {} at {}:{} (byte {})\n{}",
+                "damaged: seq {seq}: {} at {place}\n{}",
                 problem["message"].as_str().unwrap_or_default(),
-                problem["segment"].as_str().unwrap_or_default(),
-                problem["line"],
-                problem["offset"],
                 if seq > 1 {
                     format!("the records before it (seq 1..{}) are intact", seq - 1)
                 } else {

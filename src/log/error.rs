@@ -18,7 +18,11 @@ pub struct Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{} (byte {})", self.segment.display(), self.line, self.offset)
+        if self.line == 0 {
+            write!(f, "{}", self.segment.display())
+        } else {
+            write!(f, "{}:{} (byte {})", self.segment.display(), self.line, self.offset)
+        }
     }
 }
 
@@ -31,7 +35,7 @@ pub enum Problem {
         "the chain value does not match (this record was edited, or one before it was changed, dropped or reordered)"
     )]
     ChainMismatch,
-    #[error("expected seq {expected}, found seq {found} ({})", if found < expected { "a duplicate or reordered record" } else { "records are missing" })]
+    #[error("found seq {found} in its place ({})", if found < expected { "a duplicated or reordered record" } else { "records are missing or reordered" })]
     SeqOutOfOrder { expected: u64, found: u64 },
     #[error("segment {missing} is missing")]
     MissingSegment { missing: String },

@@ -166,7 +166,7 @@ pub fn walk(
             if raw.seq != expected_seq {
                 deliver(&data, segment, &mut wanted, &mut on_record)?;
                 return Err(LogError::corrupt(
-                    raw.seq,
+                    expected_seq,
                     location(),
                     Problem::SeqOutOfOrder { expected: expected_seq, found: raw.seq },
                 ));

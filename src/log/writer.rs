@@ -277,7 +277,7 @@ impl LogWriter {
                         .map_err(|e| LogError::corrupt(tail.next_seq, location(), Problem::Decode(e)))?;
                     if raw.seq != tail.next_seq {
                         let problem = Problem::SeqOutOfOrder { expected: tail.next_seq, found: raw.seq };
-                        return Err(LogError::corrupt(raw.seq, location(), problem));
+                        return Err(LogError::corrupt(tail.next_seq, location(), problem));
                     }
                     let chain = chain_next(&tail.chain, raw.body);
                     if chain != raw.chain {

@@ -1,0 +1,137 @@
+//! The writer and recovery: torn tails, group commit under concurrency, other processes' appends,
+//! checkpoints that must never change an answer.
+
+mod common;
+
+use std::sync::Arc;
+
+use bdp::event::Event;
+use bdp::log::{LogWriter, load};
+use bdp::repo::Repo;
+
+fn lock(name: &str) -> Event {
+    Event::LockAcquired { lock: name.into(), holder_pid: 1, issue: None }
+}
+
+#[test]
+fn a_torn_tail_is_cut_on_open_and_the_cut_is_logged() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::build_torn_tail(tmp.path());
+    let before = std::fs::metadata(common::segment(tmp.path())).unwrap().len();
+    let bdp = tmp.path().join(".bdp");
+    let (w, torn) =
+        LogWriter::open(&bdp.join("events"), &bdp.join("append.lock"), "s-2", common::fixed_clock(0)).unwrap();
+    let torn = torn.expect("the torn tail is reported");
+    assert_eq!(torn.offset + torn.bytes, before);
+    assert_eq!(w.last().0, 55, "the truncation event follows the 54 whole records");
+    let (state, summary) = load::fold_verified(&bdp.join("events"), None, |_, _| {}).unwrap();
+    assert!(summary.torn_tail.is_none());
+    assert_eq!(state.truncations, 1);
+}
+
+#[test]
+fn truncating_at_any_byte_of_the_last_three_records_keeps_exactly_the_valid_prefix() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::build_normal(tmp.path());
+    let original = std::fs::read(common::segment(tmp.path())).unwrap();
+    let ends: Vec<usize> = original.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i + 1).collect();
+    let start = ends[ends.len() - 4];
+    for cut in start..=original.len() {
+        let case = tempfile::tempdir().unwrap();
+        let events = case.path().join(".bdp/events");
+        std::fs::create_dir_all(&events).unwrap();
+        std::fs::write(events.join("000001.jsonl"), &original[..cut]).unwrap();
+        let whole = ends.iter().filter(|&&e| e <= cut).count() as u64;
+        let (w, torn) = LogWriter::open(&events, &case.path().join(".bdp/append.lock"), "s-x", common::fixed_clock(0))
+            .unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        assert_eq!(torn.is_some(), !ends.contains(&cut), "cut at {cut}");
+        let expected_last = whole + u64::from(torn.is_some());
+        assert_eq!(w.last().0, expected_last, "cut at {cut}");
+        let (_, summary) =
+            load::fold_verified(&events, None, |_, _| {}).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        assert_eq!(summary.last_seq, expected_last);
+        let kept = std::fs::read(events.join("000001.jsonl")).unwrap();
+        assert_eq!(&kept[..ends[whole as usize - 1]], &original[..ends[whole as usize - 1]], "cut at {cut}");
+    }
+}
+
+#[test]
+fn concurrent_appenders_get_gapless_seqs_and_their_batches_stay_together() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = Arc::new(common::writer(tmp.path(), "s-c"));
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let w = Arc::clone(&w);
+            std::thread::spawn(move || {
+                let mut seqs = Vec::new();
+                for i in 0..40 {
+                    let batch: Vec<Event> = (0..3).map(|k| lock(&format!("t{t}-{i}-{k}"))).collect();
+                    let records = w.append(batch).unwrap();
+                    let s: Vec<u64> = records.iter().map(|r| r.seq).collect();
+                    assert_eq!(s[1], s[0] + 1);
+                    assert_eq!(s[2], s[0] + 2);
+                    seqs.extend(s);
+                }
+                seqs
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = threads.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=960).collect::<Vec<u64>>());
+    let (state, summary) = load::fold_verified(&tmp.path().join(".bdp/events"), None, |_, _| {}).unwrap();
+    assert_eq!(summary.last_seq, 960);
+    assert_eq!(state.locks.len(), 960);
+}
+
+#[test]
+fn appends_from_another_process_are_picked_up_and_chained() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = common::writer(tmp.path(), "s-a");
+    a.append(vec![lock("a1")]).unwrap();
+    let b = common::writer(tmp.path(), "s-b");
+    b.append(vec![lock("b1"), lock("b2")]).unwrap();
+    let r = a.append_one(lock("a2")).unwrap();
+    assert_eq!(r.seq, 4);
+    let foreign: Vec<u64> = a.take_foreign().iter().map(|r| r.seq).collect();
+    assert_eq!(foreign, vec![2, 3]);
+    let (state, _) = load::fold_verified(&tmp.path().join(".bdp/events"), None, |_, _| {}).unwrap();
+    assert_eq!(state.locks.keys().cloned().collect::<Vec<_>>(), vec!["a1", "a2", "b1", "b2"]);
+}
+
+#[test]
+fn recovery_from_a_checkpoint_equals_a_full_fold_and_deleting_the_index_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo { root: tmp.path().to_path_buf() };
+    let w = common::writer(tmp.path(), "s-r");
+    w.append((0..5000).map(|i| lock(&format!("l{i}"))).collect()).unwrap();
+    let first = load::recover(&repo).unwrap();
+    assert_eq!(first.from_checkpoint, None);
+    w.append(vec![Event::LockReleased { lock: "l7".into() }]).unwrap();
+    let second = load::recover(&repo).unwrap();
+    assert_eq!(second.from_checkpoint, Some(5000));
+    let (full, _) = load::fold_verified(&repo.events_dir(), None, |_, _| {}).unwrap();
+    assert_eq!(second.state, full);
+    std::fs::remove_file(repo.index_path()).unwrap();
+    let third = load::recover(&repo).unwrap();
+    assert_eq!(third.from_checkpoint, None);
+    assert_eq!(third.state, full);
+}
+
+#[test]
+fn a_checkpoint_that_does_not_match_the_log_is_ignored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo { root: tmp.path().to_path_buf() };
+    {
+        let w = common::writer(tmp.path(), "s-r");
+        w.append((0..5000).map(|i| lock(&format!("l{i}"))).collect()).unwrap();
+    }
+    load::recover(&repo).unwrap();
+    // Replace the log with a different one of the same length: the checkpoint no longer matches.
+    std::fs::remove_dir_all(repo.events_dir()).unwrap();
+    let w = common::writer(tmp.path(), "s-other");
+    w.append((0..5000).map(|i| lock(&format!("m{i}"))).collect()).unwrap();
+    let loaded = load::recover(&repo).unwrap();
+    assert_eq!(loaded.from_checkpoint, None);
+    assert!(loaded.state.locks.contains_key("m0") && !loaded.state.locks.contains_key("l0"));
+}
