@@ -25,7 +25,7 @@ pub const OLDEST_READABLE_VERSION: u32 = 1;
 pub type IssueId = String;
 
 /// Why a session ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionEndReason {
     /// Nothing left to do (or `--max-issues` reached).
@@ -39,7 +39,7 @@ pub enum SessionEndReason {
 }
 
 /// Why a claim on an issue was given back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReleaseReason {
     Done,
@@ -51,7 +51,7 @@ pub enum ReleaseReason {
 }
 
 /// The phases an issue goes through while bdp holds it, in their usual order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Claimed,
@@ -78,7 +78,7 @@ impl Phase {
 }
 
 /// How the merge queue integrates a finished branch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MergeStrategy {
     Merge,
@@ -87,7 +87,7 @@ pub enum MergeStrategy {
 }
 
 /// One event. Serialized internally tagged: `{"type":"issue_claimed","issue":"bd-1",...}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// An orchestrator (or another bdp process that writes to the log) started a session.

@@ -18,7 +18,7 @@ pub use error::{TransitionError, TransitionErrorKind};
 pub use types::*;
 
 /// Everything the log says, folded.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct State {
     /// Seq of the last record applied (0 before any).
     pub last_seq: u64,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{IssueId, MergeStrategy, Phase, ReleaseReason, SessionEndReason};
 
 /// One session as the log tells it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SessionInfo {
     pub id: String,
     pub started_seq: u64,
@@ -26,7 +26,7 @@ pub struct SessionInfo {
 }
 
 /// How a session ended, as far as the log knows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum SessionEnd {
     /// Still running, or crashed and not yet taken over: the log cannot tell which.
@@ -43,7 +43,7 @@ pub enum SessionEnd {
 }
 
 /// What happened in a session, counted.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SessionCounts {
     pub events: u64,
     pub claims: u64,
@@ -57,7 +57,7 @@ pub struct SessionCounts {
 }
 
 /// Everything the log says about one issue.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IssueState {
     /// Set while bdp holds the issue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,14 +78,14 @@ pub struct IssueState {
     pub merged_commit: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Release {
     pub seq: u64,
     pub reason: ReleaseReason,
 }
 
 /// bdp's hold on an issue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Claim {
     pub session: String,
     pub seq: u64,
@@ -104,14 +104,14 @@ pub struct Claim {
     pub lost: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Worktree {
     pub path: String,
     pub branch: String,
     pub base: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Attempt {
     pub number: u32,
     pub requested_seq: u64,
@@ -136,7 +136,7 @@ impl Attempt {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Spawned {
     pub seq: u64,
     pub pid: u32,
@@ -145,7 +145,7 @@ pub struct Spawned {
     pub start_time: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AttemptOutcome {
     Exited {
@@ -171,7 +171,7 @@ impl AttemptOutcome {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Merge {
     pub started_seq: u64,
     pub branch: String,
@@ -181,14 +181,14 @@ pub struct Merge {
     pub commit: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Retry {
     pub seq: u64,
     pub next_attempt: u32,
     pub backoff_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LockState {
     pub holder_pid: u32,
     pub since_seq: u64,

@@ -1,0 +1,138 @@
+//! schema/: the record schema and the state schema are generated from the Rust types (and must match
+//! the committed files); every replay fixture's records, and the `--json` output of verify and replay on
+//! every fixture, must validate against the committed schemas.
+//!
+//! After changing an event or the state: `BDP_BLESS=1 cargo test --test schema` rewrites the generated files.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use bdp::event::record::{chain_hex, decode_line, split_line};
+use serde_json::Value;
+
+/// A record as it is on disk: the envelope, the event, and the chain value (see schema/README.md).
+#[derive(schemars::JsonSchema)]
+#[schemars(title = "bdp log record", description = "One line of .bdp/events/NNNNNN.jsonl (format version 2).")]
+#[allow(dead_code)]
+struct Record {
+    /// Gapless, from 1.
+    #[schemars(range(min = 1))]
+    seq: u64,
+    /// Format version of the record (older versions are upcast when read).
+    #[schemars(range(min = 1, max = 2))]
+    v: u32,
+    /// RFC 3339 UTC timestamp with milliseconds.
+    ts: String,
+    /// The session that wrote the record.
+    session: String,
+    event: bdp::event::Event,
+    /// blake3(previous chain value ‖ body), 64 lowercase hex digits.
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
+    chain: String,
+}
+
+fn schema_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("schema")
+}
+
+fn check_generated(file: &str, generated: &schemars::Schema) {
+    let text = serde_json::to_string_pretty(generated).unwrap() + "\n";
+    let path = schema_dir().join(file);
+    if std::env::var_os("BDP_BLESS").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(committed, text, "schema/{file} is out of date: BDP_BLESS=1 cargo test --test schema");
+}
+
+#[test]
+fn generated_schemas_match_the_committed_files() {
+    check_generated("record.schema.json", &schemars::schema_for!(Record));
+    check_generated("state.schema.json", &schemars::schema_for!(bdp::state::State));
+}
+
+fn load(file: &str) -> jsonschema::Validator {
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(schema_dir().join(file)).unwrap()).unwrap();
+    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("schema/{file} is not a valid schema: {e}"))
+}
+
+fn assert_valid(validator: &jsonschema::Validator, instance: &Value, what: &str) {
+    let errors: Vec<String> = validator.iter_errors(instance).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(errors.is_empty(), "{what} does not match its schema:\n{}", errors.join("\n"));
+}
+
+#[test]
+fn every_fixture_record_validates_against_the_record_schema() {
+    let record_schema = load("record.schema.json");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("replay-fixtures")).unwrap() {
+        let dir = entry.unwrap().path();
+        let segment = dir.join(".bdp/events/000001.jsonl");
+        let bytes = std::fs::read(&segment).unwrap();
+        for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+            if line.is_empty() || !line.ends_with(b"}") {
+                continue; // a torn tail is not a record
+            }
+            let what = format!("{}:{}", segment.display(), i + 1);
+            let record = decode_line(line).unwrap_or_else(|e| panic!("{what}: {e}"));
+            // The upcast record, as the current version writes it.
+            let mut value = serde_json::to_value(&record).unwrap();
+            value["v"] = 2.into();
+            value["chain"] = chain_hex(&split_line(line).unwrap().chain).into();
+            assert_valid(&record_schema, &value, &what);
+            if record.v == 2 {
+                let raw: Value = serde_json::from_slice(line).unwrap();
+                assert_valid(&record_schema, &raw, &what);
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 200, "only {checked} records checked: are the fixtures there?");
+    // And the schema is not vacuous: an unknown event type or a short chain value is refused.
+    let bad_type: Value =
+        serde_json::from_str(r#"{"seq":1,"v":2,"ts":"t","session":"s","event":{"type":"teleported"},"chain":"00"}"#)
+            .unwrap();
+    assert!(!record_schema.is_valid(&bad_type));
+    let mut good: Value = serde_json::from_str(
+        r#"{"seq":1,"v":2,"ts":"t","session":"s","event":{"type":"session_ended","reason":"completed"},"chain":""}"#,
+    )
+    .unwrap();
+    good["chain"] = "0".repeat(64).into();
+    assert!(record_schema.is_valid(&good));
+    good["chain"] = "0".repeat(63).into();
+    assert!(!record_schema.is_valid(&good));
+}
+
+#[test]
+fn json_output_of_verify_and_replay_validates_on_every_fixture() {
+    let verify = load("verify.schema.json");
+    let replay = load("replay.schema.json");
+    let state = load("state.schema.json");
+    for (name, build) in common::FIXTURES {
+        let tmp = tempfile::tempdir().unwrap();
+        build(tmp.path());
+        let run = |args: &[&str]| -> Option<Value> {
+            let out = Command::cargo_bin("bdp").unwrap().arg("--repo").arg(tmp.path()).args(args).output().unwrap();
+            serde_json::from_slice(&out.stdout).ok()
+        };
+        let v = run(&["verify", "--json"]).unwrap_or_else(|| panic!("{name}: verify --json printed no JSON"));
+        assert_valid(&verify, &v, &format!("{name}: verify --json"));
+        if v["ok"] == false {
+            continue;
+        }
+        let sessions = run(&["replay", "--json"]).unwrap();
+        assert_valid(&replay, &sessions, &format!("{name}: replay --json"));
+        let first = sessions["sessions"][0]["id"].as_str().unwrap().to_string();
+        assert_valid(&replay, &run(&["replay", &first, "--json"]).unwrap(), &format!("{name}: replay SESSION"));
+        let at = run(&["replay", "--at", "2", "--json"]).unwrap();
+        assert_valid(&replay, &at, &format!("{name}: replay --at"));
+        assert_valid(&state, &at["state"], &format!("{name}: replay --at (state)"));
+        let timeline = run(&["replay", &first, "--json"]).unwrap();
+        if let Some(issue) = timeline["events"].as_array().unwrap().iter().find_map(|r| r["event"]["issue"].as_str()) {
+            let history = run(&["replay", "--issue", issue, "--json"]).unwrap();
+            assert_valid(&replay, &history, &format!("{name}: replay --issue"));
+        }
+    }
+}
