@@ -135,3 +135,40 @@ fn a_checkpoint_that_does_not_match_the_log_is_ignored() {
     assert_eq!(loaded.from_checkpoint, None);
     assert!(loaded.state.locks.contains_key("m0") && !loaded.state.locks.contains_key("l0"));
 }
+
+#[test]
+fn the_issue_index_answers_like_a_full_decode_as_the_log_grows_and_after_it_is_replaced() {
+    use bdp::log::issue_index::issue_records;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo { root: tmp.path().to_path_buf() };
+    common::build_normal(tmp.path());
+    let full = |issue: &str| -> Vec<u64> {
+        let mut seqs = Vec::new();
+        load::fold_verified(&repo.events_dir(), None, |r, _| {
+            if r.event.issue() == Some(issue) {
+                seqs.push(r.seq)
+            }
+        })
+        .unwrap();
+        seqs
+    };
+    let indexed = |issue: &str| -> Vec<u64> {
+        issue_records(&repo.events_dir(), &repo.index_path(), issue).unwrap().0.iter().map(|r| r.seq).collect()
+    };
+    assert_eq!(indexed("bd-b2"), full("bd-b2")); // builds the index
+    assert!(repo.index_path().exists());
+    assert_eq!(indexed("bd-a1"), full("bd-a1")); // answers from it
+    // The log grows: the new records are indexed on the way.
+    let w = common::writer(tmp.path(), "s-more");
+    w.append(vec![Event::LockAcquired { lock: "x".into(), holder_pid: 1, issue: Some("bd-b2".into()) }]).unwrap();
+    assert_eq!(indexed("bd-b2"), full("bd-b2"));
+    assert_eq!(*indexed("bd-b2").last().unwrap(), 55);
+    // The log is replaced by another: the index no longer matches and is rebuilt.
+    std::fs::remove_dir_all(repo.events_dir()).unwrap();
+    common::build_recovery(tmp.path());
+    assert_eq!(indexed("bd-b2"), Vec::<u64>::new());
+    assert_eq!(indexed("bd-k2"), full("bd-k2"));
+    // Deleting the index changes no answer.
+    std::fs::remove_file(repo.index_path()).unwrap();
+    assert_eq!(indexed("bd-k2"), full("bd-k2"));
+}

@@ -16,7 +16,7 @@ use super::render::{claim_line, one_line, record_line, session_end};
 use super::verify::plural;
 use crate::error::{CliError, CliResult};
 use crate::event::Record;
-use crate::log::load;
+use crate::log::{issue_index, load};
 use crate::process;
 use crate::repo::Repo;
 use crate::state::{SessionEnd, SessionInfo, State};
@@ -46,25 +46,28 @@ pub fn run(repo: &Repo, args: &ReplayArgs) -> CliResult<Outcome> {
         print_state(&state, args.json);
         return Ok(Outcome::Ok);
     }
+    if let Some(issue) = args.issue.as_deref() {
+        let (records, summary) = issue_index::issue_records(&events_dir, &repo.index_path(), issue)?;
+        if summary.records == 0 {
+            return Err(empty_log());
+        }
+        if records.is_empty() {
+            return Err(CliError::user(format!("issue {} does not appear in the log", one_line(issue))));
+        }
+        print_issue(issue, &records, args.json);
+        return Ok(Outcome::Ok);
+    }
     let mut records: Vec<Record> = Vec::new();
-    let wanted_issue = args.issue.as_deref();
     let keep_all = args.session.is_some();
     let (state, summary) = load::fold_verified(&events_dir, None, |record, _| {
-        if keep_all || (wanted_issue.is_some() && record.event.issue() == wanted_issue) {
+        if keep_all {
             records.push(record.clone());
         }
     })?;
     if summary.records == 0 {
-        return Err(
-            CliError::user("the event log is empty: no sessions recorded yet").with_hint("`bdp run` writes the log")
-        );
+        return Err(empty_log());
     }
-    if let Some(issue) = wanted_issue {
-        if records.is_empty() {
-            return Err(CliError::user(format!("issue {issue} does not appear in the log")));
-        }
-        print_issue(issue, &records, args.json);
-    } else if let Some(wanted) = &args.session {
+    if let Some(wanted) = &args.session {
         let session = find_session(&state, wanted)?;
         records.retain(|r| r.session == session.id);
         print_timeline(session, &records, running(&state, session), args.json);
@@ -72,6 +75,10 @@ pub fn run(repo: &Repo, args: &ReplayArgs) -> CliResult<Outcome> {
         print_sessions(&state, args.json);
     }
     Ok(Outcome::Ok)
+}
+
+fn empty_log() -> CliError {
+    CliError::user("the event log is empty: no sessions recorded yet").with_hint("`bdp run` writes the log")
 }
 
 fn find_session<'a>(state: &'a State, wanted: &str) -> CliResult<&'a SessionInfo> {

@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod index;
+pub mod issue_index;
 pub mod load;
 pub mod lock;
 pub mod segment;

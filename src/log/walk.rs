@@ -29,7 +29,8 @@ pub enum Decode {
     All,
     None,
     Range(RangeInclusive<u64>),
-    Seqs(Vec<u64>),
+    /// These seqs (sorted ascending), and every seq from the second value on.
+    SeqsThenFrom(Vec<u64>, u64),
 }
 
 impl Decode {
@@ -38,7 +39,7 @@ impl Decode {
             Decode::All => true,
             Decode::None => false,
             Decode::Range(r) => r.contains(&seq),
-            Decode::Seqs(s) => s.binary_search(&seq).is_ok(),
+            Decode::SeqsThenFrom(s, from) => seq >= *from || s.binary_search(&seq).is_ok(),
         }
     }
 }
