@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod error;
 pub mod event;
+pub mod git;
 pub mod log;
 pub mod process;
 pub mod repo;
