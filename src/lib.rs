@@ -12,3 +12,4 @@ pub mod log;
 pub mod process;
 pub mod repo;
 pub mod state;
+pub mod supervisor;

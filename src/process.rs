@@ -32,3 +32,20 @@ mod tests {
         assert!(!is_alive(u32::MAX - 1, None));
     }
 }
+
+/// Live (not zombie) processes whose process group is `pgid`, from /proc.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+            let Some(close) = stat.rfind(')') else { return false };
+            let mut fields = stat[close + 1..].split_whitespace();
+            let state = fields.next();
+            let _ppid = fields.next();
+            let pgrp = fields.next().and_then(|f| f.parse::<u32>().ok());
+            pgrp == Some(pgid) && state != Some("Z") && state != Some("X")
+        })
+        .collect()
+}

@@ -39,6 +39,9 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Show the tracks of ready work and the estimated makespan with N agents.
     Plan(plan::PlanArgs),
+    /// Internal: the wrapper bdp spawns around each agent (writes the attempt's exit.json).
+    #[command(name = "__wrap", hide = true)]
+    Wrap(crate::supervisor::wrapper::WrapArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -71,6 +74,10 @@ fn run(cli: Cli) -> CliResult<Outcome> {
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "bdp", &mut std::io::stdout());
             Ok(Outcome::Ok)
+        }
+        Command::Wrap(args) => {
+            let code = crate::supervisor::wrapper::run(&args);
+            std::process::exit(i32::from(code));
         }
         Command::Verify(args) => verify::run(&Repo::discover(cli.repo.as_deref())?, &args),
         Command::Replay(args) => replay::run(&Repo::discover(cli.repo.as_deref())?, &args),

@@ -1,0 +1,152 @@
+//! Spawning one agent (through the `bdp __wrap` wrapper, in a new session and process group) and
+//! supervising it to the end: exit, timeout (TERM to the group, a grace period, then KILL), or an
+//! immediate stop. Nothing of the agent's process group is left running when supervision ends.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, kill_process_group, test_kill_process_group};
+use tokio::sync::watch;
+
+use super::wrapper::read_exit_file;
+
+/// How to start one attempt.
+#[derive(Debug, Clone)]
+pub struct AgentSpec {
+    /// The bdp executable (the wrapper is `bdp __wrap`).
+    pub bdp_exe: PathBuf,
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    /// stdout, stderr and exit.json go here.
+    pub attempt_dir: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+/// A spawned agent.
+#[derive(Debug)]
+pub struct RunningAgent {
+    pub child: tokio::process::Child,
+    pub pid: u32,
+    /// Clock ticks since boot (from /proc), to tell the process from a later one with the same pid.
+    pub start_time: Option<u64>,
+    pub started: Instant,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentEnd {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub duration_ms: u64,
+    pub timed_out: bool,
+    /// The stop was asked for (`--now`), not a timeout.
+    pub stopped: bool,
+    /// Set when the agent could not be started at all (from the wrapper).
+    pub error: Option<String>,
+}
+
+impl AgentEnd {
+    pub fn success(&self) -> bool {
+        self.code == Some(0) && !self.timed_out && !self.stopped
+    }
+}
+
+pub fn spawn(spec: &AgentSpec) -> std::io::Result<RunningAgent> {
+    std::fs::create_dir_all(&spec.attempt_dir)?;
+    let mut cmd = tokio::process::Command::new(&spec.bdp_exe);
+    cmd.arg("__wrap")
+        .arg("--dir")
+        .arg(&spec.attempt_dir)
+        .arg("--")
+        .args(&spec.argv)
+        .current_dir(&spec.cwd)
+        .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(false);
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| rustix::process::setsid().map(|_| ()).map_err(std::io::Error::from));
+    }
+    let child = cmd.spawn()?;
+    let pid = child.id().ok_or_else(|| std::io::Error::other("the agent exited before its pid was read"))?;
+    Ok(RunningAgent { child, pid, start_time: crate::process::start_time(pid), started: Instant::now() })
+}
+
+/// Sends `signal` to the process group `pgid`; a group that is already gone is fine.
+pub fn signal_group(pgid: u32, signal: Signal) {
+    if let Some(pid) = Pid::from_raw(pgid as i32) {
+        let _ = kill_process_group(pid, signal);
+    }
+}
+
+/// Whether any process of the group is still alive (zombies waiting to be reaped do not count).
+pub fn group_alive(pgid: u32) -> bool {
+    Pid::from_raw(pgid as i32).is_some_and(|pid| test_kill_process_group(pid).is_ok())
+        && !crate::process::group_members(pgid).is_empty()
+}
+
+/// Waits for the agent until it exits, `timeout` after its start passes, or `stop_now` turns true.
+/// Timeouts and stops send TERM to the group, wait `grace`, then KILL.
+pub async fn supervise(
+    mut agent: RunningAgent,
+    timeout: Duration,
+    grace: Duration,
+    attempt_dir: PathBuf,
+    mut stop_now: watch::Receiver<bool>,
+) -> AgentEnd {
+    let deadline = tokio::time::Instant::from_std(agent.started + timeout);
+    let pgid = agent.pid;
+    let mut timed_out = false;
+    let mut stopped = false;
+    let status = loop {
+        if *stop_now.borrow() && !stopped {
+            stopped = true;
+            break None;
+        }
+        tokio::select! {
+            status = agent.child.wait() => break status.ok(),
+            _ = tokio::time::sleep_until(deadline) => { timed_out = true; break None; }
+            changed = stop_now.changed() => {
+                if changed.is_err() {
+                    // The sender is gone: keep waiting for the agent alone.
+                    break agent.child.wait().await.ok();
+                }
+            }
+        }
+    };
+    let status = match status {
+        Some(status) => Some(status),
+        None => {
+            signal_group(pgid, Signal::TERM);
+            match tokio::time::timeout(grace, agent.child.wait()).await {
+                Ok(status) => status.ok(),
+                Err(_) => {
+                    signal_group(pgid, Signal::KILL);
+                    agent.child.wait().await.ok()
+                }
+            }
+        }
+    };
+    // Leave nothing behind: the agent's own children may linger in its group.
+    if group_alive(pgid) {
+        signal_group(pgid, Signal::TERM);
+        let until = Instant::now() + grace;
+        while group_alive(pgid) && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        signal_group(pgid, Signal::KILL);
+    }
+    let duration_ms = agent.started.elapsed().as_millis() as u64;
+    use std::os::unix::process::ExitStatusExt;
+    let (mut code, mut signal, mut error) = (status.and_then(|s| s.code()), status.and_then(|s| s.signal()), None);
+    if let Ok(Some(record)) = read_exit_file(&attempt_dir) {
+        // The wrapper saw the agent itself: its status is the agent's, not the wrapper's.
+        code = record.code;
+        signal = record.signal;
+        error = record.error;
+    }
+    AgentEnd { code, signal, duration_ms, timed_out, stopped, error }
+}

@@ -1,0 +1,121 @@
+//! The agent wrapper: `bdp __wrap`, a hidden subcommand that is the process bdp actually spawns.
+//!
+//! It runs the agent as its child (in the wrapper's own process group, which the orchestrator made with
+//! setsid), sends its output to the attempt's files, waits, and writes the exit status atomically to
+//! `exit.json` in the attempt's directory. An orchestrator that adopts an orphaned agent after a crash is
+//! not its parent and cannot wait on it: it learns the outcome from that file.
+//!
+//! The wrapper outlives a TERM sent to the group (it notes the signal and keeps waiting for the agent), so
+//! the exit file is written whenever the agent exits — except on KILL, when the orchestrator, if alive,
+//! sees the wrapper's own status instead.
+
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+/// What `exit.json` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    pub duration_ms: u64,
+    /// Set when the agent could not be started at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ExitRecord {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+pub const EXIT_FILE: &str = "exit.json";
+
+/// Reads an attempt's exit file; `None` if there is none (yet), an error if it is unreadable.
+pub fn read_exit_file(attempt_dir: &Path) -> Result<Option<ExitRecord>, String> {
+    let path = attempt_dir.join(EXIT_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Writes `bytes` to `path` atomically: temp file in the same directory, fsync, rename, fsync the directory.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Arguments of `bdp __wrap`.
+#[derive(Debug, clap::Args)]
+pub struct WrapArgs {
+    /// The attempt's directory: stdout, stderr and exit.json go there.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// The agent's argv.
+    #[arg(last = true, required = true)]
+    pub argv: Vec<String>,
+}
+
+/// Runs the agent and writes its exit file; returns the exit code the wrapper should exit with.
+pub fn run(args: &WrapArgs) -> u8 {
+    // A handler (not SIG_IGN, which the agent would inherit across exec) so TERM/INT/HUP don't kill us.
+    let noted = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP] {
+        let _ = signal_hook::flag::register(sig, Arc::clone(&noted));
+    }
+    let start = Instant::now();
+    let open = |name: &str| std::fs::File::create(args.dir.join(name));
+    let record = match (open("stdout"), open("stderr")) {
+        (Ok(out), Ok(err)) => {
+            let spawned = Command::new(&args.argv[0])
+                .args(&args.argv[1..])
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(out))
+                .stderr(Stdio::from(err))
+                .spawn();
+            match spawned {
+                Ok(mut child) => match child.wait() {
+                    Ok(status) => ExitRecord {
+                        code: status.code(),
+                        signal: status.signal(),
+                        duration_ms: start.elapsed().as_millis() as u64,
+                        error: None,
+                    },
+                    Err(e) => failure(start, format!("cannot wait for the agent: {e}")),
+                },
+                Err(e) => failure(start, format!("cannot run {}: {e}", args.argv[0])),
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            failure(start, format!("cannot create the output files in {}: {e}", args.dir.display()))
+        }
+    };
+    let bytes = serde_json::to_vec(&record).expect("the exit record serializes");
+    if let Err(e) = write_atomically(&args.dir.join(EXIT_FILE), &bytes) {
+        eprintln!("bdp __wrap: cannot write {}: {e}", args.dir.join(EXIT_FILE).display());
+    }
+    match (record.code, record.signal) {
+        (Some(code), _) => code.clamp(0, 255) as u8,
+        (None, Some(sig)) => (128 + sig).clamp(0, 255) as u8,
+        (None, None) => 127,
+    }
+}
+
+fn failure(start: Instant, error: String) -> ExitRecord {
+    ExitRecord { code: Some(127), signal: None, duration_ms: start.elapsed().as_millis() as u64, error: Some(error) }
+}

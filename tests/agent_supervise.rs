@@ -1,0 +1,101 @@
+//! Spawning and supervising real agent processes through the wrapper: exit codes, signals, timeouts
+//! with TERM → grace → KILL, and nothing left running afterwards.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bdp::supervisor::agent::{self, AgentSpec, group_alive};
+use bdp::supervisor::wrapper::read_exit_file;
+
+fn script(dir: &Path, body: &str) -> String {
+    let path = dir.join("agent.sh");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::process::Command::new("chmod").arg("+x").arg(&path).status().unwrap();
+    path.display().to_string()
+}
+
+fn run(body: &str, timeout_ms: u64) -> (bdp::supervisor::agent::AgentEnd, tempfile::TempDir, u32) {
+    let tmp = tempfile::tempdir().unwrap();
+    let argv = vec![script(tmp.path(), body)];
+    let spec = AgentSpec {
+        bdp_exe: env!("CARGO_BIN_EXE_bdp").into(),
+        argv,
+        cwd: tmp.path().to_path_buf(),
+        attempt_dir: tmp.path().join("attempt"),
+        env: vec![("BDP_ISSUE".into(), "bd-1".into())],
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (end, pid) = rt.block_on(async {
+        let running = agent::spawn(&spec).unwrap();
+        let pid = running.pid;
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        (
+            agent::supervise(
+                running,
+                Duration::from_millis(timeout_ms),
+                Duration::from_millis(300),
+                spec.attempt_dir.clone(),
+                rx,
+            )
+            .await,
+            pid,
+        )
+    });
+    (end, tmp, pid)
+}
+
+#[test]
+fn exit_codes_output_and_environment_reach_the_attempt_directory() {
+    let (end, tmp, _) = run("echo \"issue=$BDP_ISSUE\"; echo oops >&2; exit 3", 10_000);
+    assert_eq!((end.code, end.signal, end.timed_out), (Some(3), None, false));
+    let dir = tmp.path().join("attempt");
+    assert_eq!(std::fs::read_to_string(dir.join("stdout")).unwrap(), "issue=bd-1\n");
+    assert_eq!(std::fs::read_to_string(dir.join("stderr")).unwrap(), "oops\n");
+    assert_eq!(read_exit_file(&dir).unwrap().unwrap().code, Some(3));
+}
+
+#[test]
+fn a_crash_by_signal_is_reported_as_the_signal() {
+    let (end, _tmp, _) = run("kill -SEGV $$", 10_000);
+    assert_eq!((end.code, end.signal), (None, Some(11)));
+    assert!(!end.success());
+}
+
+#[test]
+fn a_hanging_agent_is_terminated_at_the_timeout() {
+    let (end, tmp, pid) = run("sleep 30", 300);
+    assert!(end.timed_out);
+    assert!(end.duration_ms < 5_000, "{end:?}");
+    assert!(!group_alive(pid), "nothing of the agent's group is left");
+    // TERM reached the agent; the wrapper outlived it and wrote the exit file.
+    assert_eq!(read_exit_file(&tmp.path().join("attempt")).unwrap().unwrap().signal, Some(15));
+}
+
+#[test]
+fn an_agent_that_ignores_term_is_killed_after_the_grace_period() {
+    let (end, _tmp, pid) = run("trap '' TERM; sleep 30 & wait; sleep 30", 200);
+    assert!(end.timed_out);
+    assert!(end.duration_ms < 5_000, "{end:?}");
+    assert!(!group_alive(pid));
+}
+
+#[test]
+fn a_missing_agent_program_is_an_error_from_the_wrapper() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = AgentSpec {
+        bdp_exe: env!("CARGO_BIN_EXE_bdp").into(),
+        argv: vec![tmp.path().join("no-such-agent").display().to_string()],
+        cwd: tmp.path().to_path_buf(),
+        attempt_dir: tmp.path().join("attempt"),
+        env: vec![],
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let end = rt.block_on(async {
+        let running = agent::spawn(&spec).unwrap();
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        agent::supervise(running, Duration::from_secs(10), Duration::from_millis(100), spec.attempt_dir.clone(), rx)
+            .await
+    });
+    assert_eq!(end.code, Some(127));
+    assert!(end.error.unwrap().contains("no-such-agent"));
+}
