@@ -19,20 +19,6 @@ pub fn is_alive(pid: u32, expected_start: Option<u64>) -> bool {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn this_process_is_alive_and_a_reused_pid_is_not_us() {
-        let me = std::process::id();
-        let start = start_time(me).expect("our own /proc entry");
-        assert!(is_alive(me, Some(start)));
-        assert!(!is_alive(me, Some(start + 1)));
-        assert!(!is_alive(u32::MAX - 1, None));
-    }
-}
-
 /// Live (not zombie) processes whose process group is `pgid`, from /proc.
 pub fn group_members(pgid: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
@@ -48,4 +34,18 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
             pgrp == Some(pgid) && state != Some("Z") && state != Some("X")
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_reused_pid_is_not_us() {
+        let me = std::process::id();
+        let start = start_time(me).expect("our own /proc entry");
+        assert!(is_alive(me, Some(start)));
+        assert!(!is_alive(me, Some(start + 1)));
+        assert!(!is_alive(u32::MAX - 1, None));
+    }
 }
