@@ -8,5 +8,7 @@ pub mod cli;
 pub mod error;
 pub mod event;
 pub mod log;
+pub mod plan;
 pub mod repo;
 pub mod state;
+pub mod tracker;
