@@ -136,10 +136,9 @@ impl Issue {
             Some(Value::Array(items)) => items
                 .iter()
                 .map(|l| {
-                    l.as_str().map(str::to_string).ok_or(IssueShapeError::WrongType {
-                        field: "labels",
-                        expected: "array of strings",
-                    })
+                    l.as_str()
+                        .map(str::to_string)
+                        .ok_or(IssueShapeError::WrongType { field: "labels", expected: "array of strings" })
                 })
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err(IssueShapeError::WrongType { field: "labels", expected: "array of strings" }),
@@ -169,7 +168,11 @@ impl Issue {
         // Some exports carry `parent` without a parent-child edge; make it one edge.
         if let Some(parent) = opt_str(obj, "parent")? {
             if !dependencies.iter().any(|d| d.is_parent_child() && d.depends_on_id == parent) {
-                dependencies.push(Dependency { depends_on_id: parent, dep_type: "parent-child".into(), metadata: None });
+                dependencies.push(Dependency {
+                    depends_on_id: parent,
+                    dep_type: "parent-child".into(),
+                    metadata: None,
+                });
             }
         }
         let estimated_minutes = match obj.get("estimated_minutes") {

@@ -181,10 +181,7 @@ pub fn plan(issues: &[Issue], tracker: &str, opts: &PlanOptions) -> Result<Plan,
             && work.active[i]
             && match issue.status.as_str() {
                 "in_progress" => true,
-                "open" => matches!(
-                    ready.verdict[i],
-                    None | Some(NotReady::Blocked) | Some(NotReady::ParentBlocked)
-                ),
+                "open" => matches!(ready.verdict[i], None | Some(NotReady::Blocked) | Some(NotReady::ParentBlocked)),
                 _ => false,
             }
     };
@@ -255,13 +252,8 @@ pub fn plan(issues: &[Issue], tracker: &str, opts: &PlanOptions) -> Result<Plan,
         }
         let first_rank = acc.members.iter().filter(|&&i| ready.is_ready(i)).map(|&i| rank[i]).min();
         let critical_path = acc.members.iter().map(|&i| paths.critical_path[i]).max().unwrap_or(0);
-        let track = Track {
-            track_id: String::new(),
-            size: acc.members.len(),
-            blocked,
-            critical_path,
-            ready: ready_items,
-        };
+        let track =
+            Track { track_id: String::new(), size: acc.members.len(), blocked, critical_path, ready: ready_items };
         built.push((first_rank.is_none(), first_rank.unwrap_or_else(|| rank[acc.members[0]]), track));
     }
     built.sort_by_key(|(no_ready, r, _)| (*no_ready, *r));
@@ -367,7 +359,13 @@ fn order_key(
     b: usize,
 ) -> std::cmp::Ordering {
     let key = |i: usize| {
-        (issues[i].priority, Reverse(paths.critical_path[i]), Reverse(work.succ[i].len()), created[i].is_none(), created[i])
+        (
+            issues[i].priority,
+            Reverse(paths.critical_path[i]),
+            Reverse(work.succ[i].len()),
+            created[i].is_none(),
+            created[i],
+        )
     };
     key(a).cmp(&key(b)).then_with(|| issues[a].id.cmp(&issues[b].id))
 }
