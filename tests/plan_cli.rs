@@ -22,7 +22,11 @@ fn fixture(name: &str) -> PathBuf {
 
 fn shared_fixtures() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
-    assert!(dir.is_dir(), "missing {}: the real beads fixtures must sit next to the project (see README)", dir.display());
+    assert!(
+        dir.is_dir(),
+        "missing {}: the real beads fixtures must sit next to the project (see README)",
+        dir.display()
+    );
     dir
 }
 
@@ -135,13 +139,7 @@ fn auto_refuses_a_database_whose_binary_is_missing() {
     let repo = repo_with(&fixture("diamond.jsonl"));
     std::fs::write(repo.path().join(".beads/beads.db"), b"").unwrap();
     let mut cmd = Command::cargo_bin("bdp").unwrap();
-    let out = cmd
-        .arg("--repo")
-        .arg(repo.path())
-        .args(["plan"])
-        .env("PATH", "/nonexistent")
-        .output()
-        .unwrap();
+    let out = cmd.arg("--repo").arg(repo.path()).args(["plan"]).env("PATH", "/nonexistent").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("br is not on PATH") && stderr.contains("--tracker jsonl"), "{stderr}");

@@ -10,7 +10,11 @@ use bdp::tracker::{JsonlTracker, ListFilter, Tracker, TrackerError};
 
 fn shared_fixtures() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
-    assert!(dir.is_dir(), "missing {}: the real beads fixtures must sit next to the project (see README)", dir.display());
+    assert!(
+        dir.is_dir(),
+        "missing {}: the real beads fixtures must sit next to the project (see README)",
+        dir.display()
+    );
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -102,7 +106,11 @@ fn bad_input_is_refused_with_file_and_line_and_nothing_is_rewritten() {
     let good = "{\"id\":\"a\",\"title\":\"A\",\"status\":\"open\"}\n";
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("malformed", format!("{good}{{\"id\":\"b\",\n").into_bytes(), ":2: invalid JSON"),
-        ("non-utf8", [good.as_bytes(), b"{\"id\":\"b\",\"title\":\"\xff\",\"status\":\"open\"}\n"].concat(), ":2: not valid UTF-8"),
+        (
+            "non-utf8",
+            [good.as_bytes(), b"{\"id\":\"b\",\"title\":\"\xff\",\"status\":\"open\"}\n"].concat(),
+            ":2: not valid UTF-8",
+        ),
         ("duplicate", format!("{good}{good}").into_bytes(), ":2: duplicate issue id a (first at line 1)"),
         ("not an object", format!("{good}[1,2]\n").into_bytes(), ":2: not a JSON object"),
         ("no status", format!("{good}{{\"id\":\"b\",\"title\":\"B\"}}\n").into_bytes(), ":2: not a beads issue"),
@@ -141,7 +149,9 @@ fn missing_dependency_targets_are_reported_not_fatal() {
     let issues = store.list(&ListFilter::default()).unwrap();
     let opts = bdp::plan::PlanOptions { agents: 1, epic: None, label: None, now: jiff::Timestamp::now() };
     let plan = bdp::plan::plan(&issues, "jsonl", &opts).unwrap();
-    assert!(matches!(&plan.problems[0], bdp::plan::Problem::MissingDependency { depends_on, .. } if depends_on == "gone"));
+    assert!(
+        matches!(&plan.problems[0], bdp::plan::Problem::MissingDependency { depends_on, .. } if depends_on == "gone")
+    );
 }
 
 /// A naive, independent reading of beads-format.md's readiness rules, to check the planner against.

@@ -1,5 +1,6 @@
 //! The `bd` and `br` CLI backends: one process per call, argv only (issue text never reaches a shell),
-//! `--json` output, and a timeout on every call.
+//! `--json` output, and a timeout on every call. `br list --json` omits dependencies, so the br backend
+//! lists by asking br to export (`br sync --flush-only`) and reading its `.beads/issues.jsonl`.
 //!
 //! Output shapes accepted (beads-format.md): a bare array of issues (`bd list`, `bd ready`, `bd show`,
 //! `br ready`, `br show`); `br list`'s object `{"issues": [...], ...}`; bd's envelope
@@ -162,6 +163,15 @@ impl CliTracker {
 
     /// Runs one call and parses its JSON; a non-zero exit is an error carrying what the tool printed.
     fn call(&self, args: &[&str]) -> TrackerResult<Value> {
+        let (command, out) = self.call_raw(args)?;
+        if out.stdout.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| TrackerError::BadOutput { command, message: e.to_string() })
+    }
+
+    /// Runs one call; a non-zero exit is an error carrying what the tool printed.
+    fn call_raw(&self, args: &[&str]) -> TrackerResult<(String, Output)> {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let out = run_with_timeout(&self.binary, &args, &self.root, self.timeout)?;
         let command = self.command_line(&args);
@@ -180,17 +190,15 @@ impl CliTracker {
             };
             let not_found = out.code == Some(3)
                 || output.contains("ISSUE_NOT_FOUND")
-                || output.to_lowercase().contains("not found");
+                || output.to_lowercase().contains("not found")
+                || output.to_lowercase().contains("no issue found");
             if not_found && args.len() >= 2 && matches!(args[0].as_str(), "show" | "update" | "close" | "label") {
                 let id = if args[0] == "label" { args.get(2) } else { args.get(1) };
                 return Err(TrackerError::NotFound(id.cloned().unwrap_or_default()));
             }
             return Err(TrackerError::CommandFailed { command, status, output });
         }
-        if out.stdout.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&out.stdout).map_err(|e| TrackerError::BadOutput { command, message: e.to_string() })
+        Ok((command, out))
     }
 
     fn issues(&self, args: &[&str]) -> TrackerResult<Vec<Issue>> {
@@ -206,13 +214,6 @@ impl CliTracker {
                 Issue::from_json(v).map_err(|e| TrackerError::BadOutput { command: command(), message: e.to_string() })
             })
             .collect()
-    }
-
-    fn limit_flag(&self) -> &'static str {
-        match self.flavor {
-            Flavor::Bd => "-n",
-            Flavor::Br => "--limit",
-        }
     }
 
     fn status_event(&self, id: &str, status: &str, assignee: Option<String>) -> Event {
@@ -231,7 +232,15 @@ impl Tracker for CliTracker {
     }
 
     fn list(&self, filter: &ListFilter) -> TrackerResult<Vec<Issue>> {
-        let all = self.issues(&["list", "--json", self.limit_flag(), "0", "--all"])?;
+        let all = match self.flavor {
+            Flavor::Bd => self.issues(&["list", "--json", "-n", "0", "--all"])?,
+            // br's `list --json` leaves out dependencies; its own export has everything. br owns both the
+            // database and the file, so asking it to flush and then reading the file is safe.
+            Flavor::Br => {
+                self.call_raw(&["sync", "--flush-only"])?;
+                super::JsonlTracker::new(self.root.join(".beads")).load()?.issues
+            }
+        };
         Ok(filter.apply(all))
     }
 
