@@ -300,3 +300,134 @@ pub fn readiness(graph: &Graph<'_>, now: Timestamp) -> Readiness {
     }
     Readiness { verdict, blocked, problems }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn ready_ids(lines: &[Value], now: &str) -> (Vec<String>, Vec<Problem>) {
+        let issues: Vec<Issue> = lines.iter().map(|v| Issue::from_json(v).unwrap()).collect();
+        let graph = Graph::new(&issues);
+        let r = readiness(&graph, now.parse().unwrap());
+        let mut ids: Vec<String> = r.ready().map(|i| issues[i].id.clone()).collect();
+        ids.sort();
+        let mut problems = graph.problems.clone();
+        problems.extend(r.problems);
+        (ids, problems)
+    }
+
+    fn dep(t: &str, k: &str) -> Value {
+        json!({"depends_on_id": t, "type": k})
+    }
+
+    const NOW: &str = "2026-06-01T00:00:00Z";
+
+    #[test]
+    fn statuses_flags_and_types() {
+        let (ids, problems) = ready_ids(
+            &[
+                json!({"id": "open", "status": "open"}),
+                json!({"id": "wip", "status": "in_progress"}),
+                json!({"id": "pinned", "status": "open", "pinned": true}),
+                json!({"id": "eph", "status": "open", "ephemeral": true}),
+                json!({"id": "gate", "status": "open", "issue_type": "gate"}),
+                json!({"id": "msg", "status": "open", "issue_type": "message"}),
+                json!({"id": "epic", "status": "open", "issue_type": "epic"}),
+                json!({"id": "custom", "status": "review"}),
+                json!({"id": "later", "status": "open", "defer_until": "2026-07-01T00:00:00Z"}),
+                json!({"id": "past", "status": "open", "defer_until": "2026-05-01T00:00:00Z"}),
+                json!({"id": "bad", "status": "open", "defer_until": "soon"}),
+            ],
+            NOW,
+        );
+        assert_eq!(ids, ["epic", "open", "past"]);
+        assert!(problems.contains(&Problem::UnknownStatus { id: "custom".into(), status: "review".into() }));
+        assert!(problems.iter().any(|p| matches!(p, Problem::BadTimestamp { id, .. } if id == "bad")));
+    }
+
+    #[test]
+    fn blocking_edges() {
+        let (ids, problems) = ready_ids(
+            &[
+                json!({"id": "blocker", "status": "open"}),
+                json!({"id": "done", "status": "closed"}),
+                json!({"id": "pin", "status": "pinned"}),
+                json!({"id": "b1", "status": "open", "dependencies": [dep("blocker", "blocks")]}),
+                json!({"id": "b2", "status": "open", "dependencies": [dep("blocker", "conditional-blocks")]}),
+                json!({"id": "b3", "status": "open", "dependencies": [dep("done", "blocks"), dep("pin", "blocks")]}),
+                json!({"id": "b4", "status": "open", "dependencies": [dep("blocker", "related"), dep("blocker", "discovered-from")]}),
+                json!({"id": "b5", "status": "open", "dependencies": [dep("ghost", "blocks")]}),
+            ],
+            NOW,
+        );
+        assert_eq!(ids, ["b3", "b4", "b5", "blocker"]);
+        assert_eq!(
+            problems,
+            [Problem::MissingDependency { id: "b5".into(), depends_on: "ghost".into(), dep_type: "blocks".into() }]
+        );
+    }
+
+    #[test]
+    fn parents_pass_blocking_and_deferral_down_transitively_but_parent_child_alone_does_not_block() {
+        let (ids, _) = ready_ids(
+            &[
+                json!({"id": "gate", "status": "open"}),
+                json!({"id": "epic", "status": "open", "dependencies": [dep("gate", "blocks")]}),
+                json!({"id": "epic.1", "status": "open", "dependencies": [dep("epic", "parent-child")]}),
+                json!({"id": "epic.1.1", "status": "open", "dependencies": [dep("epic.1", "parent-child")]}),
+                json!({"id": "free", "status": "open"}),
+                json!({"id": "free.1", "status": "open", "dependencies": [dep("free", "parent-child")]}),
+                json!({"id": "sleepy", "status": "open", "defer_until": "2027-01-01"}),
+                json!({"id": "sleepy.1", "status": "open", "dependencies": [dep("sleepy", "parent-child")]}),
+                json!({"id": "shut", "status": "closed", "defer_until": "2027-01-01"}),
+                json!({"id": "shut.1", "status": "open", "dependencies": [dep("shut", "parent-child")]}),
+            ],
+            NOW,
+        );
+        assert_eq!(ids, ["free", "free.1", "gate", "shut.1"]);
+    }
+
+    #[test]
+    fn waits_for_gates() {
+        let spawner_with = |kids: &[(&str, &str)]| {
+            let mut v = vec![json!({"id": "sp", "status": "in_progress"})];
+            for (id, status) in kids {
+                v.push(json!({"id": id, "status": status, "dependencies": [dep("sp", "parent-child")]}));
+            }
+            v
+        };
+        let waiter = |meta: Option<&str>| {
+            let mut d = dep("sp", "waits-for");
+            if let Some(m) = meta {
+                d["metadata"] = json!(m);
+            }
+            json!({"id": "w", "status": "open", "dependencies": [d]})
+        };
+        let ready = |kids: &[(&str, &str)], meta: Option<&str>| {
+            let mut v = spawner_with(kids);
+            v.push(waiter(meta));
+            ready_ids(&v, NOW).0.contains(&"w".to_string())
+        };
+        let any = Some(r#"{"gate":"any-children"}"#);
+        assert!(ready(&[], None));
+        assert!(!ready(&[("k1", "in_progress"), ("k2", "closed")], None));
+        assert!(ready(&[("k1", "closed"), ("k2", "closed")], None));
+        assert!(ready(&[], any));
+        assert!(ready(&[("k1", "in_progress"), ("k2", "closed")], any));
+        assert!(!ready(&[("k1", "in_progress"), ("k2", "in_progress")], any));
+    }
+
+    #[test]
+    fn parent_loops_are_reported_not_followed() {
+        let (ids, problems) = ready_ids(
+            &[
+                json!({"id": "a", "status": "open", "dependencies": [dep("b", "parent-child")]}),
+                json!({"id": "b", "status": "open", "dependencies": [dep("a", "parent-child")]}),
+            ],
+            NOW,
+        );
+        assert_eq!(ids, ["a", "b"]);
+        assert!(problems.iter().any(|p| matches!(p, Problem::Cycle { ids } if ids.len() == 2)));
+    }
+}
