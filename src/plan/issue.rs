@@ -166,8 +166,10 @@ impl Issue {
             Some(_) => return Err(IssueShapeError::WrongType { field: "dependencies", expected: "array of objects" }),
         }
         // Some exports carry `parent` without a parent-child edge; make it one edge.
-        if let Some(parent) = opt_str(obj, "parent")? {
-            if !dependencies.iter().any(|d| d.is_parent_child() && d.depends_on_id == parent) {
+        if let Some(parent) = opt_str(obj, "parent")?
+            && !dependencies.iter().any(|d| d.is_parent_child() && d.depends_on_id == parent)
+        {
+            {
                 dependencies.push(Dependency {
                     depends_on_id: parent,
                     dep_type: "parent-child".into(),

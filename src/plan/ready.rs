@@ -83,11 +83,9 @@ impl<'a> Graph<'a> {
             for dep in &issue.dependencies {
                 let relevant = dep.is_blocking() || dep.is_waits_for() || dep.is_parent_child();
                 match index.get(dep.depends_on_id.as_str()) {
-                    Some(&p) if dep.is_parent_child() => {
-                        if parent[i].is_none() {
-                            parent[i] = Some(p);
-                            children[p].push(i);
-                        }
+                    Some(&p) if dep.is_parent_child() && parent[i].is_none() => {
+                        parent[i] = Some(p);
+                        children[p].push(i);
                     }
                     Some(_) => {}
                     None if relevant => problems.push(Problem::MissingDependency {
@@ -249,8 +247,10 @@ pub fn readiness(graph: &Graph<'_>, now: Timestamp) -> Readiness {
                 break;
             }
             if !on_chain.insert(i) {
-                if let Some(cycle) = graph.parent_loop(i) {
-                    if !cycle.iter().any(|&c| reported_loop[c]) {
+                if let Some(cycle) = graph.parent_loop(i)
+                    && !cycle.iter().any(|&c| reported_loop[c])
+                {
+                    {
                         for &c in &cycle {
                             reported_loop[c] = true;
                         }
