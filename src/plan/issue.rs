@@ -169,13 +169,7 @@ impl Issue {
         if let Some(parent) = opt_str(obj, "parent")?
             && !dependencies.iter().any(|d| d.is_parent_child() && d.depends_on_id == parent)
         {
-            {
-                dependencies.push(Dependency {
-                    depends_on_id: parent,
-                    dep_type: "parent-child".into(),
-                    metadata: None,
-                });
-            }
+            dependencies.push(Dependency { depends_on_id: parent, dep_type: "parent-child".into(), metadata: None });
         }
         let estimated_minutes = match obj.get("estimated_minutes") {
             None | Some(Value::Null) => None,

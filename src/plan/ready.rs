@@ -250,13 +250,11 @@ pub fn readiness(graph: &Graph<'_>, now: Timestamp) -> Readiness {
                 if let Some(cycle) = graph.parent_loop(i)
                     && !cycle.iter().any(|&c| reported_loop[c])
                 {
-                    {
-                        for &c in &cycle {
-                            reported_loop[c] = true;
-                        }
-                        let ids = cycle.iter().map(|&c| issues[c].id.clone()).collect();
-                        problems.push(Problem::Cycle { ids });
+                    for &c in &cycle {
+                        reported_loop[c] = true;
                     }
+                    let ids = cycle.iter().map(|&c| issues[c].id.clone()).collect();
+                    problems.push(Problem::Cycle { ids });
                 }
                 at = None;
                 break;
