@@ -5,6 +5,7 @@ mod paths;
 mod plan;
 mod render;
 mod replay;
+mod tracker;
 mod verify;
 
 use std::path::PathBuf;
@@ -26,6 +27,11 @@ pub struct Cli {
     /// More logging on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides it.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Which tracker to read and write: bd or br if the repo has their database and the binary is on
+    /// PATH, else .beads/issues.jsonl directly.
+    #[arg(long, global = true, value_enum, default_value = "auto", value_name = "KIND")]
+    pub tracker: crate::tracker::TrackerKind,
 
     #[command(subcommand)]
     pub command: Command,
@@ -81,7 +87,7 @@ fn run(cli: Cli) -> CliResult<Outcome> {
         }
         Command::Verify(args) => verify::run(&Repo::discover(cli.repo.as_deref())?, &args),
         Command::Replay(args) => replay::run(&Repo::discover(cli.repo.as_deref())?, &args),
-        Command::Plan(args) => plan::run(&Repo::discover(cli.repo.as_deref())?, &args),
+        Command::Plan(args) => plan::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),
     }
 }
 
