@@ -76,6 +76,18 @@ pub struct Issue {
     pub estimated_minutes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub close_reason: Option<String>,
+    /// The texts an agent's prompt is made of (not used by planning, not in plan output).
+    #[serde(skip)]
+    pub text: IssueText,
+}
+
+/// The free-text fields of an issue: hostile data from a shared repo, only ever written into a prompt file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IssueText {
+    pub description: Option<String>,
+    pub design: Option<String>,
+    pub acceptance_criteria: Option<String>,
+    pub notes: Option<String>,
 }
 
 /// Why a JSON object is not an issue bdp can use.
@@ -191,6 +203,12 @@ impl Issue {
             ephemeral: opt_bool(obj, "ephemeral")?,
             estimated_minutes,
             close_reason: opt_str(obj, "close_reason")?,
+            text: IssueText {
+                description: opt_str(obj, "description")?,
+                design: opt_str(obj, "design")?,
+                acceptance_criteria: opt_str(obj, "acceptance_criteria")?,
+                notes: opt_str(obj, "notes")?,
+            },
         })
     }
 

@@ -258,6 +258,7 @@ mod tests {
             ephemeral: false,
             estimated_minutes: None,
             close_reason: None,
+            text: Default::default(),
         }
     }
 
