@@ -58,6 +58,34 @@ impl Repo {
     pub fn worktrees_dir(&self) -> PathBuf {
         self.bdp_dir().join("worktrees")
     }
+    pub fn config_path(&self) -> PathBuf {
+        self.bdp_dir().join("config.toml")
+    }
+    /// `.bdp/runs/<escaped id>/`: every attempt of one issue.
+    pub fn issue_runs_dir(&self, issue: &str) -> PathBuf {
+        self.runs_dir().join(escape_path_component(issue))
+    }
+    /// `.bdp/runs/<escaped id>/<attempt>/`: prompt.md, stdout, stderr, exit.json of one attempt.
+    pub fn attempt_dir(&self, issue: &str, attempt: u32) -> PathBuf {
+        self.issue_runs_dir(issue).join(attempt.to_string())
+    }
+    /// `.bdp/worktrees/<escaped id>`: the issue's git worktree.
+    pub fn worktree_path(&self, issue: &str) -> PathBuf {
+        self.worktrees_dir().join(escape_path_component(issue))
+    }
+}
+
+/// The prefix of every branch bdp creates.
+pub const BRANCH_PREFIX: &str = "bdp/";
+
+/// `bdp/<escaped id>`: the issue's branch. The escaping keeps it a valid, single-level ref name.
+pub fn branch_name(issue: &str) -> String {
+    let mut name = escape_path_component(issue);
+    // Git refuses `..`, a trailing `.` and a `.lock` suffix in ref names: escape every dot then.
+    if name.contains("..") || name.ends_with('.') || name.ends_with(".lock") {
+        name = name.replace('.', "%2E");
+    }
+    format!("{BRANCH_PREFIX}{name}")
 }
 
 /// Escapes an issue id (hostile data) into a single safe path component: ASCII letters, digits, `-`,
@@ -91,5 +119,13 @@ mod tests {
         assert_eq!(escape_path_component(""), "%00");
         assert_eq!(escape_path_component("a/b c"), "a%2Fb%20c");
         assert_eq!(escape_path_component("%2F"), "%252F");
+    }
+
+    #[test]
+    fn branch_names_are_valid_single_level_refs() {
+        assert_eq!(branch_name("bd-a3f8.1"), "bdp/bd-a3f8.1");
+        assert_eq!(branch_name("a..b"), "bdp/a%2E%2Eb");
+        assert_eq!(branch_name("x.lock"), "bdp/x%2Elock");
+        assert_eq!(branch_name("a/b"), "bdp/a%2Fb");
     }
 }

@@ -50,6 +50,45 @@ impl OrchestratorLock {
     }
 }
 
+/// Who holds the orchestrator lock, as written into its file: `pid 123 start 456 since 2026-11-25T06:00:00Z`.
+/// `start` is the holder's process start time (clock ticks since boot), so a reused pid is not mistaken
+/// for the holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: u32,
+    pub start_time: Option<u64>,
+    pub since: String,
+}
+
+impl Holder {
+    pub fn render(&self) -> String {
+        match self.start_time {
+            Some(start) => format!("pid {} start {} since {}", self.pid, start, self.since),
+            None => format!("pid {} since {}", self.pid, self.since),
+        }
+    }
+
+    /// Parses what [`Holder::render`] wrote; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Holder> {
+        let mut words = text.split_whitespace();
+        let (mut pid, mut start_time, mut since) = (None, None, None);
+        while let Some(word) = words.next() {
+            match word {
+                "pid" => pid = words.next()?.parse().ok(),
+                "start" => start_time = words.next()?.parse().ok(),
+                "since" => since = words.next().map(str::to_string),
+                _ => return None,
+            }
+        }
+        Some(Holder { pid: pid?, start_time, since: since.unwrap_or_default() })
+    }
+
+    /// Reads the holder written in the lock file at `path`, if any.
+    pub fn read(path: &Path) -> Option<Holder> {
+        Holder::parse(&std::fs::read_to_string(path).ok()?)
+    }
+}
+
 /// The append lock's file, kept open; [`AppendLock::hold`] takes the lock for one write.
 #[derive(Debug)]
 pub struct AppendLock {
@@ -102,5 +141,14 @@ mod tests {
         }
         drop(first);
         OrchestratorLock::acquire(&path, "pid 2").unwrap();
+    }
+
+    #[test]
+    fn holders_round_trip() {
+        let h = Holder { pid: 7, start_time: Some(99), since: "2026-11-25T06:00:00Z".into() };
+        assert_eq!(Holder::parse(&h.render()), Some(h));
+        let h = Holder { pid: 7, start_time: None, since: "x".into() };
+        assert_eq!(Holder::parse(&h.render()), Some(h));
+        assert_eq!(Holder::parse("garbage here"), None);
     }
 }

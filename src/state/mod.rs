@@ -155,6 +155,7 @@ impl State {
                     session: session.to_string(),
                     seq,
                     actor: actor.clone(),
+                    attempts_before: entry.attempts,
                     worktree: None,
                     attempt: None,
                     merge: None,

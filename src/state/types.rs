@@ -90,6 +90,10 @@ pub struct Claim {
     pub session: String,
     pub seq: u64,
     pub actor: String,
+    /// Attempts the issue had before this claim: the claim's own attempts are numbered after it, and the
+    /// retry budget counts only those.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts_before: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worktree: Option<Worktree>,
     /// The current (latest) attempt under this claim.
@@ -102,6 +106,17 @@ pub struct Claim {
     /// Set when the tracker was seen to give the issue to someone else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Claim {
+    /// Attempts made under this claim so far (the current one included).
+    pub fn attempts_made(&self) -> u32 {
+        self.attempt.as_ref().map_or(0, |a| a.number.saturating_sub(self.attempts_before))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

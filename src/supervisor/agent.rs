@@ -66,13 +66,30 @@ pub fn spawn(spec: &AgentSpec) -> std::io::Result<RunningAgent> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(false);
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    let blocked = wrapper_blocked_signals();
+    // SAFETY: setsid and sigprocmask are async-signal-safe and touch no memory of the parent.
+    // The wrapper starts with TERM/INT/HUP blocked and unblocks them once its handlers are in place, so a
+    // stop that comes right after the spawn cannot kill it before it can write the exit file.
     unsafe {
-        cmd.pre_exec(|| rustix::process::setsid().map(|_| ()).map_err(std::io::Error::from));
+        cmd.pre_exec(move || {
+            rustix::process::setsid().map_err(std::io::Error::from)?;
+            nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&blocked), None)
+                .map_err(std::io::Error::from)
+        });
     }
     let child = cmd.spawn()?;
     let pid = child.id().ok_or_else(|| std::io::Error::other("the agent exited before its pid was read"))?;
     Ok(RunningAgent { child, pid, start_time: crate::process::start_time(pid), started: Instant::now() })
+}
+
+/// The signals the wrapper survives (it notes them and waits for the agent).
+pub fn wrapper_blocked_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal as S};
+    let mut set = SigSet::empty();
+    for sig in [S::SIGTERM, S::SIGINT, S::SIGHUP] {
+        set.add(sig);
+    }
+    set
 }
 
 /// Sends `signal` to the process group `pgid`; a group that is already gone is fine.

@@ -78,6 +78,14 @@ pub fn run(args: &WrapArgs) -> u8 {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP] {
         let _ = signal_hook::flag::register(sig, Arc::clone(&noted));
     }
+    // The orchestrator started us with these signals blocked (see `agent::spawn`), so a TERM that came
+    // before the handlers were in place is pending, not fatal. Unblock them: it is delivered to the
+    // handler now, and the agent starts with a clean mask.
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
+        Some(&super::agent::wrapper_blocked_signals()),
+        None,
+    );
     let start = Instant::now();
     let open = |name: &str| std::fs::File::create(args.dir.join(name));
     let record = match (open("stdout"), open("stderr")) {
