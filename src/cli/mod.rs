@@ -1,10 +1,14 @@
 //! The command line: global options, the subcommand enum, dispatch, and printing errors.
 //! One file per subcommand; each parses nothing itself and calls into the library.
 
+mod config;
 mod paths;
 mod plan;
 mod render;
 mod replay;
+mod run;
+mod run_dry;
+mod stop;
 mod tracker;
 mod verify;
 
@@ -43,6 +47,10 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Inspect past sessions: list them, one session's timeline, the state at a seq, one issue's history.
     Replay(replay::ReplayArgs),
+    /// Run agents in parallel over the ready issues: worktrees, timeouts, retries, merge queue.
+    Run(run::RunArgs),
+    /// Ask the running `bdp run` to stop: drain (default) or now.
+    Stop(stop::StopArgs),
     /// Show the tracks of ready work and the estimated makespan with N agents.
     Plan(plan::PlanArgs),
     /// Internal: the wrapper bdp spawns around each agent (writes the attempt's exit.json).
@@ -87,6 +95,8 @@ fn run(cli: Cli) -> CliResult<Outcome> {
         }
         Command::Verify(args) => verify::run(&Repo::discover(cli.repo.as_deref())?, &args),
         Command::Replay(args) => replay::run(&Repo::discover(cli.repo.as_deref())?, &args),
+        Command::Run(args) => run::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),
+        Command::Stop(args) => stop::run(&Repo::discover(cli.repo.as_deref())?, &args),
         Command::Plan(args) => plan::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),
     }
 }

@@ -86,6 +86,19 @@ pub enum MergeStrategy {
     None,
 }
 
+/// What an agent reported it used. Costs are integer micro-dollars so events stay exactly comparable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AgentUsage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_micro_usd: Option<u64>,
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub cached_input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+}
+
 /// One event. Serialized internally tagged: `{"type":"issue_claimed","issue":"bd-1",...}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -172,6 +185,9 @@ pub enum Event {
         duration_ms: u64,
         #[serde(default)]
         timed_out: bool,
+        /// Tokens and cost, when the agent reported them (Claude Code's and Codex's JSON output).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<AgentUsage>,
     },
     /// The attempt's outcome can never be learned (process gone, no exit file; or a spawn that never
     /// happened). It counts as a failed attempt.

@@ -251,7 +251,7 @@ impl State {
                 a.spawned = Some(Spawned { seq, pid: *pid, pgid: *pgid, start_time: *start_time });
                 self.count(session, |c| c.spawns += 1);
             }
-            Event::AgentExited { issue, attempt, code, signal, duration_ms, timed_out } => {
+            Event::AgentExited { issue, attempt, code, signal, duration_ms, timed_out, .. } => {
                 let a = self.attempt_mut(issue, *attempt)?;
                 if a.spawned.is_none() {
                     return Err(TransitionErrorKind::NotSpawned { issue: issue.clone(), attempt: *attempt });

@@ -58,6 +58,7 @@ fn exited(issue: &str, attempt: u32, code: i32) -> Event {
         signal: None,
         duration_ms: 5,
         timed_out: false,
+        usage: None,
     }
 }
 

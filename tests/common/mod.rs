@@ -84,6 +84,7 @@ pub fn issue_done(issue: &str, attempt: u32, pid: u32, commit: &str) -> Vec<Even
             signal: None,
             duration_ms: 12_345,
             timed_out: false,
+            usage: None,
         },
         Event::PhaseChanged { issue: i.clone(), phase: Phase::Exited },
         Event::CheckPassed { issue: i.clone(), attempt, command: "cargo test".into(), duration_ms: 2_500 },
@@ -146,6 +147,7 @@ pub fn issue_failed(issue: &str, pid: u32) -> Vec<Event> {
                 signal: if attempt == 1 { None } else { Some(9) },
                 duration_ms: 1_800_000,
                 timed_out: attempt == 2,
+                usage: None,
             },
         ]);
         if attempt == 1 {

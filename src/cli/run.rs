@@ -1,0 +1,380 @@
+//! `bdp run`: parse and resolve the options (flags over `.bdp/config.toml` over defaults), check
+//! everything that can be checked before claiming anything, then start a session and hand over to the
+//! orchestrator (`supervisor::orchestrator`). Prints the summary at the end.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::error::{CliError, CliResult};
+use crate::event::{Event, MergeStrategy};
+use crate::log::LogWriter;
+use crate::log::lock::{Holder, OrchestratorLock};
+use crate::repo::Repo;
+use crate::supervisor::options::{Isolation, RunOptions};
+use crate::supervisor::orchestrator::{Msg, Orchestrator, RunSummary, Setup, StopLevel};
+use crate::supervisor::template::{Preset, resolve_program};
+use crate::tracker::{ListFilter, TrackerKind};
+
+use super::Outcome;
+use super::config::{ConfigFile, parse_duration};
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The agent command comes after `--`; these placeholders are replaced inside its arguments (never through a shell):
+  {id}           the issue id                {prompt_file}  the issue's prompt file (title, description, …)
+  {worktree}     the directory it works in   {attempt}      the attempt number (1, 2, …)
+  {git_dir}      the repository's .git
+Its environment has BDP_ISSUE, BDP_WORKTREE, BDP_SESSION, BDP_ATTEMPT, BDP_PROMPT_FILE and BDP_MARKER.
+
+Every option can also be set in .bdp/config.toml (same names, `_` for `-`; `command = [\"my-agent\", \"{prompt_file}\"]`); flags win.
+Exit status: 0 when every issue taken was done, 1 when some failed or conflicted, 2 on error.
+
+Examples:
+  bdp run --agents 3 -- ./agent.sh {id} {prompt_file}
+  bdp run --agent claude --check 'cargo test' --epic bd-12
+  bdp run --dry-run --agent codex")]
+pub struct RunArgs {
+    /// How many agents run at once [default: 4].
+    #[arg(long, short = 'j', value_name = "N")]
+    pub agents: Option<usize>,
+    /// Use a known agent CLI instead of a command after `--`.
+    #[arg(long, value_enum, value_name = "PRESET")]
+    pub agent: Option<Preset>,
+    /// A command that must pass in the worktree before a branch is merged (run with `sh -c`).
+    #[arg(long, value_name = "CMD")]
+    pub check: Option<String>,
+    /// The branch to merge into [default: the branch checked out now].
+    #[arg(long, value_name = "BRANCH")]
+    pub base: Option<String>,
+    /// Where agents work: a git worktree per issue, or the repository itself [default: worktree].
+    #[arg(long, value_enum)]
+    pub isolation: Option<Isolation>,
+    /// How finished branches reach the base branch: a merge commit, a rebase + fast-forward, or not at all
+    /// (the branch is kept) [default: merge].
+    #[arg(long, value_enum)]
+    pub merge: Option<MergeArg>,
+    /// Time an attempt may take before its process group gets TERM [default: 30m].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+    /// Time between TERM and KILL [default: 10s].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub grace: Option<Duration>,
+    /// Retries of a failed attempt before the issue is given back labelled bdp:failed [default: 2].
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Wait before the first retry; doubled for each later one [default: 10s].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub retry_backoff: Option<Duration>,
+    /// Take at most N issues in this run.
+    #[arg(long, value_name = "N")]
+    pub max_issues: Option<usize>,
+    /// Only this epic's descendants.
+    #[arg(long, value_name = "ID")]
+    pub epic: Option<String>,
+    /// Only issues with this label.
+    #[arg(long, value_name = "LABEL")]
+    pub label: Option<String>,
+    /// Print what would run, in what order, with which argv; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep each issue's worktree (and branch) when it is done.
+    #[arg(long)]
+    pub keep_worktrees: bool,
+    /// No new agent while the 1-minute load average per core is above this [default: 3.0].
+    #[arg(long, value_name = "LOAD")]
+    pub max_load: Option<f64>,
+    /// No new agent while memory in use is above this percentage [default: 90].
+    #[arg(long, value_name = "PERCENT")]
+    pub max_mem: Option<f64>,
+    /// The assignee bdp claims issues as [default: bdp].
+    #[arg(long, value_name = "NAME")]
+    pub actor: Option<String>,
+    /// Plain progress lines even on a terminal.
+    #[arg(long)]
+    pub plain: bool,
+    /// The agent command and its arguments.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MergeArg {
+    Merge,
+    Rebase,
+    None,
+}
+
+impl From<MergeArg> for MergeStrategy {
+    fn from(m: MergeArg) -> Self {
+        match m {
+            MergeArg::Merge => MergeStrategy::Merge,
+            MergeArg::Rebase => MergeStrategy::Rebase,
+            MergeArg::None => MergeStrategy::None,
+        }
+    }
+}
+
+/// Flags over the config file over defaults; the agent program resolved to an absolute path.
+fn resolve(repo: &Repo, args: &RunArgs) -> CliResult<RunOptions> {
+    let file = ConfigFile::load(&repo.config_path())?;
+    let preset = args.agent.or(file.agent);
+    let mut template = if !args.command.is_empty() {
+        args.command.clone()
+    } else if let Some(preset) = preset {
+        preset.template()
+    } else if let Some(command) = &file.command {
+        command.clone()
+    } else {
+        return Err(CliError::user("no agent command")
+            .with_hint("give it after `--` (bdp run -- ./agent.sh {id} {prompt_file}), or use --agent claude|codex"));
+    };
+    let cwd = std::env::current_dir().map_err(|e| CliError::io("read", Path::new("."), &e))?;
+    let program = resolve_program(&template[0], &cwd).map_err(|e| {
+        CliError::user(e.to_string()).with_hint("nothing was claimed; fix the agent command and run again")
+    })?;
+    template[0] = program.display().to_string();
+    let agents = args.agents.or(file.agents).unwrap_or(4);
+    if agents == 0 {
+        return Err(CliError::user("--agents must be at least 1"));
+    }
+    let (timeout, grace, retry_backoff) = (file.timeout()?, file.grace()?, file.retry_backoff()?);
+    Ok(RunOptions {
+        agents,
+        template,
+        check: args.check.clone().or(file.check),
+        base: args.base.clone().or(file.base),
+        isolation: args.isolation.or(file.isolation).unwrap_or(Isolation::Worktree),
+        merge: args.merge.or(file.merge).unwrap_or(MergeArg::Merge).into(),
+        timeout: args.timeout.or(timeout).unwrap_or(Duration::from_secs(30 * 60)),
+        grace: args.grace.or(grace).unwrap_or(Duration::from_secs(10)),
+        retries: args.retries.or(file.retries).unwrap_or(2),
+        retry_backoff: args.retry_backoff.or(retry_backoff).unwrap_or(Duration::from_secs(10)),
+        max_issues: args.max_issues.or(file.max_issues),
+        epic: args.epic.clone().or(file.epic),
+        label: args.label.clone().or(file.label),
+        keep_worktrees: args.keep_worktrees || file.keep_worktrees.unwrap_or(false),
+        max_load: args.max_load.or(file.max_load).unwrap_or(3.0),
+        max_mem: args.max_mem.or(file.max_mem).unwrap_or(90.0),
+        actor: args.actor.clone().or(file.actor).unwrap_or_else(|| "bdp".to_string()),
+        plain: args.plain,
+    })
+}
+
+pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &RunArgs) -> CliResult<Outcome> {
+    let mut opts = resolve(repo, args)?;
+    let (base, git_dir) = git_setup(repo, &mut opts)?;
+    let tracker = super::tracker::open(repo, tracker_kind)?;
+    let issues = tracker.list(&ListFilter::default()).map_err(super::tracker::to_cli_error)?;
+    if let Some(epic) = &opts.epic
+        && !issues.iter().any(|i| &i.id == epic)
+    {
+        return Err(CliError::user(format!("--epic {epic}: no such issue in the {} tracker", tracker.name())));
+    }
+    if args.dry_run {
+        return super::run_dry::print(repo, &opts, &issues, &base, &git_dir, tracker.name());
+    }
+
+    prepare_bdp_dir(repo)?;
+    let pid = std::process::id();
+    let start_time = crate::process::start_time(pid);
+    let since = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let holder = Holder { pid, start_time, since: since.clone() };
+    let _lock = OrchestratorLock::acquire(&repo.orchestrator_lock_path(), &holder.render())
+        .map_err(|e| CliError::from(e).with_hint("one `bdp run` per repository; `bdp stop` asks the running one to stop"))?;
+    let session = new_session_id();
+    let (log, torn) =
+        LogWriter::open(&repo.events_dir(), &repo.append_lock_path(), &session, crate::log::system_clock())?;
+    if let Some(torn) = torn {
+        eprintln!(
+            "note: cut a torn last record ({} bytes) off {} — a crash in the middle of a write",
+            torn.bytes,
+            torn.segment.display()
+        );
+    }
+    let loaded = crate::log::load::recover(repo)?;
+    let stale: Vec<String> = loaded.state.claimed().map(|(id, _)| id.clone()).collect();
+    if !stale.is_empty() {
+        eprintln!(
+            "note: {} issue(s) are still claimed by an earlier session that did not end ({}); they are left alone",
+            stale.len(),
+            stale.join(", ")
+        );
+    }
+    let tracker_name = tracker.name();
+    let mut orchestrator = Orchestrator::new(Setup {
+        repo: repo.clone(),
+        opts: opts.clone(),
+        tracker,
+        log,
+        state: loaded.state,
+        bdp_exe: std::env::current_exe().map_err(|e| CliError::io("find", Path::new("the bdp executable"), &e))?,
+        base: base.clone(),
+        git_dir,
+        issues,
+    });
+    let config = serde_json::json!({ "options": &opts, "base": &base, "tracker": tracker_name });
+    orchestrator
+        .append_session_start(pid, start_time, config)
+        .map_err(|e| CliError::internal(e.to_string()))?;
+    println!(
+        "bdp run: session {session}, {} agent(s), tracker {tracker_name}, base {}",
+        opts.agents,
+        if opts.isolation == Isolation::None { "(none: agents run in the repository)" } else { base.as_str() }
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::internal(format!("cannot start the async runtime: {e}")))?;
+    let (summary, result) = runtime.block_on(async {
+        listen_for_signals(orchestrator.sender());
+        orchestrator.run().await
+    });
+    print_summary(&summary);
+    result.map_err(|e| CliError::internal(e.to_string()).with_hint("the log has every step so far; run again to carry on"))?;
+    Ok(if summary.failed + summary.conflicted > 0 { Outcome::Found } else { Outcome::Ok })
+}
+
+/// Checks the repository and finds the base branch and the git dir.
+fn git_setup(repo: &Repo, opts: &mut RunOptions) -> CliResult<(String, String)> {
+    let git_err = |e: crate::git::GitError| CliError::user(e.to_string());
+    let is_git = crate::git::run(&repo.root, ["rev-parse", "--git-dir"]).is_ok();
+    if !is_git {
+        if opts.isolation == Isolation::Worktree {
+            return Err(CliError::user(format!("{} is not a git repository", repo.root.display()))
+                .with_hint("agents work in git worktrees; run `git init`, or pass --isolation none"));
+        }
+        return Ok((String::new(), String::new()));
+    }
+    let git_dir = crate::git::run(&repo.root, ["rev-parse", "--path-format=absolute", "--git-common-dir"])
+        .map_err(git_err)?
+        .trim()
+        .to_string();
+    let base = match &opts.base {
+        Some(b) => b.clone(),
+        None => match crate::git::current_branch(&repo.root).map_err(git_err)? {
+            Some(b) => b,
+            None if opts.isolation == Isolation::None => String::new(),
+            None => {
+                return Err(CliError::user("HEAD is detached: there is no branch to merge into")
+                    .with_hint("check out a branch, or pass --base BRANCH"));
+            }
+        },
+    };
+    if opts.isolation == Isolation::Worktree
+        && crate::git::rev_parse(&repo.root, &format!("refs/heads/{base}")).map_err(git_err)?.is_none()
+    {
+        return Err(CliError::user(format!("--base {base}: no such branch"))
+            .with_hint("a branch needs at least one commit before worktrees can be made from it"));
+    }
+    opts.base = Some(base.clone());
+    Ok((base, git_dir))
+}
+
+/// Creates `.bdp/` and keeps it out of git (`.git/info/exclude`, never the user's `.gitignore`).
+fn prepare_bdp_dir(repo: &Repo) -> CliResult<()> {
+    let dir = repo.bdp_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| CliError::io("create", &dir, &e))?;
+    let Ok(git_dir) = crate::git::run(&repo.root, ["rev-parse", "--path-format=absolute", "--git-common-dir"]) else {
+        return Ok(());
+    };
+    let exclude = PathBuf::from(git_dir.trim()).join("info").join("exclude");
+    let text = std::fs::read_to_string(&exclude).unwrap_or_default();
+    if !text.lines().any(|l| l.trim() == "/.bdp/" || l.trim() == ".bdp/" || l.trim() == ".bdp") {
+        if let Some(parent) = exclude.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| CliError::io("create", parent, &e))?;
+        }
+        let mut new = text;
+        if !new.is_empty() && !new.ends_with('\n') {
+            new.push('\n');
+        }
+        new.push_str("/.bdp/\n");
+        std::fs::write(&exclude, new).map_err(|e| CliError::io("write", &exclude, &e))?;
+    }
+    Ok(())
+}
+
+/// `s-20261125-061500-d4f1`: time of day and a short random part (pid and clock mixed).
+fn new_session_id() -> String {
+    let now = jiff::Timestamp::now();
+    let salt = (u64::from(std::process::id()) << 20) ^ u64::from(now.subsec_nanosecond() as u32);
+    let tag = blake3::hash(&salt.to_le_bytes()).to_hex();
+    format!("s-{}-{}", now.strftime("%Y%m%d-%H%M%S"), &tag[..4])
+}
+
+/// SIGINT/SIGTERM: drain (a second one: now). SIGUSR1 (`bdp stop --now`): now.
+fn listen_for_signals(tx: tokio::sync::mpsc::UnboundedSender<Msg>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let kinds = [
+        (SignalKind::interrupt(), StopLevel::Drain),
+        (SignalKind::terminate(), StopLevel::Drain),
+        (SignalKind::user_defined1(), StopLevel::Now),
+    ];
+    for (kind, level) in kinds {
+        let Ok(mut stream) = signal(kind) else { continue };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while stream.recv().await.is_some() {
+                if tx.send(Msg::Stop(level)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+fn print_summary(s: &RunSummary) {
+    if let Some(why) = &s.nothing_ready {
+        println!("{why}");
+        return;
+    }
+    let wall = s.wall.as_secs_f64().max(0.001);
+    let speedup = s.agent_time.as_secs_f64() / wall;
+    let how = match s.stop {
+        Some(crate::event::SessionEndReason::Drained) => " (stopped: drained)",
+        Some(crate::event::SessionEndReason::Stopped) => " (stopped now)",
+        Some(crate::event::SessionEndReason::Error) => " (ended on an error)",
+        _ => "",
+    };
+    println!(
+        "summary: {} done, {} failed, {} conflicted, {} released{how}; {} attempt(s) in {}",
+        s.done,
+        s.failed,
+        s.conflicted,
+        s.released,
+        s.attempts,
+        crate::supervisor::progress_duration(s.wall)
+    );
+    println!(
+        "agent time {} over wall time {}: {speedup:.1}x parallel",
+        crate::supervisor::progress_duration(s.agent_time),
+        crate::supervisor::progress_duration(s.wall)
+    );
+    if s.usage_reports > 0 {
+        println!("agents reported usage {} time(s), cost ${:.2}", s.usage_reports, s.cost_micro_usd as f64 / 1e6);
+    }
+    println!("session {}: `bdp replay {}` shows every step", s.session, s.session);
+}
+
+/// Used by `run` to record the session start with the effective configuration.
+impl Orchestrator {
+    fn append_session_start(
+        &mut self,
+        pid: u32,
+        start_time: Option<u64>,
+        config: serde_json::Value,
+    ) -> Result<(), crate::supervisor::orchestrator::RunError> {
+        self.append_event(Event::SessionStarted {
+            pid,
+            start_time,
+            host: rustix::system::uname().nodename().to_string_lossy().into_owned(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            config,
+            recovers: None,
+        })
+    }
+}

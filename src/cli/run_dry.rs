@@ -1,0 +1,82 @@
+//! `bdp run --dry-run`: what would run, in what order, with which argv and where — computed exactly as
+//! the run would, and nothing is written (no `.bdp`, no log, no tracker change).
+
+use crate::error::CliResult;
+use crate::plan::Issue;
+use crate::repo::{Repo, branch_name};
+use crate::supervisor::options::{CONFLICT_LABEL, FAILED_LABEL, Isolation, RunOptions};
+use crate::supervisor::template::{Vars, substitute};
+use crate::tracker::ListFilter;
+
+use super::Outcome;
+use super::render::shell_words;
+
+pub fn print(
+    repo: &Repo,
+    opts: &RunOptions,
+    issues: &[Issue],
+    base: &str,
+    git_dir: &str,
+    tracker: &str,
+) -> CliResult<Outcome> {
+    let filter = ListFilter { statuses: vec![], label: opts.label.clone(), parent: opts.epic.clone() };
+    let in_scope: std::collections::HashSet<String> =
+        filter.apply(issues.to_vec()).into_iter().map(|i| i.id).collect();
+    let attempts = past_attempts(repo);
+    let order: Vec<&Issue> = crate::plan::ready_in_order(issues, jiff::Timestamp::now())
+        .into_iter()
+        .map(|i| &issues[i])
+        .filter(|i| in_scope.contains(&i.id))
+        .filter(|i| !i.labels.iter().any(|l| l == FAILED_LABEL || l == CONFLICT_LABEL))
+        .take(opts.max_issues.unwrap_or(usize::MAX))
+        .collect();
+    println!(
+        "bdp run --dry-run: {} ready issue(s), {} agent(s), tracker {tracker}, {}; nothing is changed",
+        order.len(),
+        opts.agents,
+        match opts.isolation {
+            Isolation::Worktree => format!("merging into {base}"),
+            Isolation::None => "in the repository itself".to_string(),
+        }
+    );
+    for (n, issue) in order.iter().enumerate() {
+        let attempt = attempts.get(&issue.id).copied().unwrap_or(0) + 1;
+        let workdir = match opts.isolation {
+            Isolation::Worktree => repo.worktree_path(&issue.id),
+            Isolation::None => repo.root.clone(),
+        };
+        let prompt = repo.attempt_dir(&issue.id, attempt).join("prompt.md");
+        let (w, p) = (workdir.display().to_string(), prompt.display().to_string());
+        let argv = substitute(&opts.template, &Vars { id: &issue.id, prompt_file: &p, worktree: &w, attempt, git_dir });
+        let when = if n < opts.agents { "starts at once" } else { "queued" };
+        let title = crate::supervisor::progress::one_line(&issue.title, 60);
+        println!("{:>4}  {}  P{}  {title}  ({when})", n + 1, issue.id, issue.priority);
+        println!("      argv: {}", shell_words(&argv));
+        match opts.isolation {
+            Isolation::Worktree => println!("      in:   {w} (branch {} from {base})", branch_name(&issue.id)),
+            Isolation::None => println!("      in:   {w}"),
+        }
+    }
+    let blocked = issues
+        .iter()
+        .filter(|i| in_scope.contains(&i.id) && i.status == "open" && !order.iter().any(|o| o.id == i.id))
+        .count();
+    if blocked > 0 {
+        println!("then: {blocked} more open issue(s) not ready now (blocked, deferred or labelled) may start as blockers close");
+    }
+    if let Some(check) = &opts.check {
+        println!("check before each merge: sh -c {}", shell_words(std::slice::from_ref(check)));
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Attempts the log already has per issue (the next attempt's number and directory follow them).
+fn past_attempts(repo: &Repo) -> std::collections::HashMap<String, u32> {
+    if !repo.events_dir().is_dir() {
+        return Default::default();
+    }
+    match crate::log::load::fold_verified(&repo.events_dir(), None, |_, _| {}) {
+        Ok((state, _)) => state.issues.into_iter().map(|(id, i)| (id, i.attempts)).collect(),
+        Err(_) => Default::default(),
+    }
+}

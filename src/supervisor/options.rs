@@ -1,0 +1,65 @@
+//! The resolved options of one `bdp run` (flags over `.bdp/config.toml` over defaults), as the
+//! orchestrator uses them. The CLI builds this; the orchestrator never parses anything.
+
+use std::time::Duration;
+
+use crate::event::MergeStrategy;
+
+/// Where agents work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// A git worktree and branch per issue, under `.bdp/worktrees/`.
+    Worktree,
+    /// In the repository itself (no branch, no merge).
+    None,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunOptions {
+    pub agents: usize,
+    /// The agent's argv template; argv[0] is already an absolute path.
+    pub template: Vec<String>,
+    /// The user's check command, run with `sh -c` in the worktree.
+    pub check: Option<String>,
+    /// The branch merged into (default: the branch checked out when the run starts).
+    pub base: Option<String>,
+    pub isolation: Isolation,
+    pub merge: MergeStrategy,
+    #[serde(with = "millis")]
+    pub timeout: Duration,
+    #[serde(with = "millis")]
+    pub grace: Duration,
+    pub retries: u32,
+    /// The first retry waits this long; each later one twice as long as the one before.
+    #[serde(with = "millis")]
+    pub retry_backoff: Duration,
+    pub max_issues: Option<usize>,
+    pub epic: Option<String>,
+    pub label: Option<String>,
+    pub keep_worktrees: bool,
+    pub max_load: f64,
+    pub max_mem: f64,
+    /// The assignee bdp claims issues as.
+    pub actor: String,
+    /// Plain progress lines even on a terminal.
+    pub plain: bool,
+}
+
+/// Label put on an issue given back after its retries ran out.
+pub const FAILED_LABEL: &str = "bdp:failed";
+/// Label put on an issue whose branch could not be merged.
+pub const CONFLICT_LABEL: &str = "bdp:conflict";
+
+mod millis {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+}
+
+impl RunOptions {
+    /// Backoff before attempt `n + 1` after `n` failed ones under the claim.
+    pub fn backoff(&self, failed: u32) -> Duration {
+        self.retry_backoff.saturating_mul(1u32 << failed.saturating_sub(1).min(10))
+    }
+}

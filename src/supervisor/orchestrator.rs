@@ -1,0 +1,479 @@
+//! The orchestrator of `bdp run`: a dispatcher that owns the state (the fold of the log), the log writer
+//! and the tracker, and one executor task per running agent (or check) that reports back over a channel —
+//! the shape of cargo-nextest's runner.
+//!
+//! The dispatcher is the only one that decides, writes the log or touches the tracker and git, so claims,
+//! merges (the merge queue) and tracker writes are serialized by construction. Each step is appended to
+//! the log before it acts when it is an intent (spawn requested, merge started) and its outcome after;
+//! the state is updated only from the records the log acknowledged.
+//!
+//! The per-issue steps are in [`super::steps`]; stopping and the end summary are here.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::event::{AgentUsage, Event, Phase, SessionEndReason};
+use crate::log::LogWriter;
+use crate::plan::Issue;
+use crate::repo::Repo;
+use crate::state::State;
+use crate::supervisor::agent::AgentEnd;
+use crate::tracker::{ListFilter, Tracker};
+
+use super::options::{CONFLICT_LABEL, FAILED_LABEL, RunOptions};
+use super::progress::Progress;
+
+/// Why a run could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Log(#[from] crate::log::LogError),
+    #[error("{0}")]
+    Tracker(#[from] crate::tracker::TrackerError),
+    #[error("{0}")]
+    Git(#[from] crate::git::GitError),
+    #[error("{what} {path}: {source}")]
+    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    /// A record the log accepted was refused by the fold: a bug in bdp.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type RunResult<T> = Result<T, RunError>;
+
+/// What executor tasks and signal handlers tell the dispatcher.
+#[derive(Debug)]
+pub enum Msg {
+    Exited { issue: String, attempt: u32, end: AgentEnd, usage: Option<AgentUsage> },
+    Checked { issue: String, attempt: u32, passed: bool, code: Option<i32>, duration_ms: u64 },
+    RetryDue { issue: String },
+    Stop(StopLevel),
+}
+
+/// How hard the user asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StopLevel {
+    None,
+    /// No new claims; running agents finish, finished work is merged, the rest released.
+    Drain,
+    /// Every agent group gets TERM, then KILL after the grace period; claims are released.
+    Now,
+}
+
+/// An issue this session holds, as the dispatcher tracks it beside the log.
+#[derive(Debug)]
+pub(super) struct Live {
+    pub title: String,
+    pub since: Instant,
+    /// An agent or check task is running for it.
+    pub busy: bool,
+}
+
+/// How one issue ended in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Done,
+    Failed,
+    Conflict,
+    Released,
+}
+
+/// What the run did, for the summary and the exit code.
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    pub done: usize,
+    pub failed: usize,
+    pub conflicted: usize,
+    pub released: usize,
+    pub attempts: usize,
+    pub agent_time: Duration,
+    pub wall: Duration,
+    pub cost_micro_usd: u64,
+    pub usage_reports: usize,
+    pub stop: Option<SessionEndReason>,
+    pub session: String,
+    /// Set when nothing could be started: why.
+    pub nothing_ready: Option<String>,
+}
+
+pub struct Orchestrator {
+    pub(super) repo: Repo,
+    pub(super) opts: RunOptions,
+    pub(super) tracker: Box<dyn Tracker>,
+    pub(super) log: LogWriter,
+    pub(super) state: State,
+    pub(super) bdp_exe: PathBuf,
+    pub(super) base: String,
+    pub(super) git_dir: String,
+    pub(super) issues: Vec<Issue>,
+    pub(super) queue: VecDeque<String>,
+    pub(super) dirty: bool,
+    /// Issues not to pick again in this run (given up, conflicted, refused by the tracker).
+    pub(super) skip: HashSet<String>,
+    pub(super) live: HashMap<String, Live>,
+    pub(super) tx: mpsc::UnboundedSender<Msg>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    pub(super) stop: StopLevel,
+    pub(super) stop_now: watch::Sender<bool>,
+    pub(super) claims_made: usize,
+    pub(super) summary: RunSummary,
+    pub(super) progress: Progress,
+    last_refresh: Instant,
+    busy_note: Option<String>,
+}
+
+/// Everything the orchestrator is built from.
+pub struct Setup {
+    pub repo: Repo,
+    pub opts: RunOptions,
+    pub tracker: Box<dyn Tracker>,
+    pub log: LogWriter,
+    pub state: State,
+    pub bdp_exe: PathBuf,
+    pub base: String,
+    pub git_dir: String,
+    pub issues: Vec<Issue>,
+}
+
+impl Orchestrator {
+    pub fn new(setup: Setup) -> Orchestrator {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (stop_now, _) = watch::channel(false);
+        let progress = Progress::new(setup.opts.plain);
+        let session = setup.log.session().to_string();
+        Orchestrator {
+            repo: setup.repo,
+            opts: setup.opts,
+            tracker: setup.tracker,
+            log: setup.log,
+            state: setup.state,
+            bdp_exe: setup.bdp_exe,
+            base: setup.base,
+            git_dir: setup.git_dir,
+            issues: setup.issues,
+            queue: VecDeque::new(),
+            dirty: true,
+            skip: HashSet::new(),
+            live: HashMap::new(),
+            tx,
+            rx,
+            stop: StopLevel::None,
+            stop_now,
+            claims_made: 0,
+            summary: RunSummary { session, ..RunSummary::default() },
+            progress,
+            last_refresh: Instant::now(),
+            busy_note: None,
+        }
+    }
+
+    /// A sender for stop requests (the signal handlers use it).
+    pub fn sender(&self) -> mpsc::UnboundedSender<Msg> {
+        self.tx.clone()
+    }
+
+    /// Appends one event (the session start, written by the CLI before the loop).
+    pub fn append_event(&mut self, event: Event) -> RunResult<()> {
+        self.append(vec![event])
+    }
+
+    /// Appends events; the state follows the records the log acknowledged (other processes' first).
+    pub(super) fn append(&mut self, events: Vec<Event>) -> RunResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let records = self.log.append(events)?;
+        for record in self.log.take_foreign().iter().chain(records.iter()) {
+            self.state.apply(record).map_err(|e| RunError::Internal(format!("the log refused its own record: {e}")))?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn phase(&mut self, issue: &str, phase: Phase) -> RunResult<()> {
+        self.append(vec![Event::PhaseChanged { issue: issue.to_string(), phase }])?;
+        self.progress.phase(issue, phase.as_str());
+        self.phase_label(issue, phase);
+        Ok(())
+    }
+
+    /// With bd or br, the phase is also a `phase:*` label (the JSONL tracker is left alone: such labels
+    /// would churn the user's git diffs).
+    fn phase_label(&mut self, issue: &str, phase: Phase) {
+        if self.tracker.name() == "jsonl" {
+            return;
+        }
+        let mut events = Vec::new();
+        let old: Vec<String> = self
+            .issues
+            .iter()
+            .find(|i| i.id == issue)
+            .map(|i| i.labels.iter().filter(|l| l.starts_with("phase:")).cloned().collect())
+            .unwrap_or_default();
+        for label in &old {
+            let _ = self.tracker.remove_label(issue, label, &mut events);
+        }
+        let new = format!("phase:{}", phase.as_str());
+        if self.tracker.add_label(issue, &new, &mut events).is_ok()
+            && let Some(i) = self.issues.iter_mut().find(|i| i.id == issue)
+        {
+            i.labels.retain(|l| !l.starts_with("phase:"));
+            i.labels.push(new);
+        }
+        if let Err(e) = self.append(events) {
+            tracing::warn!("recording the phase label of {issue}: {e}");
+        }
+    }
+
+    /// Runs until nothing is ready, `--max-issues` is reached, or a stop; then ends the session.
+    pub async fn run(mut self) -> (RunSummary, RunResult<()>) {
+        let started = Instant::now();
+        let result = self.main_loop().await;
+        let reason = match (&result, self.stop) {
+            (Err(_), _) => SessionEndReason::Error,
+            (Ok(()), StopLevel::None) => SessionEndReason::Completed,
+            (Ok(()), StopLevel::Drain) => SessionEndReason::Drained,
+            (Ok(()), StopLevel::Now) => SessionEndReason::Stopped,
+        };
+        let result = match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Leave nothing running behind us: the next run recovers the claims from the log.
+                let _ = self.stop_now.send(true);
+                self.wait_for_executors().await;
+                Err(e)
+            }
+        };
+        let ended = self.append(vec![Event::SessionEnded { reason }]);
+        self.progress.clear();
+        self.summary.wall = started.elapsed();
+        self.summary.stop = Some(reason);
+        (self.summary, result.and(ended))
+    }
+
+    async fn main_loop(&mut self) -> RunResult<()> {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if self.stop == StopLevel::None {
+                self.fill_slots()?;
+            }
+            if self.live.is_empty() {
+                if self.stop != StopLevel::None || !self.can_start_more() {
+                    return Ok(());
+                }
+                // Nothing to pick: look at the tracker once more before calling it done.
+                self.refresh_issues()?;
+                if self.next_candidate().is_none() {
+                    if self.summary.attempts == 0 {
+                        self.summary.nothing_ready = Some(self.why_nothing_ready());
+                    }
+                    return Ok(());
+                }
+                continue;
+            }
+            tokio::select! {
+                msg = self.rx.recv() => match msg {
+                    Some(msg) => self.handle(msg)?,
+                    None => return Err(RunError::Internal("the dispatcher's channel closed".into())),
+                },
+                _ = tick.tick() => {}
+            }
+            // Handle everything else that is already waiting before deciding again.
+            while let Ok(msg) = self.rx.try_recv() {
+                self.handle(msg)?;
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) -> RunResult<()> {
+        match msg {
+            Msg::Exited { issue, attempt, end, usage } => self.on_exited(&issue, attempt, end, usage),
+            Msg::Checked { issue, attempt, passed, code, duration_ms } => {
+                self.on_checked(&issue, attempt, passed, code, duration_ms)
+            }
+            Msg::RetryDue { issue } => self.on_retry_due(&issue),
+            Msg::Stop(level) => {
+                self.request_stop(level);
+                Ok(())
+            }
+        }
+    }
+
+    /// Escalates the stop level; a second drain request means now.
+    pub(super) fn request_stop(&mut self, level: StopLevel) {
+        let next = match (self.stop, level) {
+            (StopLevel::Drain, StopLevel::Drain) => StopLevel::Now,
+            (current, asked) => current.max(asked),
+        };
+        if next == self.stop {
+            return;
+        }
+        self.stop = next;
+        match next {
+            StopLevel::Drain => self.progress.line(&format!(
+                "stopping: no new issues; waiting for {} running agent(s) (Ctrl-C again or `bdp stop --now` to stop them)",
+                self.live.len()
+            )),
+            StopLevel::Now => {
+                self.progress.line("stopping now: terminating running agents");
+                let _ = self.stop_now.send(true);
+            }
+            StopLevel::None => {}
+        }
+    }
+
+    fn can_start_more(&self) -> bool {
+        self.opts.max_issues.is_none_or(|max| self.claims_made < max)
+    }
+
+    /// Starts agents while there are free slots, ready issues and room on the machine.
+    fn fill_slots(&mut self) -> RunResult<()> {
+        while self.live.len() < self.opts.agents && self.can_start_more() {
+            if !self.live.is_empty()
+                && let Some(why) = super::guard::busy(self.opts.max_load, self.opts.max_mem)
+            {
+                if self.busy_note.as_deref() != Some(why.as_str()) {
+                    self.progress.line(&format!("waiting: {why}"));
+                    self.busy_note = Some(why);
+                }
+                return Ok(());
+            }
+            self.busy_note = None;
+            if self.queue.is_empty() && self.last_refresh.elapsed() > Duration::from_secs(5) {
+                self.refresh_issues()?;
+            }
+            let Some(id) = self.next_candidate() else { return Ok(()) };
+            self.start_issue(&id)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the tracker again (others may have changed it).
+    pub(super) fn refresh_issues(&mut self) -> RunResult<()> {
+        self.issues = self.tracker.list(&ListFilter::default())?;
+        self.last_refresh = Instant::now();
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// The next ready issue in plan order that this run may take.
+    fn next_candidate(&mut self) -> Option<String> {
+        if self.dirty {
+            self.recompute_queue();
+        }
+        while let Some(id) = self.queue.pop_front() {
+            if self.pickable(&id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    fn pickable(&self, id: &str) -> bool {
+        !self.skip.contains(id) && !self.live.contains_key(id) && self.state.issues.get(id).is_none_or(|i| i.claim.is_none())
+    }
+
+    fn recompute_queue(&mut self) {
+        let scope = self.scope();
+        let order = crate::plan::ready_in_order(&self.issues, jiff::Timestamp::now());
+        self.queue = order
+            .into_iter()
+            .filter(|&i| scope[i])
+            .map(|i| &self.issues[i])
+            .filter(|issue| !issue.labels.iter().any(|l| l == FAILED_LABEL || l == CONFLICT_LABEL))
+            .map(|issue| issue.id.clone())
+            .collect();
+        self.dirty = false;
+    }
+
+    /// Which issues `--epic`/`--label` let this run take.
+    fn scope(&self) -> Vec<bool> {
+        let filter = ListFilter { statuses: vec![], label: self.opts.label.clone(), parent: self.opts.epic.clone() };
+        let kept: HashSet<String> = filter.apply(self.issues.clone()).into_iter().map(|i| i.id).collect();
+        self.issues.iter().map(|i| kept.contains(&i.id)).collect()
+    }
+
+    /// One sentence on why nothing could start.
+    fn why_nothing_ready(&self) -> String {
+        let opts = crate::plan::PlanOptions {
+            agents: 1,
+            epic: self.opts.epic.clone(),
+            label: self.opts.label.clone(),
+            now: jiff::Timestamp::now(),
+        };
+        let scope = match (&self.opts.epic, &self.opts.label) {
+            (Some(e), _) => format!(" under epic {e}"),
+            (None, Some(l)) => format!(" with label {l}"),
+            (None, None) => String::new(),
+        };
+        let Ok(plan) = crate::plan::plan(&self.issues, self.tracker.name(), &opts) else {
+            return format!("nothing is ready{scope}");
+        };
+        let s = &plan.summary;
+        let labelled = self
+            .issues
+            .iter()
+            .filter(|i| i.status == "open" && i.labels.iter().any(|l| l == FAILED_LABEL || l == CONFLICT_LABEL))
+            .count();
+        if s.issues == 0 {
+            return format!("nothing to do: no issues{scope}");
+        }
+        let mut parts = Vec::new();
+        if s.closed > 0 {
+            parts.push(format!("{} closed", s.closed));
+        }
+        if s.blocked > 0 {
+            parts.push(format!("{} blocked", s.blocked));
+        }
+        if s.in_progress > 0 {
+            parts.push(format!("{} in progress (claimed)", s.in_progress));
+        }
+        if labelled > 0 {
+            parts.push(format!("{labelled} labelled {FAILED_LABEL} or {CONFLICT_LABEL} (remove the label to retry)"));
+        }
+        let rest = s.issues - s.closed - s.blocked.min(s.issues - s.closed);
+        let _ = rest;
+        if s.closed == s.issues {
+            format!("nothing is ready: all {} issues{scope} are closed", s.issues)
+        } else {
+            format!("nothing is ready{scope}: {}", parts.join(", "))
+        }
+    }
+
+    /// Records how an issue ended in this run and stops showing it.
+    pub(super) fn ended(&mut self, issue: &str, ending: Ending, text: &str) {
+        let title = self.live.remove(issue).map(|l| l.title).unwrap_or_default();
+        let _ = title;
+        match ending {
+            Ending::Done => self.summary.done += 1,
+            Ending::Failed => self.summary.failed += 1,
+            Ending::Conflict => self.summary.conflicted += 1,
+            Ending::Released => self.summary.released += 1,
+        }
+        if matches!(ending, Ending::Failed | Ending::Conflict) {
+            self.skip.insert(issue.to_string());
+        }
+        self.progress.finished(issue);
+        self.progress.line(text);
+        self.dirty = true;
+    }
+
+    /// After a fatal error: waits (bounded) for executor tasks to report their agents gone.
+    async fn wait_for_executors(&mut self) {
+        let deadline = Instant::now() + self.opts.grace + Duration::from_secs(5);
+        while self.live.values().any(|l| l.busy) && Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_millis(200), self.rx.recv()).await {
+                Ok(Some(Msg::Exited { issue, .. })) | Ok(Some(Msg::Checked { issue, .. })) => {
+                    if let Some(l) = self.live.get_mut(&issue) {
+                        l.busy = false;
+                    }
+                }
+                Ok(None) => break,
+                _ => {}
+            }
+        }
+    }
+}

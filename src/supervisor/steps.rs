@@ -1,0 +1,474 @@
+//! The steps one issue goes through under `bdp run`, as methods of the dispatcher:
+//! claim → worktree → prompt + spawn → exited → (check) → merge queue → close → cleanup → release,
+//! and the failure path: retry with backoff, or give the issue back labelled `bdp:failed`.
+//!
+//! Every step appends its intent before acting (spawn requested, merge started) and its outcome after.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::event::{AgentUsage, Event, MergeStrategy, Phase, ReleaseReason};
+use crate::git::{self, MergeOutcome};
+use crate::repo::branch_name;
+use crate::supervisor::agent::{self, AgentEnd, AgentSpec};
+use crate::tracker::TrackerError;
+
+use super::options::{CONFLICT_LABEL, FAILED_LABEL, Isolation};
+use super::orchestrator::{Ending, Live, Msg, Orchestrator, RunError, RunResult, StopLevel};
+use super::prompt::{PromptContext, render};
+use super::template::{Vars, substitute};
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RunError + use<> {
+    let path = path.to_path_buf();
+    move |source| RunError::Io { what, path, source }
+}
+
+impl Orchestrator {
+    /// Claims `id`, prepares its worktree and spawns the first attempt. A claim the tracker refuses
+    /// (someone else took it) skips the issue.
+    pub(super) fn start_issue(&mut self, id: &str) -> RunResult<()> {
+        let mut events = Vec::new();
+        match self.tracker.claim(id, &self.opts.actor, &mut events) {
+            Ok(_) => {}
+            Err(e @ (TrackerError::AlreadyClaimed { .. } | TrackerError::NotClaimable { .. })) => {
+                self.append(events)?;
+                self.progress.line(&format!("skip     {id}  {e}"));
+                self.skip.insert(id.to_string());
+                return Ok(());
+            }
+            Err(e) => {
+                self.append(events)?;
+                self.progress.line(&format!("skip     {id}  the claim failed: {e}"));
+                self.skip.insert(id.to_string());
+                return Ok(());
+            }
+        }
+        events.push(Event::IssueClaimed { issue: id.to_string(), actor: self.opts.actor.clone() });
+        self.append(events)?;
+        self.claims_made += 1;
+        let title = self.issues.iter().find(|i| i.id == id).map(|i| i.title.clone()).unwrap_or_default();
+        if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id) {
+            issue.status = "in_progress".into();
+            issue.assignee = Some(self.opts.actor.clone());
+        }
+        self.live.insert(id.to_string(), Live { title, since: Instant::now(), busy: false });
+        self.dirty = true;
+
+        if self.opts.isolation == Isolation::Worktree {
+            let path = self.repo.worktree_path(id);
+            let branch = branch_name(id);
+            // Leftovers of an earlier claim (a crash, --keep-worktrees, a conflict the user wants redone).
+            git::remove_worktree(&self.repo.root, &path)?;
+            git::delete_branch(&self.repo.root, &branch)?;
+            std::fs::create_dir_all(self.repo.worktrees_dir()).map_err(io("create", &self.repo.worktrees_dir()))?;
+            if let Err(e) = git::add_worktree(&self.repo.root, &path, &branch, &self.base) {
+                return self.give_up(id, ReleaseReason::Failed, &format!("cannot create the worktree: {e}"), false);
+            }
+            self.append(vec![Event::WorktreeCreated {
+                issue: id.to_string(),
+                path: path.display().to_string(),
+                branch,
+                base: self.base.clone(),
+            }])?;
+            self.phase(id, Phase::WorktreeReady)?;
+        }
+        self.spawn_attempt(id)
+    }
+
+    /// Where the issue's agent works.
+    fn workdir(&self, id: &str) -> PathBuf {
+        match self.opts.isolation {
+            Isolation::Worktree => self.repo.worktree_path(id),
+            Isolation::None => self.repo.root.clone(),
+        }
+    }
+
+    /// Writes the prompt, appends the spawn intent, spawns, appends what was spawned, and hands the agent
+    /// to an executor task.
+    fn spawn_attempt(&mut self, id: &str) -> RunResult<()> {
+        let attempt = self.state.issues.get(id).map_or(0, |i| i.attempts) + 1;
+        let dir = self.repo.attempt_dir(id, attempt);
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        let workdir = self.workdir(id);
+        let prompt_file = dir.join("prompt.md");
+        let issue = self.issues.iter().find(|i| i.id == id).cloned();
+        let branch = (self.opts.isolation == Isolation::Worktree).then(|| branch_name(id));
+        let text = match &issue {
+            Some(issue) => render(
+                issue,
+                &PromptContext {
+                    worktree: &workdir.display().to_string(),
+                    branch: branch.as_deref(),
+                    base: &self.base,
+                    attempt,
+                    check: self.opts.check.as_deref(),
+                },
+            ),
+            None => format!("# {id}\n"),
+        };
+        super::wrapper::write_atomically(&prompt_file, text.as_bytes()).map_err(io("write", &prompt_file))?;
+        let (workdir_s, prompt_s) = (workdir.display().to_string(), prompt_file.display().to_string());
+        let argv = substitute(
+            &self.opts.template,
+            &Vars { id, prompt_file: &prompt_s, worktree: &workdir_s, attempt, git_dir: &self.git_dir },
+        );
+        let marker = format!("{}/{}/{attempt}", self.log.session(), crate::repo::escape_path_component(id));
+        self.append(vec![Event::SpawnRequested {
+            issue: id.to_string(),
+            attempt,
+            argv: argv.clone(),
+            cwd: workdir_s.clone(),
+            marker: marker.clone(),
+            stdout: dir.join("stdout").display().to_string(),
+            stderr: dir.join("stderr").display().to_string(),
+        }])?;
+        let spec = AgentSpec {
+            bdp_exe: self.bdp_exe.clone(),
+            argv,
+            cwd: workdir.clone(),
+            attempt_dir: dir.clone(),
+            env: vec![
+                ("BDP_ISSUE".into(), id.to_string()),
+                ("BDP_WORKTREE".into(), workdir_s),
+                ("BDP_SESSION".into(), self.log.session().to_string()),
+                ("BDP_ATTEMPT".into(), attempt.to_string()),
+                ("BDP_PROMPT_FILE".into(), prompt_s),
+                ("BDP_MARKER".into(), marker),
+            ],
+        };
+        let running = match agent::spawn(&spec) {
+            Ok(running) => running,
+            Err(e) => {
+                let reason = format!("cannot start the agent: {e}");
+                self.append(vec![Event::AttemptAbandoned { issue: id.to_string(), attempt, reason: reason.clone() }])?;
+                return self.failed_attempt(id, &reason, false);
+            }
+        };
+        self.append(vec![Event::AgentSpawned {
+            issue: id.to_string(),
+            attempt,
+            pid: running.pid,
+            pgid: running.pid,
+            start_time: running.start_time,
+        }])?;
+        self.summary.attempts += 1;
+        let title = self.live.get(id).map(|l| l.title.clone()).unwrap_or_default();
+        self.progress.started(id, attempt, &title);
+        self.phase(id, Phase::Running)?;
+        if let Some(live) = self.live.get_mut(id) {
+            live.busy = true;
+        }
+        let (tx, stop, issue) = (self.tx.clone(), self.stop_now.subscribe(), id.to_string());
+        let (timeout, grace) = (self.opts.timeout, self.opts.grace);
+        tokio::spawn(async move {
+            let end = agent::supervise(running, timeout, grace, dir.clone(), stop).await;
+            let usage = std::fs::read(dir.join("stdout")).ok().and_then(|out| super::usage::parse(&out));
+            let _ = tx.send(Msg::Exited { issue, attempt, end, usage });
+        });
+        Ok(())
+    }
+
+    pub(super) fn on_exited(
+        &mut self,
+        id: &str,
+        attempt: u32,
+        end: AgentEnd,
+        usage: Option<AgentUsage>,
+    ) -> RunResult<()> {
+        if let Some(live) = self.live.get_mut(id) {
+            live.busy = false;
+        }
+        self.summary.agent_time += Duration::from_millis(end.duration_ms);
+        if let Some(u) = &usage {
+            self.summary.usage_reports += 1;
+            self.summary.cost_micro_usd += u.cost_micro_usd.unwrap_or(0);
+        }
+        self.append(vec![Event::AgentExited {
+            issue: id.to_string(),
+            attempt,
+            code: end.code,
+            signal: end.signal,
+            duration_ms: end.duration_ms,
+            timed_out: end.timed_out,
+            usage,
+        }])?;
+        self.phase(id, Phase::Exited)?;
+        if end.stopped {
+            return self.give_up(id, ReleaseReason::Shutdown, "stopped (bdp stop --now)", false);
+        }
+        if !end.success() {
+            let why = match (end.timed_out, end.code, end.signal, &end.error) {
+                (true, ..) => format!("timed out after {}", crate::supervisor::progress_duration(self.opts.timeout)),
+                (_, _, _, Some(error)) => error.clone(),
+                (_, Some(code), ..) => format!("agent exited {code}"),
+                (_, None, Some(sig), _) => format!("agent killed by signal {sig}"),
+                _ => "agent ended without a status".to_string(),
+            };
+            return self.failed_attempt(id, &why, end.timed_out);
+        }
+        if self.opts.isolation == Isolation::None {
+            return self.close(id, "bdp: the agent finished (run in the repository itself, --isolation none)");
+        }
+        let branch = branch_name(id);
+        let ahead = git::commits_ahead(&self.repo.root, &self.base, &branch)?;
+        if ahead == 0 {
+            let dirty = !git::run(&self.workdir(id), ["status", "--porcelain"])?.trim().is_empty();
+            if dirty {
+                return self.failed_attempt(id, "the agent changed files but committed nothing", false);
+            }
+            return self.close(id, "bdp: the agent finished with no code changes");
+        }
+        match self.opts.check.clone() {
+            Some(check) => {
+                self.spawn_check(id, attempt, check);
+                Ok(())
+            }
+            None => self.merge(id),
+        }
+    }
+
+    /// Runs the user's `--check` command in the worktree, in its own process group, in a task.
+    fn spawn_check(&mut self, id: &str, attempt: u32, check: String) {
+        if let Some(live) = self.live.get_mut(id) {
+            live.busy = true;
+        }
+        self.progress.phase(id, "checking");
+        let dir = self.repo.attempt_dir(id, attempt);
+        let spec = AgentSpec {
+            bdp_exe: self.bdp_exe.clone(),
+            argv: vec!["/bin/sh".into(), "-c".into(), check],
+            cwd: self.workdir(id),
+            attempt_dir: dir.join("check"),
+            env: vec![
+                ("BDP_ISSUE".into(), id.to_string()),
+                ("BDP_WORKTREE".into(), self.workdir(id).display().to_string()),
+                ("BDP_SESSION".into(), self.log.session().to_string()),
+                ("BDP_ATTEMPT".into(), attempt.to_string()),
+            ],
+        };
+        let (tx, stop, issue) = (self.tx.clone(), self.stop_now.subscribe(), id.to_string());
+        let (timeout, grace) = (self.opts.timeout, self.opts.grace);
+        tokio::spawn(async move {
+            let msg = match agent::spawn(&spec) {
+                Ok(running) => {
+                    let end = agent::supervise(running, timeout, grace, spec.attempt_dir.clone(), stop).await;
+                    Msg::Checked { issue, attempt, passed: end.success(), code: end.code, duration_ms: end.duration_ms }
+                }
+                Err(_) => Msg::Checked { issue, attempt, passed: false, code: None, duration_ms: 0 },
+            };
+            let _ = tx.send(msg);
+        });
+    }
+
+    pub(super) fn on_checked(
+        &mut self,
+        id: &str,
+        attempt: u32,
+        passed: bool,
+        code: Option<i32>,
+        duration_ms: u64,
+    ) -> RunResult<()> {
+        if let Some(live) = self.live.get_mut(id) {
+            live.busy = false;
+        }
+        let command = self.opts.check.clone().unwrap_or_default();
+        let event = if passed {
+            Event::CheckPassed { issue: id.to_string(), attempt, command: command.clone(), duration_ms }
+        } else {
+            Event::CheckFailed { issue: id.to_string(), attempt, command: command.clone(), code, duration_ms }
+        };
+        self.append(vec![event])?;
+        self.phase(id, Phase::Checked)?;
+        if self.stop == StopLevel::Now {
+            return self.give_up(id, ReleaseReason::Shutdown, "stopped (bdp stop --now)", false);
+        }
+        if passed {
+            self.merge(id)
+        } else {
+            let how = code.map_or("was stopped".to_string(), |c| format!("exited {c}"));
+            self.failed_attempt(id, &format!("the check `{command}` {how}"), false)
+        }
+    }
+
+    /// The merge queue: the dispatcher merges one branch at a time, so merges never race.
+    fn merge(&mut self, id: &str) -> RunResult<()> {
+        let branch = branch_name(id);
+        if self.opts.merge == MergeStrategy::None {
+            let head = git::rev_parse(&self.repo.root, &format!("refs/heads/{branch}"))?.unwrap_or_default();
+            let reason = format!("bdp: work is on branch {branch} at {} (--merge none)", short(&head));
+            return self.close_keeping_branch(id, &reason, true);
+        }
+        self.append(vec![Event::MergeStarted {
+            issue: id.to_string(),
+            branch: branch.clone(),
+            base: self.base.clone(),
+            strategy: self.opts.merge,
+        }])?;
+        self.progress.phase(id, "merging");
+        let outcome = match self.opts.merge {
+            MergeStrategy::Rebase => match git::rebase_in_worktree(&self.workdir(id), &self.base)? {
+                Ok(()) => git::merge_into_base(&self.repo.root, &self.base, &branch, "", true)?,
+                Err(reason) => MergeOutcome::Refused { reason },
+            },
+            _ => {
+                let title = self.live.get(id).map(|l| l.title.clone()).unwrap_or_default();
+                let message = format!("Merge {branch}: {}\n\nbdp-issue: {id}\n", super::progress::one_line(&title, 72));
+                git::merge_into_base(&self.repo.root, &self.base, &branch, &message, false)?
+            }
+        };
+        match outcome {
+            MergeOutcome::Merged { commit } => {
+                self.append(vec![Event::Merged { issue: id.to_string(), commit: commit.clone() }])?;
+                self.phase(id, Phase::Merged)?;
+                let reason = format!("bdp: merged {} into {}", short(&commit), self.base);
+                self.close(id, &reason)
+            }
+            MergeOutcome::Refused { reason } => {
+                self.append(vec![Event::MergeConflicted { issue: id.to_string(), detail: reason.clone() }])?;
+                let mut events = Vec::new();
+                self.tracker.add_label(id, CONFLICT_LABEL, &mut events)?;
+                self.append(events)?;
+                self.note_label(id, CONFLICT_LABEL);
+                let text = format!("conflict {id}  {reason}; branch {branch} kept, labelled {CONFLICT_LABEL}");
+                self.release(id, ReleaseReason::Conflict, &reason, true, true)?;
+                self.ended(id, Ending::Conflict, &text);
+                Ok(())
+            }
+        }
+    }
+
+    fn close(&mut self, id: &str, reason: &str) -> RunResult<()> {
+        self.close_keeping_branch(id, reason, false)
+    }
+
+    fn close_keeping_branch(&mut self, id: &str, reason: &str, keep_branch: bool) -> RunResult<()> {
+        let mut events = Vec::new();
+        self.tracker.close(id, reason, &mut events)?;
+        self.append(events)?;
+        if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id) {
+            issue.status = "closed".into();
+        }
+        self.phase(id, Phase::Closed)?;
+        let took = self.live.get(id).map(|l| l.since.elapsed()).unwrap_or_default();
+        self.release(id, ReleaseReason::Done, reason, false, keep_branch)?;
+        let what = reason.strip_prefix("bdp: ").unwrap_or(reason);
+        self.ended(id, Ending::Done, &format!("done     {id}  {what}  ({})", super::progress_duration(took)));
+        Ok(())
+    }
+
+    /// An attempt failed: retry within the budget (not while stopping), else give the issue back.
+    fn failed_attempt(&mut self, id: &str, why: &str, timed_out: bool) -> RunResult<()> {
+        let made = self.state.issues.get(id).and_then(|i| i.claim.as_ref()).map_or(1, |c| c.attempts_made());
+        if self.stop != StopLevel::None {
+            return self.give_up(id, ReleaseReason::Shutdown, &format!("{why}; not retried while stopping"), false);
+        }
+        if made <= self.opts.retries {
+            let next = self.state.issues.get(id).map_or(0, |i| i.attempts) + 1;
+            let backoff = self.opts.backoff(made);
+            self.append(vec![Event::RetryScheduled {
+                issue: id.to_string(),
+                next_attempt: next,
+                backoff_ms: backoff.as_millis() as u64,
+                reason: why.to_string(),
+            }])?;
+            self.progress.line(&format!(
+                "retry    {id}  {why}; attempt {} of {} in {}",
+                made + 1,
+                self.opts.retries + 1,
+                super::progress_duration(backoff)
+            ));
+            self.reset_worktree(id)?;
+            let (tx, issue) = (self.tx.clone(), id.to_string());
+            tokio::spawn(async move {
+                tokio::time::sleep(backoff).await;
+                let _ = tx.send(Msg::RetryDue { issue });
+            });
+            return Ok(());
+        }
+        let reason = if timed_out { ReleaseReason::Timeout } else { ReleaseReason::Failed };
+        let detail = format!("{why} (after {made} attempt{})", if made == 1 { "" } else { "s" });
+        self.give_up(id, reason, &detail, true)
+    }
+
+    pub(super) fn on_retry_due(&mut self, id: &str) -> RunResult<()> {
+        if !self.live.contains_key(id) {
+            return Ok(());
+        }
+        if self.stop != StopLevel::None {
+            return self.give_up(id, ReleaseReason::Shutdown, "a retry was due, but bdp is stopping", false);
+        }
+        self.spawn_attempt(id)
+    }
+
+    /// Gives the issue back to the tracker as open (labelled `bdp:failed` when `label`).
+    fn give_up(&mut self, id: &str, reason: ReleaseReason, detail: &str, label: bool) -> RunResult<()> {
+        if label {
+            let mut events = Vec::new();
+            self.tracker.add_label(id, FAILED_LABEL, &mut events)?;
+            self.append(events)?;
+            self.note_label(id, FAILED_LABEL);
+        }
+        self.release(id, reason, detail, true, false)?;
+        let (word, ending) = match reason {
+            ReleaseReason::Shutdown | ReleaseReason::Abandoned => ("released", Ending::Released),
+            _ => ("failed  ", Ending::Failed),
+        };
+        let suffix = if label { format!("; labelled {FAILED_LABEL}") } else { String::new() };
+        self.ended(id, ending, &format!("{word} {id}  {detail}{suffix}"));
+        Ok(())
+    }
+
+    fn note_label(&mut self, id: &str, label: &str) {
+        if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id)
+            && !issue.labels.iter().any(|l| l == label)
+        {
+            issue.labels.push(label.to_string());
+        }
+    }
+
+    /// Removes the worktree (and the branch unless kept), gives the claim back in the tracker when asked,
+    /// and records the release.
+    fn release(
+        &mut self,
+        id: &str,
+        reason: ReleaseReason,
+        detail: &str,
+        tracker_release: bool,
+        keep_branch: bool,
+    ) -> RunResult<()> {
+        let worktree = self.state.issues.get(id).and_then(|i| i.claim.as_ref()).and_then(|c| c.worktree.clone());
+        if let Some(wt) = worktree
+            && !self.opts.keep_worktrees
+        {
+            git::remove_worktree(&self.repo.root, Path::new(&wt.path))?;
+            self.append(vec![Event::WorktreeRemoved { issue: id.to_string(), path: wt.path.clone() }])?;
+            if !keep_branch {
+                git::delete_branch(&self.repo.root, &wt.branch)?;
+            }
+        }
+        let mut events = Vec::new();
+        if tracker_release {
+            self.tracker.release(id, &mut events)?;
+            if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id) {
+                issue.status = "open".into();
+                issue.assignee = None;
+            }
+        }
+        events.push(Event::IssueReleased { issue: id.to_string(), reason, detail: Some(detail.to_string()) });
+        self.append(events)
+    }
+
+    /// Before a retry: the branch back to the base, the worktree clean (ignored files are kept).
+    fn reset_worktree(&mut self, id: &str) -> RunResult<()> {
+        if self.opts.isolation == Isolation::Worktree {
+            let dir = self.workdir(id);
+            git::run(&dir, ["reset", "--hard", "--quiet", &self.base])?;
+            git::run(&dir, ["clean", "-fd", "--quiet"])?;
+        }
+        Ok(())
+    }
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}

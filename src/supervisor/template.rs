@@ -1,0 +1,167 @@
+//! The agent's argv: the user's template (`-- CMD {id} {prompt_file}`) or a preset (`--agent claude`),
+//! with placeholders substituted, and the check that the program exists before anything is claimed.
+//!
+//! Issue text never reaches argv through here, and nothing here goes through a shell: placeholders are
+//! replaced inside single argv elements, which are passed to `execve` as they are. Values that come from
+//! the tracker (the id) are data, whatever characters they hold.
+
+use std::path::{Path, PathBuf};
+
+/// Agent CLIs bdp knows how to drive unattended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// Claude Code: `claude -p --output-format json --dangerously-skip-permissions PROMPT`.
+    Claude,
+    /// OpenAI Codex: `codex exec --json --sandbox workspace-write --add-dir GIT_DIR PROMPT`.
+    Codex,
+}
+
+/// The instruction both presets pass as the prompt: the issue itself is in the prompt file.
+pub const PRESET_INSTRUCTION: &str =
+    "Your task is described in the file {prompt_file}. Read it, do the work in this directory, and commit it.";
+
+impl Preset {
+    /// The argv template of the preset (flags as the CLIs' own `--help` documents them).
+    pub fn template(self) -> Vec<String> {
+        let words: &[&str] = match self {
+            // `-p/--print` runs non-interactively; `--output-format json` prints one result object with
+            // `total_cost_usd` and `usage`; permissions must be bypassed, there is nobody to ask.
+            Preset::Claude => &["claude", "-p", "--output-format", "json", "--dangerously-skip-permissions"],
+            // `exec` runs non-interactively; `--json` prints JSONL events (`turn.completed` carries `usage`);
+            // the sandbox may write the worktree, and `--add-dir` lets git write the repository's
+            // `.git` (a worktree's commits land there).
+            Preset::Codex => &["codex", "exec", "--json", "--sandbox", "workspace-write", "--add-dir", "{git_dir}"],
+        };
+        let mut argv: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        argv.push(PRESET_INSTRUCTION.to_string());
+        argv
+    }
+}
+
+/// The values placeholders stand for, for one attempt.
+#[derive(Debug, Clone)]
+pub struct Vars<'a> {
+    pub id: &'a str,
+    pub prompt_file: &'a str,
+    pub worktree: &'a str,
+    pub attempt: u32,
+    pub git_dir: &'a str,
+}
+
+/// The placeholders a template may use.
+pub const PLACEHOLDERS: &[&str] = &["{id}", "{prompt_file}", "{worktree}", "{attempt}", "{git_dir}"];
+
+/// Replaces every placeholder in every argument. Each argument stays one argument.
+pub fn substitute(template: &[String], vars: &Vars<'_>) -> Vec<String> {
+    let attempt = vars.attempt.to_string();
+    template
+        .iter()
+        .map(|arg| {
+            // One pass over the argument, so a value that contains `{id}` is not substituted again.
+            let mut out = String::with_capacity(arg.len());
+            let mut rest = arg.as_str();
+            'outer: while !rest.is_empty() {
+                for (name, value) in [
+                    ("{id}", vars.id),
+                    ("{prompt_file}", vars.prompt_file),
+                    ("{worktree}", vars.worktree),
+                    ("{attempt}", attempt.as_str()),
+                    ("{git_dir}", vars.git_dir),
+                ] {
+                    if let Some(after) = rest.strip_prefix(name) {
+                        out.push_str(value);
+                        rest = after;
+                        continue 'outer;
+                    }
+                }
+                let ch = rest.chars().next().expect("rest is not empty");
+                out.push(ch);
+                rest = &rest[ch.len_utf8()..];
+            }
+            out
+        })
+        .collect()
+}
+
+/// Why an agent program cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProgramError {
+    #[error("the agent command is empty")]
+    Empty,
+    #[error("agent program {0} does not exist")]
+    Missing(PathBuf),
+    #[error("agent program {0} is not an executable file")]
+    NotExecutable(PathBuf),
+    #[error("agent program {0} is not on PATH")]
+    NotOnPath(String),
+}
+
+/// Resolves the program (argv[0]) to an absolute path: a path with a `/` is taken relative to `cwd`, a
+/// bare name is looked up on PATH. The agent runs in a worktree, so a relative path must be fixed now.
+pub fn resolve_program(program: &str, cwd: &Path) -> Result<PathBuf, ProgramError> {
+    if program.is_empty() {
+        return Err(ProgramError::Empty);
+    }
+    if program.contains('/') {
+        let path = cwd.join(program);
+        return match std::fs::metadata(&path) {
+            Err(_) => Err(ProgramError::Missing(path)),
+            Ok(meta) if !is_executable(&meta) => Err(ProgramError::NotExecutable(path)),
+            Ok(_) => Ok(path),
+        };
+    }
+    crate::tracker::find_on_path(program).ok_or_else(|| ProgramError::NotOnPath(program.to_string()))
+}
+
+fn is_executable(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.is_file() && meta.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> Vars<'static> {
+        Vars { id: "bd-1", prompt_file: "/r/p.md", worktree: "/r/wt", attempt: 2, git_dir: "/r/.git" }
+    }
+
+    #[test]
+    fn placeholders_are_replaced_inside_single_arguments() {
+        let t: Vec<String> = ["agent", "--issue={id}", "{prompt_file}", "{worktree}/x", "#{attempt}", "{nope}"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(substitute(&t, &vars()), ["agent", "--issue=bd-1", "/r/p.md", "/r/wt/x", "#2", "{nope}"]);
+    }
+
+    #[test]
+    fn hostile_values_stay_one_argument_and_are_not_expanded_again() {
+        let v = Vars { id: "x; rm -rf / {worktree} $(id)", ..vars() };
+        let out = substitute(&["{id}".to_string()], &v);
+        assert_eq!(out, ["x; rm -rf / {worktree} $(id)"]);
+    }
+
+    #[test]
+    fn presets_pass_the_prompt_file_not_the_issue_text() {
+        for preset in [Preset::Claude, Preset::Codex] {
+            let argv = substitute(&preset.template(), &vars());
+            assert!(argv.last().unwrap().contains("/r/p.md"), "{argv:?}");
+        }
+        assert!(substitute(&Preset::Codex.template(), &vars()).contains(&"/r/.git".to_string()));
+    }
+
+    #[test]
+    fn programs_are_resolved_or_refused_with_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(resolve_program("sh", dir.path()).unwrap().is_absolute());
+        assert_eq!(
+            resolve_program("./nope", dir.path()),
+            Err(ProgramError::Missing(dir.path().join("./nope")))
+        );
+        std::fs::write(dir.path().join("plain"), "x").unwrap();
+        assert!(matches!(resolve_program("./plain", dir.path()), Err(ProgramError::NotExecutable(_))));
+        assert!(matches!(resolve_program("no-such-program-bdp", dir.path()), Err(ProgramError::NotOnPath(_))));
+    }
+}
