@@ -182,8 +182,9 @@ pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &RunArgs) -> CliResult<
     let start_time = crate::process::start_time(pid);
     let since = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let holder = Holder { pid, start_time, since: since.clone() };
-    let _lock = OrchestratorLock::acquire(&repo.orchestrator_lock_path(), &holder.render())
-        .map_err(|e| CliError::from(e).with_hint("one `bdp run` per repository; `bdp stop` asks the running one to stop"))?;
+    let _lock = OrchestratorLock::acquire(&repo.orchestrator_lock_path(), &holder.render()).map_err(|e| {
+        CliError::from(e).with_hint("one `bdp run` per repository; `bdp stop` asks the running one to stop")
+    })?;
     let session = new_session_id();
     let (log, torn) =
         LogWriter::open(&repo.events_dir(), &repo.append_lock_path(), &session, crate::log::system_clock())?;
@@ -216,9 +217,7 @@ pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &RunArgs) -> CliResult<
         issues,
     });
     let config = serde_json::json!({ "options": &opts, "base": &base, "tracker": tracker_name });
-    orchestrator
-        .append_session_start(pid, start_time, config)
-        .map_err(|e| CliError::internal(e.to_string()))?;
+    orchestrator.append_session_start(pid, start_time, config).map_err(|e| CliError::internal(e.to_string()))?;
     println!(
         "bdp run: session {session}, {} agent(s), tracker {tracker_name}, base {}",
         opts.agents,
@@ -235,7 +234,9 @@ pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &RunArgs) -> CliResult<
         orchestrator.run().await
     });
     print_summary(&summary);
-    result.map_err(|e| CliError::internal(e.to_string()).with_hint("the log has every step so far; run again to carry on"))?;
+    result.map_err(|e| {
+        CliError::internal(e.to_string()).with_hint("the log has every step so far; run again to carry on")
+    })?;
     Ok(if summary.failed + summary.conflicted > 0 { Outcome::Found } else { Outcome::Ok })
 }
 

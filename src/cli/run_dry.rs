@@ -20,8 +20,7 @@ pub fn print(
     tracker: &str,
 ) -> CliResult<Outcome> {
     let filter = ListFilter { statuses: vec![], label: opts.label.clone(), parent: opts.epic.clone() };
-    let in_scope: std::collections::HashSet<String> =
-        filter.apply(issues.to_vec()).into_iter().map(|i| i.id).collect();
+    let in_scope: std::collections::HashSet<String> = filter.apply(issues.to_vec()).into_iter().map(|i| i.id).collect();
     let attempts = past_attempts(repo);
     let order: Vec<&Issue> = crate::plan::ready_in_order(issues, jiff::Timestamp::now())
         .into_iter()
@@ -62,7 +61,9 @@ pub fn print(
         .filter(|i| in_scope.contains(&i.id) && i.status == "open" && !order.iter().any(|o| o.id == i.id))
         .count();
     if blocked > 0 {
-        println!("then: {blocked} more open issue(s) not ready now (blocked, deferred or labelled) may start as blockers close");
+        println!(
+            "then: {blocked} more open issue(s) not ready now (blocked, deferred or labelled) may start as blockers close"
+        );
     }
     if let Some(check) = &opts.check {
         println!("check before each merge: sh -c {}", shell_words(std::slice::from_ref(check)));

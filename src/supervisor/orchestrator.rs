@@ -373,7 +373,9 @@ impl Orchestrator {
     }
 
     fn pickable(&self, id: &str) -> bool {
-        !self.skip.contains(id) && !self.live.contains_key(id) && self.state.issues.get(id).is_none_or(|i| i.claim.is_none())
+        !self.skip.contains(id)
+            && !self.live.contains_key(id)
+            && self.state.issues.get(id).is_none_or(|i| i.claim.is_none())
     }
 
     fn recompute_queue(&mut self) {

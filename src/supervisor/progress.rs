@@ -80,8 +80,10 @@ impl Progress {
 
 /// `text` on one line (control characters escaped), cut to `max` characters.
 pub fn one_line(text: &str, max: usize) -> String {
-    let escaped: String =
-        text.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect();
+    let escaped: String = text
+        .chars()
+        .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
+        .collect();
     if escaped.chars().count() > max {
         let cut: String = escaped.chars().take(max.saturating_sub(1)).collect();
         format!("{cut}…")

@@ -156,10 +156,7 @@ mod tests {
     fn programs_are_resolved_or_refused_with_the_path() {
         let dir = tempfile::tempdir().unwrap();
         assert!(resolve_program("sh", dir.path()).unwrap().is_absolute());
-        assert_eq!(
-            resolve_program("./nope", dir.path()),
-            Err(ProgramError::Missing(dir.path().join("./nope")))
-        );
+        assert_eq!(resolve_program("./nope", dir.path()), Err(ProgramError::Missing(dir.path().join("./nope"))));
         std::fs::write(dir.path().join("plain"), "x").unwrap();
         assert!(matches!(resolve_program("./plain", dir.path()), Err(ProgramError::NotExecutable(_))));
         assert!(matches!(resolve_program("no-such-program-bdp", dir.path()), Err(ProgramError::NotOnPath(_))));

@@ -1,0 +1,382 @@
+//! `bdp run` end to end: real git, real processes, scripted agents, the embedded JSONL tracker.
+
+mod run_support;
+
+use std::time::{Duration, Instant};
+
+use run_support::{Sandbox, stderr, stdout};
+
+/// Seq of the first record matching `pred`.
+fn seq_of(sb: &Sandbox, pred: impl Fn(&serde_json::Value) -> bool) -> Option<u64> {
+    sb.records().into_iter().find(|r| pred(&r["event"])).map(|r| r["seq"].as_u64().unwrap())
+}
+
+#[test]
+fn twelve_issues_in_three_tracks_with_three_agents() {
+    // Three independent chains of four: a1 ← a2 ← a3 ← a4, and so on.
+    let mut spec: Vec<(String, String, Vec<String>)> = Vec::new();
+    for track in ["a", "b", "c"] {
+        for n in 1..=4 {
+            let blockers = if n > 1 { vec![format!("{track}{}", n - 1)] } else { vec![] };
+            spec.push((format!("{track}{n}"), format!("step {n} of track {track}"), blockers));
+        }
+    }
+    let issues: Vec<(&str, &str, i64, Vec<&str>)> =
+        spec.iter().map(|(id, t, b)| (id.as_str(), t.as_str(), 2, b.iter().map(String::as_str).collect())).collect();
+    let borrowed: Vec<(&str, &str, i64, &[&str])> =
+        issues.iter().map(|(id, t, p, b)| (*id, *t, *p, b.as_slice())).collect();
+    let sb = Sandbox::new(&borrowed);
+    let agent = sb.committing_agent();
+    let out = sb.bdp(&["run", "--plain", "--agents", "3", "--", agent.to_str().unwrap(), "{id}", "{prompt_file}"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+
+    // Every issue closed, once, with a reason naming the merge commit.
+    let tracker = sb.issues();
+    for (id, _, _) in &spec {
+        assert_eq!(tracker[id]["status"], "closed", "{id}");
+        assert!(tracker[id]["close_reason"].as_str().unwrap().starts_with("bdp: merged "), "{id}");
+    }
+    let closes = sb.events("tracker_issue_closed");
+    assert_eq!(closes.len(), 12);
+    // Each commit merged once.
+    let subjects = sb.main_subjects();
+    for (id, _, _) in &spec {
+        assert_eq!(subjects.iter().filter(|s| **s == format!("work on {id}")).count(), 1, "{id}: {subjects:?}");
+    }
+    // Dependencies respected: nothing was requested before its blocker was closed.
+    for (id, _, blockers) in &spec {
+        let spawn = seq_of(&sb, |e| e["type"] == "spawn_requested" && e["issue"] == id.as_str()).unwrap();
+        for b in blockers {
+            let closed = seq_of(&sb, |e| e["type"] == "tracker_issue_closed" && e["issue"] == b.as_str()).unwrap();
+            assert!(closed < spawn, "{id} started (seq {spawn}) before {b} closed (seq {closed})");
+        }
+    }
+    // Up to three at once, and more than one at some point.
+    let mut running = 0i32;
+    let mut peak = 0;
+    for r in sb.records() {
+        match r["event"]["type"].as_str().unwrap() {
+            "agent_spawned" => running += 1,
+            "agent_exited" => running -= 1,
+            _ => {}
+        }
+        peak = peak.max(running);
+    }
+    assert!((2..=3).contains(&peak), "peak concurrency {peak}");
+    assert!(sb.bdp_branches().is_empty(), "{:?}", sb.bdp_branches());
+    sb.assert_clean_end();
+    // The user's checkout has the work (the merge brought it along).
+    assert_eq!(
+        std::fs::read_dir(sb.root())
+            .unwrap()
+            .filter(|e| { e.as_ref().unwrap().file_name().to_string_lossy().starts_with("file-") })
+            .count(),
+        12
+    );
+}
+
+/// One agent whose behaviour depends on the issue id.
+fn scripted(sb: &Sandbox) -> std::path::PathBuf {
+    sb.script(
+        "agent.sh",
+        r#"commit() { printf '%s\n' "$2" > "$1"; git add "$1"; git commit -q -m "work on $BDP_ISSUE"; }
+case "$BDP_ISSUE" in
+  exit3) exit 3 ;;
+  hang) sleep 30 ;;
+  stubborn) trap '' TERM; sleep 30 & wait; sleep 30 ;;
+  segv) kill -SEGV $$ ;;
+  nothing) exit 0 ;;
+  dirty) echo x > untracked.txt; exit 0 ;;
+  flaky) if [ "$BDP_ATTEMPT" = 1 ]; then exit 1; fi; commit flaky.txt ok ;;
+  conflict-a) commit shared.txt "from a" ;;
+  conflict-b) sleep 1; commit shared.txt "from b" ;;
+  badcheck) commit badcheck.txt x; touch FAIL_CHECK; git add FAIL_CHECK; git commit -q -m fail ;;
+  *) commit "$BDP_ISSUE.txt" ok ;;
+esac
+"#,
+    )
+}
+
+#[test]
+fn failures_end_as_documented_and_leave_nothing_behind() {
+    let ids =
+        ["exit3", "hang", "stubborn", "segv", "nothing", "dirty", "flaky", "conflict-a", "conflict-b", "badcheck"];
+    let issues: Vec<(&str, &str, i64, &[&str])> = ids.iter().map(|id| (*id, *id, 2, &[][..])).collect();
+    let sb = Sandbox::new(&issues);
+    let agent = scripted(&sb);
+    let started = Instant::now();
+    let out = sb.bdp(&[
+        "run",
+        "--plain",
+        "--agents",
+        "10",
+        "--retries",
+        "1",
+        "--retry-backoff",
+        "50ms",
+        "--timeout",
+        "2s",
+        "--grace",
+        "300ms",
+        "--check",
+        "test ! -f FAIL_CHECK",
+        "--",
+        agent.to_str().unwrap(),
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "some failed → exit 1\n{text}\n{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let tracker = sb.issues();
+    let labels = |id: &str| -> Vec<String> {
+        tracker[id]["labels"]
+            .as_array()
+            .map(|a| a.iter().map(|l| l.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    let attempts = |id: &str| sb.events("spawn_requested").iter().filter(|e| e["issue"] == id).count();
+    let release = |id: &str| -> serde_json::Value {
+        sb.events("issue_released").into_iter().rfind(|e| e["issue"] == id).unwrap()
+    };
+    // Given back open, labelled, after the retry: non-zero exit, timeouts, TERM ignored, a signal, a failing
+    // check, uncommitted changes.
+    for (id, reason) in [
+        ("exit3", "failed"),
+        ("hang", "timeout"),
+        ("stubborn", "timeout"),
+        ("segv", "failed"),
+        ("badcheck", "failed"),
+        ("dirty", "failed"),
+    ] {
+        assert_eq!(tracker[id]["status"], "open", "{id}");
+        assert!(tracker[id].get("assignee").is_none_or(|a| a.is_null() || a == ""), "{id}: {}", tracker[id]);
+        assert_eq!(labels(id), ["bdp:failed"], "{id}");
+        assert_eq!(attempts(id), 2, "{id}: one try and one retry");
+        assert_eq!(release(id)["reason"], reason, "{id}");
+    }
+    assert!(release("segv")["detail"].as_str().unwrap().contains("signal 11"));
+    assert!(release("badcheck")["detail"].as_str().unwrap().contains("test ! -f FAIL_CHECK"));
+    assert!(release("hang")["detail"].as_str().unwrap().contains("timed out"));
+    // Exit 0 with no commit: closed, saying so.
+    assert_eq!(tracker["nothing"]["status"], "closed");
+    assert!(tracker["nothing"]["close_reason"].as_str().unwrap().contains("no code changes"));
+    // A failed first attempt, then success.
+    assert_eq!(tracker["flaky"]["status"], "closed");
+    assert_eq!(attempts("flaky"), 2);
+    // Two branches writing the same file: the first merges, the second conflicts and keeps its branch.
+    assert_eq!(tracker["conflict-a"]["status"], "closed");
+    assert_eq!(tracker["conflict-b"]["status"], "open");
+    assert_eq!(labels("conflict-b"), ["bdp:conflict"]);
+    assert_eq!(release("conflict-b")["reason"], "conflict");
+    assert!(release("conflict-b")["detail"].as_str().unwrap().contains("shared.txt"));
+    assert_eq!(sb.bdp_branches(), ["bdp/conflict-b"]);
+    assert_eq!(std::fs::read_to_string(sb.root().join("shared.txt")).unwrap(), "from a\n");
+    // Timeouts were enforced, and the agent that ignores TERM was killed.
+    let exits = sb.events("agent_exited");
+    assert!(exits.iter().filter(|e| e["issue"] == "stubborn").all(|e| e["timed_out"] == true));
+    sb.assert_clean_end();
+    // A second run takes nothing: failed and conflicted issues wait for a human.
+    let again = sb.bdp(&["run", "--plain", "--", agent.to_str().unwrap()]);
+    assert!(again.status.success());
+    let again = stdout(&again);
+    assert!(again.contains("nothing is ready") && again.contains("labelled bdp:failed or bdp:conflict"), "{again}");
+}
+
+#[test]
+fn hostile_issue_text_and_ids_never_reach_a_shell_or_leave_bdp_dir() {
+    let ids = ["../../escape", "x;touch PWNED", "$(touch PWNED2)", ".hidden"];
+    let issues: Vec<(&str, &str, i64, &[&str])> =
+        ids.iter().map(|id| (*id, "title with `touch PWNED3` and $(touch PWNED4)\nsecond line", 1, &[][..])).collect();
+    let sb = Sandbox::new(&issues);
+    let agent = sb.committing_agent();
+    let out = sb.bdp(&["run", "--plain", "--agents", "2", "--", agent.to_str().unwrap(), "--id={id}", "{prompt_file}"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    for name in ["PWNED", "PWNED2", "PWNED3", "PWNED4", "INJECTED", "INJECTED2"] {
+        assert!(!sb.root().join(name).exists(), "{name} was created");
+        assert!(!sb.root().parent().unwrap().join(name).exists(), "{name} was created");
+    }
+    assert!(!sb.root().parent().unwrap().join("escape").exists());
+    for spawn in sb.events("spawn_requested") {
+        let id = spawn["issue"].as_str().unwrap();
+        // The id reached the agent as one whole argument.
+        assert_eq!(spawn["argv"][1], format!("--id={id}"));
+        for key in ["cwd", "stdout", "stderr"] {
+            let path = std::path::Path::new(spawn[key].as_str().unwrap());
+            let canonical_bdp = sb.root().join(".bdp");
+            assert!(path.starts_with(&canonical_bdp), "{key} {} is outside .bdp", path.display());
+            assert!(!path.components().any(|c| c == std::path::Component::ParentDir), "{}", path.display());
+        }
+    }
+    let tracker = sb.issues();
+    assert!(ids.iter().all(|id| tracker[*id]["status"] == "closed"));
+    // The prompt holds the text, as text.
+    let prompt = std::fs::read_to_string(sb.root().join(".bdp/runs/x%3Btouch%20PWNED/1/prompt.md")).unwrap();
+    assert!(prompt.contains("$(touch INJECTED)"), "{prompt}");
+    sb.assert_clean_end();
+}
+
+#[test]
+fn ctrl_c_drains_and_a_second_one_stops_now() {
+    let issues: Vec<(&str, &str, i64, &[&str])> =
+        ["s1", "s2", "s3", "s4"].iter().map(|id| (*id, *id, 2, &[][..])).collect();
+    // Drain: the two running agents finish and are merged; nothing else is started.
+    let sb = Sandbox::new(&issues);
+    let agent = sb.script(
+        "slow.sh",
+        r#"sleep 1.5; printf x > "$BDP_ISSUE.txt"; git add -A; git commit -q -m "work on $BDP_ISSUE""#,
+    );
+    let mut child = sb
+        .bdp_cmd(&["run", "--plain", "--agents", "2", "--", agent.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(|| sb.root().join(".bdp/events").exists() && sb.events("agent_spawned").len() == 2);
+    signal(child.id(), rustix::process::Signal::INT);
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("stopping: no new issues"), "{text}");
+    let tracker = sb.issues();
+    let closed = tracker.values().filter(|i| i["status"] == "closed").count();
+    let open =
+        tracker.values().filter(|i| i["status"] == "open" && i.get("assignee").is_none_or(|a| a.is_null())).count();
+    assert_eq!((closed, open), (2, 2), "{tracker:?}");
+    assert_eq!(sb.events("session_ended").last().unwrap()["reason"], "drained");
+    sb.assert_clean_end();
+
+    // Now: two Ctrl-C; the agents are terminated and their issues released, open, unlabelled.
+    let sb = Sandbox::new(&issues);
+    let agent = sb.script("sleepy.sh", "sleep 30");
+    let mut child = sb
+        .bdp_cmd(&["run", "--plain", "--agents", "2", "--grace", "500ms", "--", agent.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(|| sb.root().join(".bdp/events").exists() && sb.events("agent_spawned").len() == 2);
+    signal(child.id(), rustix::process::Signal::INT);
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    signal(child.id(), rustix::process::Signal::INT);
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(out.status.success(), "{}", stdout(&out));
+    let tracker = sb.issues();
+    assert!(tracker.values().all(|i| i["status"] == "open" && i.get("labels").is_none()), "{tracker:?}");
+    let released: Vec<_> = sb.events("issue_released").iter().map(|e| e["reason"].clone()).collect();
+    assert_eq!(released, ["shutdown", "shutdown"]);
+    assert_eq!(sb.events("session_ended").last().unwrap()["reason"], "stopped");
+    sb.assert_clean_end();
+}
+
+#[test]
+fn bdp_stop_asks_the_running_orchestrator_to_stop() {
+    let issues: Vec<(&str, &str, i64, &[&str])> = ["q1", "q2"].iter().map(|id| (*id, *id, 2, &[][..])).collect();
+    let sb = Sandbox::new(&issues);
+    let out = sb.bdp(&["stop"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("no `bdp run` is running"));
+    let agent = sb.script("sleepy.sh", "sleep 30");
+    let child = sb
+        .bdp_cmd(&["run", "--plain", "--agents", "2", "--grace", "300ms", "--", agent.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(|| sb.root().join(".bdp/events").exists() && sb.events("agent_spawned").len() == 2);
+    // A second orchestrator is refused and told who holds the lock.
+    let second = sb.bdp(&["run", "--plain", "--", agent.to_str().unwrap()]);
+    assert_eq!(second.status.code(), Some(2));
+    assert!(stderr(&second).contains(&format!("pid {}", child.id())), "{}", stderr(&second));
+    let stop = sb.bdp(&["stop", "--now", "--wait"]);
+    assert!(stop.status.success(), "{}", stderr(&stop));
+    assert!(stdout(&stop).contains("stop now"));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(sb.events("session_ended").last().unwrap()["reason"], "stopped");
+    sb.assert_clean_end();
+}
+
+#[test]
+fn refusals_before_anything_is_claimed() {
+    let issues: Vec<(&str, &str, i64, &[&str])> = vec![("r1", "r1", 2, &[][..])];
+    let sb = Sandbox::new(&issues);
+    let before = std::fs::read(sb.root().join(".beads/issues.jsonl")).unwrap();
+    let out = sb.bdp(&["run", "--", "./no-such-agent.sh", "{id}"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no-such-agent.sh does not exist"), "{}", stderr(&out));
+    let out = sb.bdp(&["run"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no agent command"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(sb.root().join(".beads/issues.jsonl")).unwrap(), before);
+    assert!(!sb.root().join(".bdp").exists(), "nothing was written");
+    // Dry run: prints the plan, writes nothing.
+    let out = sb.bdp(&["run", "--dry-run", "--", "/bin/true", "{id}", "{prompt_file}"]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("/bin/true r1 "), "{}", stdout(&out));
+    assert!(!sb.root().join(".bdp").exists(), "dry run wrote nothing");
+    assert_eq!(std::fs::read(sb.root().join(".beads/issues.jsonl")).unwrap(), before);
+}
+
+#[test]
+fn config_file_sets_options_and_flags_win() {
+    let issues: Vec<(&str, &str, i64, &[&str])> = ["k1", "k2", "k3"].iter().map(|id| (*id, *id, 2, &[][..])).collect();
+    let sb = Sandbox::new(&issues);
+    let agent = sb.committing_agent();
+    std::fs::create_dir_all(sb.root().join(".bdp")).unwrap();
+    std::fs::write(
+        sb.root().join(".bdp/config.toml"),
+        format!("agents = 1\nmax_issues = 1\ncommand = [{:?}]\nactor = \"robot\"\n", agent.display().to_string()),
+    )
+    .unwrap();
+    let out = sb.bdp(&["run", "--plain", "--max-issues", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let claims = sb.events("issue_claimed");
+    assert_eq!(claims.len(), 2, "the flag (2) won over the file (1)");
+    assert!(claims.iter().all(|c| c["actor"] == "robot"));
+    std::fs::write(sb.root().join(".bdp/config.toml"), "agnets = 2\n").unwrap();
+    let out = sb.bdp(&["run", "--plain"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("config.toml line 1") && stderr(&out).contains("agnets"), "{}", stderr(&out));
+}
+
+#[test]
+fn plain_output_of_a_small_run() {
+    let issues: Vec<(&str, &str, i64, &[&str])> =
+        vec![("p1", "first thing", 1, &[][..]), ("p2", "second thing", 2, &["p1"][..]), ("p3", "no-op", 3, &[][..])];
+    let sb = Sandbox::new(&issues);
+    let agent = sb.script(
+        "agent.sh",
+        r#"[ "$BDP_ISSUE" = p3 ] && exit 0
+printf x > "$BDP_ISSUE.txt"; git add -A; git commit -q -m "work on $BDP_ISSUE""#,
+    );
+    let dry = sb.bdp(&["run", "--dry-run", "--agents", "1", "--", agent.to_str().unwrap(), "{id}", "{prompt_file}"]);
+    let out = sb.bdp(&["run", "--plain", "--agents", "1", "--", agent.to_str().unwrap(), "{id}"]);
+    assert!(out.status.success());
+    let mut filters: Vec<(String, &str)> = vec![
+        (regex_escape(&sb.root().display().to_string()), "[REPO]"),
+        (r"s-\d{8}-\d{6}-[0-9a-f]{4}".into(), "[SESSION]"),
+        (r"[0-9a-f]{12}".into(), "[COMMIT]"),
+        (r"\d+(\.\d+)?(ms|s)\b".into(), "[TIME]"),
+        (r"\d+\.\dx".into(), "[N]x"),
+    ];
+    filters.push((r"(?m)^agent time.*$".into(), "[AGENT TIME LINE]"));
+    let filters: Vec<(&str, &str)> = filters.iter().map(|(a, b)| (a.as_str(), *b)).collect();
+    insta::with_settings!({ filters => filters }, {
+        insta::assert_snapshot!("run_dry_run", stdout(&dry));
+        insta::assert_snapshot!("run_plain", stdout(&out));
+    });
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars().flat_map(|c| if "\\.+*?()|[]{}^$".contains(c) { vec!['\\', c] } else { vec![c] }).collect()
+}
+
+fn wait_for(mut cond: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < until, "timed out waiting");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn signal(pid: u32, sig: rustix::process::Signal) {
+    rustix::process::kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap(), sig).unwrap();
+}
