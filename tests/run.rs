@@ -224,7 +224,7 @@ fn ctrl_c_drains_and_a_second_one_stops_now() {
         "slow.sh",
         r#"sleep 1.5; printf x > "$BDP_ISSUE.txt"; git add -A; git commit -q -m "work on $BDP_ISSUE""#,
     );
-    let mut child = sb
+    let child = sb
         .bdp_cmd(&["run", "--plain", "--agents", "2", "--", agent.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -246,7 +246,7 @@ fn ctrl_c_drains_and_a_second_one_stops_now() {
     // Now: two Ctrl-C; the agents are terminated and their issues released, open, unlabelled.
     let sb = Sandbox::new(&issues);
     let agent = sb.script("sleepy.sh", "sleep 30");
-    let mut child = sb
+    let child = sb
         .bdp_cmd(&["run", "--plain", "--agents", "2", "--grace", "500ms", "--", agent.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -436,8 +436,6 @@ impl Orchestrator {
         if labelled > 0 {
             parts.push(format!("{labelled} labelled {FAILED_LABEL} or {CONFLICT_LABEL} (remove the label to retry)"));
         }
-        let rest = s.issues - s.closed - s.blocked.min(s.issues - s.closed);
-        let _ = rest;
         if s.closed == s.issues {
             format!("nothing is ready: all {} issues{scope} are closed", s.issues)
         } else {
@@ -447,8 +445,7 @@ impl Orchestrator {
 
     /// Records how an issue ended in this run and stops showing it.
     pub(super) fn ended(&mut self, issue: &str, ending: Ending, text: &str) {
-        let title = self.live.remove(issue).map(|l| l.title).unwrap_or_default();
-        let _ = title;
+        self.live.remove(issue);
         match ending {
             Ending::Done => self.summary.done += 1,
             Ending::Failed => self.summary.failed += 1,
