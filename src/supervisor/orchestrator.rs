@@ -123,6 +123,9 @@ pub struct Orchestrator {
     pub(super) progress: Progress,
     last_refresh: Instant,
     busy_note: Option<String>,
+    /// Observations (phase changes) waiting to go out with the next append: they need no fsync of
+    /// their own, and are flushed before the dispatcher waits for anything.
+    pending: Vec<Event>,
 }
 
 /// Everything the orchestrator is built from.
@@ -167,6 +170,7 @@ impl Orchestrator {
             progress,
             last_refresh: Instant::now(),
             busy_note: None,
+            pending: Vec::new(),
         }
     }
 
@@ -182,6 +186,13 @@ impl Orchestrator {
 
     /// Appends events; the state follows the records the log acknowledged (other processes' first).
     pub(super) fn append(&mut self, events: Vec<Event>) -> RunResult<()> {
+        let events = if self.pending.is_empty() {
+            events
+        } else {
+            let mut all = std::mem::take(&mut self.pending);
+            all.extend(events);
+            all
+        };
         if events.is_empty() {
             return Ok(());
         }
@@ -192,8 +203,11 @@ impl Orchestrator {
         Ok(())
     }
 
+    /// Records a phase change. It goes out with the next append (or before the dispatcher next waits), in
+    /// order: a phase is an observation, and an intent that follows it is never acted on before both are
+    /// durable.
     pub(super) fn phase(&mut self, issue: &str, phase: Phase) -> RunResult<()> {
-        self.append(vec![Event::PhaseChanged { issue: issue.to_string(), phase }])?;
+        self.pending.push(Event::PhaseChanged { issue: issue.to_string(), phase });
         self.progress.phase(issue, phase.as_str());
         self.phase_label(issue, phase);
         Ok(())
@@ -274,6 +288,7 @@ impl Orchestrator {
                 }
                 continue;
             }
+            self.append(Vec::new())?;
             tokio::select! {
                 msg = self.rx.recv() => match msg {
                     Some(msg) => self.handle(msg)?,
