@@ -29,7 +29,7 @@ time_bdp() {  # $1 = extra flags; prints seconds per run, one per line
     for _ in $(seq "$RUNS"); do
         rm -rf "$WORK/run" && cp -r "$WORK/seed" "$WORK/run"
         t0=$(now)
-        "$BDP" --repo "$WORK/run" run --plain --agents 8 $1 --retries 0 -- /bin/true > /dev/null
+        "$BDP" --repo "$WORK/run" run --plain --agents 8 --max-load 1000 $1 --retries 0 -- /bin/true > /dev/null
         t1=$(now)
         python3 -c "print($t1 - $t0)"
         closed=$(grep -c '"status":"closed"' "$WORK/run/.beads/issues.jsonl")

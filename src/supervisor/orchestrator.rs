@@ -203,6 +203,14 @@ impl Orchestrator {
         Ok(())
     }
 
+    /// Queues observations (outcomes, not intents) to go out, in order, with the next append or before the
+    /// dispatcher next waits — so the events of many issues share one fsync. Intents (spawn requested,
+    /// merge started) go through [`Orchestrator::append`] and are durable before the act. Code that reads
+    /// the state sees queued events only after that flush: every read the steps make follows an append.
+    pub(super) fn defer(&mut self, events: Vec<Event>) {
+        self.pending.extend(events);
+    }
+
     /// Records a phase change. It goes out with the next append (or before the dispatcher next waits), in
     /// order: a phase is an observation, and an intent that follows it is never acted on before both are
     /// durable.
@@ -350,7 +358,7 @@ impl Orchestrator {
             if !self.live.is_empty()
                 && let Some(why) = super::guard::busy(self.opts.max_load, self.opts.max_mem)
             {
-                if self.busy_note.as_deref() != Some(why.as_str()) {
+                if self.busy_note.is_none() {
                     self.progress.line(&format!("waiting: {why}"));
                     self.busy_note = Some(why);
                 }

@@ -31,20 +31,20 @@ impl Orchestrator {
         match self.tracker.claim(id, &self.opts.actor, &mut events) {
             Ok(_) => {}
             Err(e @ (TrackerError::AlreadyClaimed { .. } | TrackerError::NotClaimable { .. })) => {
-                self.append(events)?;
+                self.defer(events);
                 self.progress.line(&format!("skip     {id}  {e}"));
                 self.skip.insert(id.to_string());
                 return Ok(());
             }
             Err(e) => {
-                self.append(events)?;
+                self.defer(events);
                 self.progress.line(&format!("skip     {id}  the claim failed: {e}"));
                 self.skip.insert(id.to_string());
                 return Ok(());
             }
         }
         events.push(Event::IssueClaimed { issue: id.to_string(), actor: self.opts.actor.clone() });
-        self.append(events)?;
+        self.defer(events);
         self.claims_made += 1;
         let title = self.issues.iter().find(|i| i.id == id).map(|i| i.title.clone()).unwrap_or_default();
         if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id) {
@@ -64,12 +64,12 @@ impl Orchestrator {
             if let Err(e) = git::add_worktree(&self.repo.root, &path, &branch, &self.base) {
                 return self.give_up(id, ReleaseReason::Failed, &format!("cannot create the worktree: {e}"), false);
             }
-            self.append(vec![Event::WorktreeCreated {
+            self.defer(vec![Event::WorktreeCreated {
                 issue: id.to_string(),
                 path: path.display().to_string(),
                 branch,
                 base: self.base.clone(),
-            }])?;
+            }]);
             self.phase(id, Phase::WorktreeReady)?;
         }
         self.spawn_attempt(id)
@@ -140,17 +140,17 @@ impl Orchestrator {
             Ok(running) => running,
             Err(e) => {
                 let reason = format!("cannot start the agent: {e}");
-                self.append(vec![Event::AttemptAbandoned { issue: id.to_string(), attempt, reason: reason.clone() }])?;
+                self.defer(vec![Event::AttemptAbandoned { issue: id.to_string(), attempt, reason: reason.clone() }]);
                 return self.failed_attempt(id, &reason, false);
             }
         };
-        self.append(vec![Event::AgentSpawned {
+        self.defer(vec![Event::AgentSpawned {
             issue: id.to_string(),
             attempt,
             pid: running.pid,
             pgid: running.pid,
             start_time: running.start_time,
-        }])?;
+        }]);
         self.summary.attempts += 1;
         let title = self.live.get(id).map(|l| l.title.clone()).unwrap_or_default();
         self.progress.started(id, attempt, &title);
@@ -183,7 +183,7 @@ impl Orchestrator {
             self.summary.usage_reports += 1;
             self.summary.cost_micro_usd += u.cost_micro_usd.unwrap_or(0);
         }
-        self.append(vec![Event::AgentExited {
+        self.defer(vec![Event::AgentExited {
             issue: id.to_string(),
             attempt,
             code: end.code,
@@ -191,7 +191,7 @@ impl Orchestrator {
             duration_ms: end.duration_ms,
             timed_out: end.timed_out,
             usage,
-        }])?;
+        }]);
         self.phase(id, Phase::Exited)?;
         if end.stopped {
             return self.give_up(id, ReleaseReason::Shutdown, "stopped (bdp stop --now)", false);
@@ -277,7 +277,7 @@ impl Orchestrator {
         } else {
             Event::CheckFailed { issue: id.to_string(), attempt, command: command.clone(), code, duration_ms }
         };
-        self.append(vec![event])?;
+        self.defer(vec![event]);
         self.phase(id, Phase::Checked)?;
         if self.stop == StopLevel::Now {
             return self.give_up(id, ReleaseReason::Shutdown, "stopped (bdp stop --now)", false);
@@ -318,16 +318,16 @@ impl Orchestrator {
         };
         match outcome {
             MergeOutcome::Merged { commit } => {
-                self.append(vec![Event::Merged { issue: id.to_string(), commit: commit.clone() }])?;
+                self.defer(vec![Event::Merged { issue: id.to_string(), commit: commit.clone() }]);
                 self.phase(id, Phase::Merged)?;
                 let reason = format!("bdp: merged {} into {}", short(&commit), self.base);
                 self.close(id, &reason)
             }
             MergeOutcome::Refused { reason } => {
-                self.append(vec![Event::MergeConflicted { issue: id.to_string(), detail: reason.clone() }])?;
+                self.defer(vec![Event::MergeConflicted { issue: id.to_string(), detail: reason.clone() }]);
                 let mut events = Vec::new();
                 self.tracker.add_label(id, CONFLICT_LABEL, &mut events)?;
-                self.append(events)?;
+                self.defer(events);
                 self.note_label(id, CONFLICT_LABEL);
                 let text = format!("conflict {id}  {reason}; branch {branch} kept, labelled {CONFLICT_LABEL}");
                 self.release(id, ReleaseReason::Conflict, &reason, true, true)?;
@@ -344,7 +344,7 @@ impl Orchestrator {
     fn close_keeping_branch(&mut self, id: &str, reason: &str, keep_branch: bool) -> RunResult<()> {
         let mut events = Vec::new();
         self.tracker.close(id, reason, &mut events)?;
-        self.append(events)?;
+        self.defer(events);
         if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id) {
             issue.status = "closed".into();
         }
@@ -365,12 +365,12 @@ impl Orchestrator {
         if made <= self.opts.retries {
             let next = self.state.issues.get(id).map_or(0, |i| i.attempts) + 1;
             let backoff = self.opts.backoff(made);
-            self.append(vec![Event::RetryScheduled {
+            self.defer(vec![Event::RetryScheduled {
                 issue: id.to_string(),
                 next_attempt: next,
                 backoff_ms: backoff.as_millis() as u64,
                 reason: why.to_string(),
-            }])?;
+            }]);
             self.progress.line(&format!(
                 "retry    {id}  {why}; attempt {} of {} in {}",
                 made + 1,
@@ -405,7 +405,7 @@ impl Orchestrator {
         if label {
             let mut events = Vec::new();
             self.tracker.add_label(id, FAILED_LABEL, &mut events)?;
-            self.append(events)?;
+            self.defer(events);
             self.note_label(id, FAILED_LABEL);
         }
         self.release(id, reason, detail, true, false)?;
@@ -441,7 +441,7 @@ impl Orchestrator {
             && !self.opts.keep_worktrees
         {
             git::remove_worktree(&self.repo.root, Path::new(&wt.path))?;
-            self.append(vec![Event::WorktreeRemoved { issue: id.to_string(), path: wt.path.clone() }])?;
+            self.defer(vec![Event::WorktreeRemoved { issue: id.to_string(), path: wt.path.clone() }]);
             if !keep_branch {
                 git::delete_branch(&self.repo.root, &wt.branch)?;
             }
@@ -455,7 +455,8 @@ impl Orchestrator {
             }
         }
         events.push(Event::IssueReleased { issue: id.to_string(), reason, detail: Some(detail.to_string()) });
-        self.append(events)
+        self.defer(events);
+        Ok(())
     }
 
     /// Before a retry: the branch back to the base, the worktree clean (ignored files are kept).

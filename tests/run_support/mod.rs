@@ -86,19 +86,23 @@ git commit -q -m "work on $BDP_ISSUE"
     }
 
     pub fn bdp(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_bdp"))
-            .arg("--repo")
-            .arg(self.root())
-            .args(args)
-            .current_dir(self.root())
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap()
+        self.bdp_cmd(args).output().unwrap()
     }
 
+    /// `bdp --repo SANDBOX ARGS`; a `run` gets `--max-load 1000` so a busy test machine does not hold
+    /// spawns back (the guard has its own test).
     pub fn bdp_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_bdp"));
-        cmd.arg("--repo").arg(self.root()).args(args).current_dir(self.root()).env_remove("RUST_LOG");
+        cmd.arg("--repo").arg(self.root());
+        match args.split_first() {
+            Some((&"run", rest)) if !rest.contains(&"--dry-run") => {
+                cmd.arg("run").args(["--max-load", "1000"]).args(rest);
+            }
+            _ => {
+                cmd.args(args);
+            }
+        }
+        cmd.current_dir(self.root()).env_remove("RUST_LOG");
         cmd
     }
 
