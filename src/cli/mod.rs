@@ -1,10 +1,15 @@
 //! The command line: global options, the subcommand enum, dispatch, and printing errors.
 //! One file per subcommand; each parses nothing itself and calls into the library.
 
+mod clean;
+mod live;
+mod logs;
+mod logs_source;
 mod paths;
 mod plan;
 mod render;
 mod replay;
+mod status;
 mod tracker;
 mod verify;
 
@@ -45,6 +50,12 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Show the tracks of ready work and the estimated makespan with N agents.
     Plan(plan::PlanArgs),
+    /// Show what bdp is doing here now: orchestrator, session, running agents, claims, locks.
+    Status(status::StatusArgs),
+    /// Print agent output (one attempt with --issue, else every attempt of the current session).
+    Logs(logs::LogsArgs),
+    /// Remove worktrees, bdp/* branches, run dirs and lock files that no live claim owns.
+    Clean(clean::CleanArgs),
     /// Internal: the wrapper bdp spawns around each agent (writes the attempt's exit.json).
     #[command(name = "__wrap", hide = true)]
     Wrap(crate::supervisor::wrapper::WrapArgs),
@@ -88,6 +99,9 @@ fn run(cli: Cli) -> CliResult<Outcome> {
         Command::Verify(args) => verify::run(&Repo::discover(cli.repo.as_deref())?, &args),
         Command::Replay(args) => replay::run(&Repo::discover(cli.repo.as_deref())?, &args),
         Command::Plan(args) => plan::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),
+        Command::Status(args) => status::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),
+        Command::Logs(args) => logs::run(&Repo::discover(cli.repo.as_deref())?, &args),
+        Command::Clean(args) => clean::run(&Repo::discover(cli.repo.as_deref())?, &args),
     }
 }
 
