@@ -107,6 +107,25 @@ pub fn escape_path_component(id: &str) -> String {
     out
 }
 
+/// The issue id an [`escape_path_component`] result (or a branch name's part after `bdp/`) came from;
+/// `None` if it is not such a result (a bad `%XX`, or not UTF-8).
+pub fn unescape_path_component(component: &str) -> Option<String> {
+    let bytes = component.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = component.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +138,17 @@ mod tests {
         assert_eq!(escape_path_component(""), "%00");
         assert_eq!(escape_path_component("a/b c"), "a%2Fb%20c");
         assert_eq!(escape_path_component("%2F"), "%252F");
+    }
+
+    #[test]
+    fn escaped_components_and_branch_names_unescape_to_the_id() {
+        for id in ["bd-a3f8.1", "../etc", "..", "a/b c", "%2F", "x.lock", "a..b", "é-1"] {
+            assert_eq!(unescape_path_component(&escape_path_component(id)).as_deref(), Some(id));
+            let branch = branch_name(id);
+            assert_eq!(unescape_path_component(branch.strip_prefix(BRANCH_PREFIX).unwrap()).as_deref(), Some(id));
+        }
+        assert_eq!(unescape_path_component("%zz"), None);
+        assert_eq!(unescape_path_component("%F"), None);
     }
 
     #[test]

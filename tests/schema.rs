@@ -1,6 +1,6 @@
 //! schema/: the record schema and the state schema are generated from the Rust types (and must match
-//! the committed files); every replay fixture's records, and the `--json` output of verify and replay on
-//! every fixture, must validate against the committed schemas.
+//! the committed files); every replay fixture's records, and the `--json` output of verify, replay and
+//! status on every fixture, must validate against the committed schemas.
 //!
 //! After changing an event or the state: `BDP_BLESS=1 cargo test --test schema` rewrites the generated files.
 
@@ -135,4 +135,33 @@ fn json_output_of_verify_and_replay_validates_on_every_fixture() {
             assert_valid(&replay, &history, &format!("{name}: replay --issue"));
         }
     }
+}
+
+#[test]
+fn json_output_of_status_validates_on_every_fixture_and_without_data() {
+    let status = load("status.schema.json");
+    let run = |root: &Path| -> Value {
+        let out =
+            Command::cargo_bin("bdp").unwrap().arg("--repo").arg(root).args(["status", "--json"]).output().unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("status --json in {}: {e}", root.display()))
+    };
+    let empty = tempfile::tempdir().unwrap();
+    let value = run(empty.path());
+    assert_valid(&status, &value, "status --json without .bdp");
+    assert_eq!(value["initialized"], false);
+    for (name, build) in common::FIXTURES {
+        if *name == "corrupt-middle" {
+            continue; // status refuses a damaged log (exit 2, no JSON)
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        build(tmp.path());
+        let value = run(tmp.path());
+        assert_valid(&status, &value, &format!("{name}: status --json"));
+        assert_eq!(value["schema"], "bdp.status/1");
+    }
+    // Not vacuous: an unknown session state is refused.
+    let mut bad = run(empty.path());
+    bad["session"] = serde_json::json!({"id": "s", "state": "sleeping", "started_at": "t", "pid": 1,
+        "ended_at": null, "end_reason": null, "counts": {}});
+    assert!(!status.is_valid(&bad));
 }

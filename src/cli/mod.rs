@@ -1,13 +1,18 @@
 //! The command line: global options, the subcommand enum, dispatch, and printing errors.
 //! One file per subcommand; each parses nothing itself and calls into the library.
 
+mod clean;
 mod config;
+mod live;
+mod logs;
+mod logs_source;
 mod paths;
 mod plan;
 mod render;
 mod replay;
 mod run;
 mod run_dry;
+mod status;
 mod stop;
 mod tracker;
 mod verify;
@@ -53,6 +58,12 @@ pub enum Command {
     Stop(stop::StopArgs),
     /// Show the tracks of ready work and the estimated makespan with N agents.
     Plan(plan::PlanArgs),
+    /// Show what bdp is doing here now: orchestrator, session, running agents, claims, locks.
+    Status(status::StatusArgs),
+    /// Print agent output (one attempt with --issue, else every attempt of the current session).
+    Logs(logs::LogsArgs),
+    /// Remove worktrees, bdp/* branches, run dirs and lock files that no live claim owns.
+    Clean(clean::CleanArgs),
     /// Internal: the wrapper bdp spawns around each agent (writes the attempt's exit.json).
     #[command(name = "__wrap", hide = true)]
     Wrap(crate::supervisor::wrapper::WrapArgs),
@@ -98,6 +109,9 @@ fn run(cli: Cli) -> CliResult<Outcome> {
         Command::Run(args) => run::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),
         Command::Stop(args) => stop::run(&Repo::discover(cli.repo.as_deref())?, &args),
         Command::Plan(args) => plan::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),
+        Command::Status(args) => status::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),
+        Command::Logs(args) => logs::run(&Repo::discover(cli.repo.as_deref())?, &args),
+        Command::Clean(args) => clean::run(&Repo::discover(cli.repo.as_deref())?, &args),
     }
 }
 

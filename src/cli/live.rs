@@ -1,0 +1,130 @@
+//! What is alive right now, for the commands that look at a repo from outside a run (`status`, `clean`,
+//! `logs --follow`): is an orchestrator holding the orchestrator lock, is a claim's agent still running,
+//! is some process working inside a directory, and the log's state plus the timestamps of chosen records.
+//!
+//! It only looks: it never takes a lock for longer than one probe and never writes.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{FlockOperation, flock};
+
+use crate::error::CliResult;
+use crate::log::lock::Holder;
+use crate::log::{Decode, LogError, load, walk};
+use crate::process;
+use crate::repo::Repo;
+use crate::state::{Claim, State};
+
+/// The orchestrator as seen from outside: who the lock file names, and whether its flock is held.
+#[derive(Debug, Clone)]
+pub struct Orchestrator {
+    /// The lock file exists.
+    pub lock_file: bool,
+    /// Someone holds the flock on it: an orchestrator is running.
+    pub running: bool,
+    /// What the file says (the current holder when `running`, else the last one).
+    pub holder: Option<Holder>,
+}
+
+impl Orchestrator {
+    pub fn look(repo: &Repo) -> Orchestrator {
+        let path = repo.orchestrator_lock_path();
+        let lock_file = path.exists();
+        let running = lock_file && flock_held(&path).unwrap_or(false);
+        Orchestrator { lock_file, running, holder: Holder::read(&path) }
+    }
+
+    /// Whether the pid the lock file names is alive (and started when the file says).
+    pub fn holder_alive(&self) -> bool {
+        self.holder.as_ref().is_some_and(|h| process::is_alive(h.pid, h.start_time))
+    }
+}
+
+/// Whether another process holds a flock on `path`. Probes with a shared, non-blocking lock that is
+/// released at once (closing the file releases it too), so it never waits and never keeps anyone out
+/// for longer than the probe.
+pub fn flock_held(path: &Path) -> std::io::Result<bool> {
+    let file = File::open(path)?;
+    match flock(&file, FlockOperation::NonBlockingLockShared) {
+        Ok(()) => {
+            let _ = flock(&file, FlockOperation::Unlock);
+            Ok(false)
+        }
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Why a claim is live, or `None` when nothing alive stands behind it. A claim is live while an
+/// orchestrator runs (it owns every claim in the log) or while its agent process is alive.
+pub fn claim_liveness(orchestrator: &Orchestrator, claim: &Claim) -> Option<String> {
+    if let Some(attempt) = &claim.attempt
+        && let Some(spawned) = &attempt.spawned
+        && attempt.outcome.is_none()
+        && process::is_alive(spawned.pid, spawned.start_time)
+    {
+        return Some(format!("agent pid {} is running", spawned.pid));
+    }
+    if orchestrator.running {
+        let who = orchestrator.holder.as_ref().map_or(String::new(), |h| format!(" (pid {})", h.pid));
+        return Some(format!("claimed by the running orchestrator{who}"));
+    }
+    None
+}
+
+/// Processes (that we may look at) whose working directory is `dir` or inside it.
+pub fn processes_in(dir: &Path) -> Vec<u32> {
+    let Ok(dir) = dir.canonicalize() else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let me = std::process::id();
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&dir)))
+        .collect()
+}
+
+/// The log's state (checkpoint + tail), or an empty state when there is no log yet.
+pub fn state(repo: &Repo) -> CliResult<State> {
+    if !repo.events_dir().is_dir() {
+        return Ok(State::new());
+    }
+    match load::recover(repo) {
+        Ok(loaded) => Ok(loaded.state),
+        Err(LogError::NoLog { .. }) => Ok(State::new()),
+        Err(e) => Err(crate::error::CliError::from(e).with_hint("`bdp verify` says exactly where the log is damaged")),
+    }
+}
+
+/// The timestamps of the records `seqs`, read with one walk that decodes only those records.
+pub fn timestamps(repo: &Repo, seqs: impl IntoIterator<Item = u64>) -> CliResult<BTreeMap<u64, String>> {
+    let mut wanted: Vec<u64> = seqs.into_iter().collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut out = BTreeMap::new();
+    if wanted.is_empty() {
+        return Ok(out);
+    }
+    walk(&repo.events_dir(), None, &Decode::SeqsThenFrom(wanted, u64::MAX), |record, _| {
+        out.insert(record.seq, record.ts);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Milliseconds from an RFC 3339 timestamp to now (0 if it is unreadable or in the future).
+pub fn elapsed_ms(ts: &str) -> Option<u64> {
+    let then: jiff::Timestamp = ts.parse().ok()?;
+    let ms = jiff::Timestamp::now().as_millisecond() - then.as_millisecond();
+    Some(ms.max(0) as u64)
+}
+
+/// Entries of a directory (empty when it does not exist), sorted by name.
+pub fn entries(dir: &Path) -> Vec<PathBuf> {
+    let Ok(read) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut out: Vec<PathBuf> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    out.sort();
+    out
+}
