@@ -164,6 +164,7 @@ fn exited(issue: &str, attempt: u32, code: i32) -> Event {
         signal: None,
         duration_ms: 1_000,
         timed_out: false,
+        usage: None,
     }
 }
 
