@@ -49,7 +49,7 @@ impl ConfigFile {
         let mut file: ConfigFile = toml::from_str(&text).map_err(|e| {
             let place = e
                 .span()
-                .map(|span| format!(" line {}", text[..span.start.min(text.len())].lines().count().max(1)))
+                .map(|span| format!(" line {}", text[..span.start.min(text.len())].matches('\n').count() + 1))
                 .unwrap_or_default();
             CliError::user(format!("{}{place}: {}", path.display(), e.message()))
                 .with_hint("keys are `bdp run`'s long options with `_` for `-` (bdp run --help)")
