@@ -418,6 +418,29 @@ fn logs_without_bdp_data_or_runs_are_errors() {
     snapshot("logs_errors", &text);
 }
 
+#[test]
+fn logs_of_a_recovering_session_include_the_agents_it_adopted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    {
+        let w = writer(root, "s-first");
+        w.append(vec![started(dead_pid(), Some(1))]).unwrap();
+        w.append(running(root, "bd-adopted", 1, Some((dead_pid(), Some(1))), false)).unwrap();
+        let mut done = running(root, "bd-earlier", 1, Some((dead_pid(), Some(1))), false);
+        done.extend([exited("bd-earlier", 1, 0), released("bd-earlier", ReleaseReason::Done)]);
+        w.append(done).unwrap();
+    }
+    let w = writer(root, "s-second");
+    w.append(vec![started(dead_pid(), Some(1))]).unwrap();
+    w.append(running(root, "bd-new", 1, Some((dead_pid(), Some(1))), false)).unwrap();
+    attempt_output(root, "bd-adopted", 1, "adopted output\n", "", None);
+    attempt_output(root, "bd-earlier", 1, "not this session\n", "", Some(0));
+    attempt_output(root, "bd-new", 1, "new output\n", "", None);
+    let text = run(root, &["logs"]);
+    assert!(!text.contains("not this session"), "{text}");
+    snapshot("logs_recovering_session", &text);
+}
+
 /// Runs `bdp logs ARGS` in the background; returns it and a thread collecting its stdout.
 fn spawn_logs(root: &Path, args: &[&str]) -> (Child, std::thread::JoinHandle<String>) {
     let mut child = bdp_cmd(root, args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();

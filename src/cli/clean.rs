@@ -330,8 +330,10 @@ fn remove(repo: &Repo, item: &Item, state: &State, log: &mut Option<LogWriter>) 
             if item.registered {
                 git::remove_worktree(&repo.root, path).map_err(|e| e.to_string())?;
             }
-            if path.exists() {
+            if path.is_dir() {
                 std::fs::remove_dir_all(path).map_err(|e| e.to_string())?;
+            } else if path.symlink_metadata().is_ok() {
+                std::fs::remove_file(path).map_err(|e| e.to_string())?;
             }
             if let Some(issue) = &item.issue {
                 record_removal(repo, issue, item, state, log)?;

@@ -2,7 +2,8 @@
 //!
 //! - `--issue ID [--attempt N]`: one attempt (default: the issue's latest in the log, else the highest
 //!   numbered directory under its runs), printed as is;
-//! - no `--issue`: every attempt of the open (or else the latest) session, each line prefixed with
+//! - no `--issue`: every attempt the open (or else the latest) session requested, plus the current
+//!   attempt of every claimed issue (agents a recovering session adopted), each line prefixed with
 //!   `<issue>#<attempt> | `, like `docker compose logs`;
 //! - `--follow` keeps printing what is appended, polling every 200 ms, and ends on its own once each
 //!   followed attempt is over: its `exit.json` appeared, or its agent (pid + start time from the log) is
@@ -28,11 +29,7 @@ use crate::log::{Decode, walk};
 use crate::repo::{Repo, unescape_path_component};
 use crate::state::State;
 
-/// Print agent output.
-///
-/// Streams: stdout by default; `--stderr` prints stderr instead; `--both` prints stdout, then stderr with
-/// each line prefixed `stderr| ` (the two files carry no timestamps, so they are not interleaved in time;
-/// with `--follow`, new lines of either are printed as they arrive).
+/// Arguments of `bdp logs` (the long help is on `Command::Logs`).
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     /// The issue whose output to print (default: every attempt of the open or latest session).
@@ -227,24 +224,36 @@ fn unknown_issue(repo: &Repo, state: &State, issue: &str) -> CliError {
     }
 }
 
-/// Every attempt of the open session, or of the latest one, in the order they were requested.
+/// Every attempt of the open session, or of the latest one, in the order they were requested; plus the
+/// current attempt of every claimed issue (a recovering session adopts agents an earlier one spawned).
 fn session_attempts(repo: &Repo, state: &State) -> CliResult<Vec<Target>> {
     let Some(session) = state.open_session.as_deref().and_then(|id| state.session(id)).or(state.sessions.last()) else {
         return Err(CliError::user("the event log holds no session yet: no agent has run here")
             .with_hint("`bdp run` starts agents"));
     };
-    let mut targets = Vec::new();
+    let mut found: Vec<(u64, String, u32)> = Vec::new();
     walk(&repo.events_dir(), None, &Decode::Range(session.started_seq..=session.last_seq), |record, _| {
         if record.session == session.id
             && let Event::SpawnRequested { issue, attempt, .. } = &record.event
         {
-            targets.push(Target { issue: issue.clone(), attempt: *attempt, dir: repo.attempt_dir(issue, *attempt) });
+            found.push((record.seq, issue.clone(), *attempt));
         }
         Ok(())
     })?;
-    if targets.is_empty() {
+    for (id, claim) in state.claimed() {
+        if let Some(a) = &claim.attempt
+            && !found.iter().any(|(_, i, n)| i == id && *n == a.number)
+        {
+            found.push((a.requested_seq, id.clone(), a.number));
+        }
+    }
+    if found.is_empty() {
         return Err(CliError::user(format!("session {} started no agent", one_line(&session.id)))
             .with_hint("`bdp logs --issue ID` shows any issue's runs"));
     }
-    Ok(targets)
+    found.sort();
+    Ok(found
+        .into_iter()
+        .map(|(_, issue, attempt)| Target { dir: repo.attempt_dir(&issue, attempt), issue, attempt })
+        .collect())
 }

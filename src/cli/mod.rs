@@ -13,6 +13,7 @@ mod replay;
 mod run;
 mod run_dry;
 mod status;
+mod status_text;
 mod stop;
 mod tracker;
 mod verify;
@@ -61,8 +62,21 @@ pub enum Command {
     /// Show what bdp is doing here now: orchestrator, session, running agents, claims, locks.
     Status(status::StatusArgs),
     /// Print agent output (one attempt with --issue, else every attempt of the current session).
+    ///
+    /// Output lives in .bdp/runs/<issue>/<attempt>/{stdout,stderr}. Without --issue, each line is prefixed
+    /// `<issue>#<attempt> | ` (every attempt the open or latest session requested, and the current attempt
+    /// of every claimed issue). Streams: stdout by default; --stderr prints stderr instead; --both prints
+    /// stdout, then stderr with each line prefixed `stderr| ` (the files carry no timestamps, so they are
+    /// not interleaved in time; with --follow, new lines of either are printed as they arrive). --follow
+    /// polls every 200 ms and ends by itself once each followed attempt is over: its exit.json appeared,
+    /// or its agent (pid + start time from the log) is gone.
     Logs(logs::LogsArgs),
     /// Remove worktrees, bdp/* branches, run dirs and lock files that no live claim owns.
+    ///
+    /// A claim is live while an orchestrator holds .bdp/orchestrator.lock, or while its agent is alive
+    /// (pid + start time). Also kept: worktrees some process works in, branches checked out outside
+    /// .bdp/worktrees, locked lock files, and (without --all) the worktree and branch of an issue whose
+    /// last release was a merge conflict. Each removed worktree is recorded in the log (worktree_removed).
     Clean(clean::CleanArgs),
     /// Internal: the wrapper bdp spawns around each agent (writes the attempt's exit.json).
     #[command(name = "__wrap", hide = true)]

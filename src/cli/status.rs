@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::Outcome;
 use super::live::{self, Orchestrator};
 use super::paths::display_path;
-use super::render::{duration, one_line, short};
+use super::render::{duration, short};
 use crate::error::CliResult;
 use crate::repo::{Repo, escape_path_component};
 use crate::state::{AttemptOutcome, Claim, SessionCounts, SessionEnd, State};
@@ -26,86 +26,86 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Serialize)]
-struct Report {
-    schema: &'static str,
-    repo: String,
+pub(super) struct Report {
+    pub(super) schema: &'static str,
+    pub(super) repo: String,
     /// `.bdp` exists (false: nothing has run here yet, and every list is empty).
-    initialized: bool,
-    last_seq: u64,
-    orchestrator: OrchestratorReport,
+    pub(super) initialized: bool,
+    pub(super) last_seq: u64,
+    pub(super) orchestrator: OrchestratorReport,
     /// The last session the log knows: the open one if any.
-    session: Option<SessionReport>,
-    tracker: TrackerReport,
-    agents: Vec<AgentReport>,
-    claimed: Vec<ClaimReport>,
-    locks: Vec<LockReport>,
+    pub(super) session: Option<SessionReport>,
+    pub(super) tracker: TrackerReport,
+    pub(super) agents: Vec<AgentReport>,
+    pub(super) claimed: Vec<ClaimReport>,
+    pub(super) locks: Vec<LockReport>,
 }
 
 #[derive(Debug, Serialize)]
-struct OrchestratorReport {
-    running: bool,
-    lock_file: bool,
-    pid: Option<u32>,
-    start_time: Option<u64>,
-    since: Option<String>,
-    pid_alive: Option<bool>,
+pub(super) struct OrchestratorReport {
+    pub(super) running: bool,
+    pub(super) lock_file: bool,
+    pub(super) pid: Option<u32>,
+    pub(super) start_time: Option<u64>,
+    pub(super) since: Option<String>,
+    pub(super) pid_alive: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
-struct SessionReport {
-    id: String,
+pub(super) struct SessionReport {
+    pub(super) id: String,
     /// running, crashed (open in the log with no orchestrator running, or taken over), or ended.
-    state: &'static str,
-    started_at: String,
-    pid: u32,
-    ended_at: Option<String>,
-    end_reason: Option<String>,
-    counts: SessionCounts,
+    pub(super) state: &'static str,
+    pub(super) started_at: String,
+    pub(super) pid: u32,
+    pub(super) ended_at: Option<String>,
+    pub(super) end_reason: Option<String>,
+    pub(super) counts: SessionCounts,
 }
 
 #[derive(Debug, Serialize)]
-struct TrackerReport {
-    name: Option<String>,
-    error: Option<String>,
-    hint: Option<String>,
+pub(super) struct TrackerReport {
+    pub(super) name: Option<String>,
+    pub(super) error: Option<String>,
+    pub(super) hint: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
-struct AgentReport {
-    issue: String,
-    attempt: u32,
-    pid: u32,
-    pgid: u32,
-    start_time: Option<u64>,
-    alive: bool,
-    phase: String,
-    spawned_at: Option<String>,
-    elapsed_ms: Option<u64>,
+pub(super) struct AgentReport {
+    pub(super) issue: String,
+    pub(super) attempt: u32,
+    pub(super) pid: u32,
+    pub(super) pgid: u32,
+    pub(super) start_time: Option<u64>,
+    pub(super) alive: bool,
+    pub(super) phase: String,
+    pub(super) spawned_at: Option<String>,
+    pub(super) elapsed_ms: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
-struct ClaimReport {
-    issue: String,
-    phase: String,
+pub(super) struct ClaimReport {
+    pub(super) issue: String,
+    pub(super) phase: String,
     /// preparing, spawning, exited, checked, check_failed, merging, merged, waiting_retry, abandoned, lost.
-    state: &'static str,
-    detail: String,
-    attempt: Option<u32>,
-    claimed_at: Option<String>,
+    pub(super) state: &'static str,
+    pub(super) detail: String,
+    pub(super) attempt: Option<u32>,
+    pub(super) claimed_at: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
-struct LockReport {
-    name: String,
+pub(super) struct LockReport {
+    pub(super) name: String,
     /// Held according to the log.
-    in_log: bool,
-    holder_pid: Option<u32>,
-    holder_alive: Option<bool>,
-    issue: Option<String>,
-    since_seq: Option<u64>,
+    pub(super) in_log: bool,
+    pub(super) holder_pid: Option<u32>,
+    pub(super) holder_alive: Option<bool>,
+    pub(super) issue: Option<String>,
+    pub(super) since_seq: Option<u64>,
     /// The matching file under `.bdp/locks/`, if any, and whether its flock is held right now.
-    file: Option<String>,
-    file_locked: Option<bool>,
+    pub(super) file: Option<String>,
+    pub(super) file_locked: Option<bool>,
 }
 
 pub fn run(repo: &Repo, tracker: TrackerKind, args: &StatusArgs) -> CliResult<Outcome> {
@@ -116,7 +116,7 @@ pub fn run(repo: &Repo, tracker: TrackerKind, args: &StatusArgs) -> CliResult<Ou
     } else if !initialized {
         println!("no bdp data in {} (nothing has run here yet)", repo.root.display());
     } else {
-        print_human(&report);
+        super::status_text::print(&report);
     }
     Ok(Outcome::Ok)
 }
@@ -312,124 +312,4 @@ fn locks(repo: &Repo, state: &State) -> Vec<LockReport> {
         });
     }
     out
-}
-
-fn print_human(r: &Report) {
-    let o = &r.orchestrator;
-    let holder = match (o.pid, &o.since) {
-        (Some(pid), Some(since)) => format!("pid {pid} since {since}"),
-        _ => "holder unknown".to_string(),
-    };
-    let orchestrator = if o.running {
-        format!("running, {holder}")
-    } else if o.lock_file && o.pid.is_some() {
-        let gone = if o.pid_alive == Some(true) { "alive but no longer holding the lock" } else { "gone" };
-        format!("not running (last: {holder}, {gone})")
-    } else {
-        "not running".to_string()
-    };
-    println!("{:<13} {orchestrator}", "orchestrator");
-    match &r.session {
-        None => println!("{:<13} none yet", "session"),
-        Some(s) => {
-            let how = match s.state {
-                "running" => "running".to_string(),
-                "ended" => format!(
-                    "ended {} ({})",
-                    s.ended_at.as_deref().unwrap_or("?"),
-                    s.end_reason.as_deref().unwrap_or("?")
-                ),
-                _ if o.running => "crashed (the running orchestrator takes it over)".to_string(),
-                _ => "crashed: open in the log, but no orchestrator is running (`bdp run` recovers it)".to_string(),
-            };
-            println!("{:<13} {}, started {} by pid {}: {how}", "session", one_line(&s.id), s.started_at, s.pid);
-            let c = &s.counts;
-            println!(
-                "{:<13} {} claimed, {} done, {} failed, {} conflicts",
-                "totals", c.claims, c.done, c.failed, c.conflicts
-            );
-        }
-    }
-    match (&r.tracker.name, &r.tracker.error) {
-        (Some(name), _) => println!("{:<13} {name}", "tracker"),
-        (None, Some(err)) => {
-            println!("{:<13} cannot open: {}", "tracker", one_line(err));
-            if let Some(hint) = &r.tracker.hint {
-                println!("{:<13} hint: {}", "", one_line(hint));
-            }
-        }
-        (None, None) => println!("{:<13} unknown", "tracker"),
-    }
-    print_agents(&r.agents);
-    print_claimed(&r.claimed);
-    print_locks(&r.locks);
-}
-
-fn width<'a>(items: impl Iterator<Item = &'a str>) -> usize {
-    items.map(|s| one_line(s).chars().count()).max().unwrap_or(0)
-}
-
-fn print_agents(agents: &[AgentReport]) {
-    if agents.is_empty() {
-        println!("{:<13} none running", "agents");
-        return;
-    }
-    let dead = agents.iter().filter(|a| !a.alive).count();
-    let gone = if dead > 0 { format!(" ({dead} not alive)") } else { String::new() };
-    println!("{:<13} {}{gone}", "agents", agents.len());
-    let w = width(agents.iter().map(|a| a.issue.as_str()));
-    let phw = agents.iter().map(|a| a.phase.len()).max().unwrap_or(0);
-    for a in agents {
-        let elapsed = a.elapsed_ms.map_or("?".to_string(), duration);
-        println!(
-            "  {:<w$}  #{:<3} {:<phw$}  {:<5}  pid {}, {elapsed}",
-            one_line(&a.issue),
-            a.attempt,
-            a.phase,
-            if a.alive { "alive" } else { "DEAD" },
-            a.pid,
-        );
-    }
-}
-
-fn print_claimed(claimed: &[ClaimReport]) {
-    if claimed.is_empty() {
-        return;
-    }
-    println!("{:<13} {} not running", "claimed", claimed.len());
-    let w = width(claimed.iter().map(|c| c.issue.as_str()));
-    let phw = claimed.iter().map(|c| c.phase.len()).max().unwrap_or(0);
-    for c in claimed {
-        println!("  {:<w$}  {:<phw$}  {}", one_line(&c.issue), c.phase, one_line(&c.detail));
-    }
-}
-
-fn print_locks(locks: &[LockReport]) {
-    if locks.is_empty() {
-        println!("{:<13} none", "locks");
-        return;
-    }
-    println!("{:<13} {}", "locks", locks.len());
-    let w = width(locks.iter().map(|l| l.name.as_str()));
-    for l in locks {
-        let mut parts = Vec::new();
-        if l.in_log {
-            let mut held = format!("held by pid {}", l.holder_pid.unwrap_or(0));
-            if l.holder_alive == Some(false) {
-                held.push_str(" (gone)");
-            }
-            if let Some(issue) = &l.issue {
-                held.push_str(&format!(" for {}", one_line(issue)));
-            }
-            held.push_str(&format!(" since seq {}", l.since_seq.unwrap_or(0)));
-            parts.push(held);
-        } else {
-            parts.push("not in the log".to_string());
-        }
-        if let Some(file) = &l.file {
-            let state = if l.file_locked == Some(true) { "locked" } else { "not locked" };
-            parts.push(format!("file {} ({state})", one_line(file)));
-        }
-        println!("  {:<w$}  {}", one_line(&l.name), parts.join("; "));
-    }
 }
