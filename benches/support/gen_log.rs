@@ -318,7 +318,15 @@ impl Sim {
                     Stage::GiveUp
                 };
                 vec![
-                    Event::AgentExited { issue: i.clone(), attempt: a, code, signal, duration_ms, timed_out, usage: None },
+                    Event::AgentExited {
+                        issue: i.clone(),
+                        attempt: a,
+                        code,
+                        signal,
+                        duration_ms,
+                        timed_out,
+                        usage: None,
+                    },
                     Event::PhaseChanged { issue: i, phase: Phase::Exited },
                 ]
             }
