@@ -183,10 +183,12 @@ fn locks(root: &std::path::Path, n: usize) -> std::path::PathBuf {
 #[test]
 fn a_walk_hands_over_every_record_before_damage_in_order_then_names_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let events = locks(tmp.path(), 5000);
+    // Past the first megabyte, to cross the walk's read blocks.
+    let events = locks(tmp.path(), 20_000);
     let path = common::segment(tmp.path());
     let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, text.replacen("\"l3999\"", "\"x3999\"", 1)).unwrap();
+    assert!(text.len() > 1 << 20);
+    std::fs::write(&path, text.replacen("\"l14999\"", "\"x14999\"", 1)).unwrap();
     let mut seen = Vec::new();
     let err = walk(&events, None, &Decode::All, |r, pos| {
         assert_eq!(pos.line, r.seq);
@@ -194,10 +196,10 @@ fn a_walk_hands_over_every_record_before_damage_in_order_then_names_it() {
         Ok(())
     })
     .unwrap_err();
-    assert_eq!(seen, (1..4000).collect::<Vec<u64>>());
+    assert_eq!(seen, (1..15_000).collect::<Vec<u64>>());
     match err {
         LogError::Corrupt(c) => {
-            assert_eq!((c.seq, c.location.line, c.problem), (4000, 4000, Problem::ChainMismatch));
+            assert_eq!((c.seq, c.location.line, c.problem), (15_000, 15_000, Problem::ChainMismatch));
         }
         other => panic!("{other}"),
     }

@@ -95,7 +95,7 @@ pub struct WalkSummary {
 }
 
 /// Lines per chunk of decoding work.
-const CHUNK: usize = 512;
+const CHUNK: usize = 256;
 /// Chunks the helper queues before it starts decoding them itself.
 const AHEAD: usize = 8;
 
@@ -161,94 +161,158 @@ fn verify(
         }
         let is_last = index + 1 == count;
         let base = if segment.number == first_segment { first_offset } else { 0 };
-        let part = Arc::new(read_part(segment, base, expected_seq, is_last)?);
-        let data = &part.data;
-        let mut wanted: Vec<Line> = Vec::with_capacity(CHUNK);
-        let mut at = 0;
-        let mut line_no = 0;
-        while at < data.len() {
-            if pipe.stopped() {
-                return Err(LogError::Internal("the walk was stopped".into()));
-            }
-            line_no += 1;
-            let Some(nl) = memchr::memchr(b'\n', &data[at..]) else {
-                // No newline: an interrupted write. Legal only at the very end of the log.
-                if is_last {
-                    summary.torn_tail = Some(TornTail {
-                        segment: segment.path.clone(),
-                        offset: part.base + at as u64,
-                        bytes: (data.len() - at) as u64,
-                    });
-                    break;
+        let mut reader = SegmentReader::open(segment, base, expected_seq, is_last)?;
+        while let Some(part) = reader.next_part()? {
+            let part = Arc::new(part);
+            let data = &part.data;
+            let mut wanted: Vec<Line> = Vec::with_capacity(CHUNK);
+            let mut at = 0;
+            let mut line_no = 0;
+            while at < data.len() {
+                if pipe.stopped() {
+                    return Err(LogError::Internal("the walk was stopped".into()));
                 }
-                pipe.publish(&part, &mut wanted);
-                return Err(LogError::corrupt(expected_seq, part.location(line_no, at), Problem::IncompleteLine));
-            };
-            let line = &data[at..at + nl];
-            let raw = match split_line(line) {
-                Ok(raw) => raw,
-                Err(e) => {
+                line_no += 1;
+                let Some(nl) = memchr::memchr(b'\n', &data[at..]) else {
+                    // No newline: an interrupted write. Legal only at the very end of the log.
+                    if is_last {
+                        summary.torn_tail = Some(TornTail {
+                            segment: segment.path.clone(),
+                            offset: part.base + at as u64,
+                            bytes: (data.len() - at) as u64,
+                        });
+                        break;
+                    }
                     pipe.publish(&part, &mut wanted);
-                    return Err(LogError::corrupt(expected_seq, part.location(line_no, at), Problem::Decode(e)));
-                }
-            };
-            if raw.seq != expected_seq {
-                pipe.publish(&part, &mut wanted);
-                return Err(LogError::corrupt(
-                    expected_seq,
-                    part.location(line_no, at),
-                    Problem::SeqOutOfOrder { expected: expected_seq, found: raw.seq },
-                ));
-            }
-            let next = chain_next(&chain, raw.body);
-            if next != raw.chain {
-                pipe.publish(&part, &mut wanted);
-                return Err(LogError::corrupt(raw.seq, part.location(line_no, at), Problem::ChainMismatch));
-            }
-            chain = next;
-            summary.last_seq = raw.seq;
-            summary.last_chain = chain;
-            summary.last_position = Some(part.position(line_no, at, nl));
-            summary.records += 1;
-            if decode.wants(raw.seq) {
-                wanted.push(Line { at, len: nl, line_no, seq: raw.seq });
-                if wanted.len() >= CHUNK {
+                    return Err(LogError::corrupt(expected_seq, part.location(line_no, at), Problem::IncompleteLine));
+                };
+                let line = &data[at..at + nl];
+                let raw = match split_line(line) {
+                    Ok(raw) => raw,
+                    Err(e) => {
+                        pipe.publish(&part, &mut wanted);
+                        return Err(LogError::corrupt(expected_seq, part.location(line_no, at), Problem::Decode(e)));
+                    }
+                };
+                if raw.seq != expected_seq {
                     pipe.publish(&part, &mut wanted);
+                    return Err(LogError::corrupt(
+                        expected_seq,
+                        part.location(line_no, at),
+                        Problem::SeqOutOfOrder { expected: expected_seq, found: raw.seq },
+                    ));
                 }
+                let next = chain_next(&chain, raw.body);
+                if next != raw.chain {
+                    pipe.publish(&part, &mut wanted);
+                    return Err(LogError::corrupt(raw.seq, part.location(line_no, at), Problem::ChainMismatch));
+                }
+                chain = next;
+                summary.last_seq = raw.seq;
+                summary.last_chain = chain;
+                summary.last_position = Some(part.position(line_no, at, nl));
+                summary.records += 1;
+                if decode.wants(raw.seq) {
+                    wanted.push(Line { at, len: nl, line_no, seq: raw.seq });
+                    if wanted.len() >= CHUNK {
+                        pipe.publish(&part, &mut wanted);
+                    }
+                }
+                expected_seq += 1;
+                at += nl + 1;
             }
-            expected_seq += 1;
-            at += nl + 1;
+            pipe.publish(&part, &mut wanted);
+            reader.lines_before = part.lines_before.map(|before| before + line_no);
         }
-        pipe.publish(&part, &mut wanted);
     }
     Ok(summary)
 }
 
-/// Reads a segment from byte `base` on (a checkpoint's end, or 0).
-fn read_part(segment: &Segment, base: u64, expected_seq: u64, is_last: bool) -> Result<Part, LogError> {
-    let io = |e| LogError::io("read", &segment.path, e);
-    let mut file = File::open(&segment.path).map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
-    if base > len {
-        return Err(LogError::corrupt(
-            expected_seq,
-            Location { segment: segment.path.clone(), line: 0, offset: base },
-            Problem::IncompleteLine,
-        ));
+/// Bytes read per block. A block is cut after its last newline (the rest starts the next one), so a
+/// block holds whole lines, except at the end of a segment.
+const BLOCK: usize = 1 << 20;
+
+/// Reads a segment from byte `base` on (a checkpoint's end, or 0) in blocks of whole lines. Blocks rather
+/// than the whole file: buffers of a steady size are reused by the allocator instead of being mapped and
+/// faulted in afresh.
+struct SegmentReader {
+    file: File,
+    path: PathBuf,
+    segment: u32,
+    /// File offset of the first byte not yet handed out.
+    offset: u64,
+    /// Bytes read after the last newline of the previous block.
+    carry: Vec<u8>,
+    eof: bool,
+    /// Lines before `offset`, if known (from the start of the segment, or set by the caller as it counts).
+    lines_before: Option<u64>,
+}
+
+impl SegmentReader {
+    fn open(segment: &Segment, base: u64, expected_seq: u64, is_last: bool) -> Result<SegmentReader, LogError> {
+        let io = |e| LogError::io("read", &segment.path, e);
+        let mut file = File::open(&segment.path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if base > len {
+            return Err(LogError::corrupt(
+                expected_seq,
+                Location { segment: segment.path.clone(), line: 0, offset: base },
+                Problem::IncompleteLine,
+            ));
+        }
+        if len == 0 && !is_last {
+            return Err(LogError::corrupt(
+                expected_seq,
+                Location { segment: segment.path.clone(), line: 1, offset: 0 },
+                Problem::EmptySegment,
+            ));
+        }
+        if base > 0 {
+            file.seek(SeekFrom::Start(base)).map_err(io)?;
+        }
+        Ok(SegmentReader {
+            file,
+            path: segment.path.clone(),
+            segment: segment.number,
+            offset: base,
+            carry: Vec::new(),
+            eof: false,
+            lines_before: (base == 0).then_some(0),
+        })
     }
-    if len == 0 && !is_last {
-        return Err(LogError::corrupt(
-            expected_seq,
-            Location { segment: segment.path.clone(), line: 1, offset: 0 },
-            Problem::EmptySegment,
-        ));
+
+    /// The next block, `None` at the end of the segment.
+    fn next_part(&mut self) -> Result<Option<Part>, LogError> {
+        let mut data = std::mem::take(&mut self.carry);
+        loop {
+            if !self.eof {
+                let start = data.len();
+                data.reserve(BLOCK);
+                let read = (&mut self.file)
+                    .take(BLOCK as u64)
+                    .read_to_end(&mut data)
+                    .map_err(|e| LogError::io("read", &self.path, e))?;
+                self.eof = read == 0;
+                if read > 0 && memchr::memchr(b'\n', &data[start..]).is_none() {
+                    continue; // a long line: read on to its end
+                }
+            }
+            if data.is_empty() {
+                return Ok(None);
+            }
+            if !self.eof
+                && let Some(nl) = memchr::memrchr(b'\n', &data)
+            {
+                self.carry = data[nl + 1..].to_vec();
+                data.truncate(nl + 1);
+            }
+            let base = self.offset;
+            self.offset += data.len() as u64;
+            let part =
+                Part { segment: self.segment, path: self.path.clone(), base, data, lines_before: self.lines_before };
+            return Ok(Some(part));
+        }
     }
-    let mut data = Vec::with_capacity((len - base) as usize);
-    if base > 0 {
-        file.seek(SeekFrom::Start(base)).map_err(io)?;
-    }
-    file.read_to_end(&mut data).map_err(io)?;
-    Ok(Part { segment: segment.number, path: segment.path.clone(), base, data, lines_before: (base == 0).then_some(0) })
 }
 
 /// The caller's side: hands the decoded records over in order, decoding the oldest chunk itself when the
