@@ -7,7 +7,7 @@
 //! (`BDP_BENCH_DIR`, default the system temp dir: it must be a real disk for fsync to mean anything).
 //!
 //! The peer: a raw `write` + `fdatasync` loop of the same bytes (the generated records' mean size times the
-//! batch size), i.e. the physical ceiling for one fsync per batch.
+//! records per fsync, 1 to 4096), i.e. the physical ceiling at that many events per fsync.
 //!
 //! After criterion, a table of every case: events/s over all the timed iterations, and events per fsync
 //! (the writer calls its clock once per commit, so a counting clock counts the commits).
@@ -32,6 +32,8 @@ use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 
 const APPENDERS: &[usize] = &[1, 8, 64];
 const BATCHES: &[usize] = &[1, 4, 16, 64];
+/// Records per fsync for the raw loop: the writer's batch sizes, and what group commit reaches.
+const RAW_BATCHES: &[usize] = &[1, 4, 16, 64, 256, 1024, 4096];
 
 fn bench_dir() -> PathBuf {
     std::env::var_os("BDP_BENCH_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir)
@@ -173,7 +175,7 @@ fn writer_case(c: &mut Criterion, tallies: &Mutex<Vec<Tally>>) {
 fn raw_case(c: &mut Criterion, tallies: &Mutex<Vec<Tally>>) {
     let mut buf = Vec::new();
     let mut chain = GENESIS;
-    let sample = gen_log::Sim::new(1).events(10_000);
+    let sample = gen_log::Sim::new(1).events(4096);
     for (i, event) in sample.into_iter().enumerate() {
         let record = Record {
             seq: i as u64 + 1,
@@ -184,12 +186,12 @@ fn raw_case(c: &mut Criterion, tallies: &Mutex<Vec<Tally>>) {
         };
         chain = encode_record(&record, &chain, &mut buf);
     }
-    let record_bytes = buf.len() / 10_000;
+    let record_bytes = buf.len() / 4096;
     eprintln!("mean record size: {record_bytes} bytes");
     let mut group = c.benchmark_group("raw_write_fdatasync");
     group.sample_size(10).sampling_mode(SamplingMode::Flat);
     group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
-    for &batch in BATCHES {
+    for &batch in RAW_BATCHES {
         group.throughput(Throughput::Elements(batch as u64));
         let dir = tempfile::tempdir_in(bench_dir()).expect("a temporary directory");
         let mut file = File::options().append(true).create(true).open(dir.path().join("raw.jsonl")).expect("open");

@@ -1,8 +1,8 @@
 //! Replay and recovery.
 //!
 //! - `replay/*`: a 1M-record realistic log (see `support/gen_log.rs`): `load::fold_verified` (chain verify,
-//!   decode and fold, what `bdp status`/`replay` pay), a verify-only walk (`Decode::None`), and peers over the
-//!   same bytes: blake3 over the segment files (one thread, what the chain check hashes at least) and
+//!   decode and fold, what `bdp verify` pays), a verify-only walk (`Decode::None`), and peers over the same
+//!   bytes: blake3 over the segment files (one thread, what the chain check hashes at least) and
 //!   `serde_json::Value` parsing of every line (one thread, what any JSON consumer pays).
 //! - `recover/*`: `load::recover` with a checkpoint in `.bdp/index.sqlite` 1 000 records before the end,
 //!   for logs of 100k, 1M and 10M records (`BDP_BENCH_SIZES=100000,1000000` to choose), against the full fold

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use bdp::event::Event;
-use bdp::log::{LogWriter, load};
+use bdp::log::{Decode, LogError, LogWriter, Problem, load, walk};
 use bdp::repo::Repo;
 
 fn lock(name: &str) -> Event {
@@ -171,4 +171,78 @@ fn the_issue_index_answers_like_a_full_decode_as_the_log_grows_and_after_it_is_r
     // Deleting the index changes no answer.
     std::fs::remove_file(repo.index_path()).unwrap();
     assert_eq!(indexed("bd-k2"), full("bd-k2"));
+}
+
+/// A log of `n` lock records in one segment.
+fn locks(root: &std::path::Path, n: usize) -> std::path::PathBuf {
+    let w = common::writer(root, "s-w");
+    w.append((0..n).map(|i| lock(&format!("l{i}"))).collect()).unwrap();
+    root.join(".bdp/events")
+}
+
+#[test]
+fn a_walk_hands_over_every_record_before_damage_in_order_then_names_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Past the first megabyte, to cross the walk's read blocks.
+    let events = locks(tmp.path(), 20_000);
+    let path = common::segment(tmp.path());
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.len() > 1 << 20);
+    std::fs::write(&path, text.replacen("\"l14999\"", "\"x14999\"", 1)).unwrap();
+    let mut seen = Vec::new();
+    let err = walk(&events, None, &Decode::All, |r, pos| {
+        assert_eq!(pos.line, r.seq);
+        seen.push(r.seq);
+        Ok(())
+    })
+    .unwrap_err();
+    assert_eq!(seen, (1..15_000).collect::<Vec<u64>>());
+    match err {
+        LogError::Corrupt(c) => {
+            assert_eq!((c.seq, c.location.line, c.problem), (15_000, 15_000, Problem::ChainMismatch));
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn a_walk_stops_at_its_callers_error_or_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let events = locks(tmp.path(), 20_000);
+    let mut last = 0;
+    let err = walk(&events, None, &Decode::All, |r, _| {
+        last = r.seq;
+        if r.seq == 2500 { Err(LogError::Internal("enough".into())) } else { Ok(()) }
+    })
+    .unwrap_err();
+    assert_eq!((last, err.to_string().as_str()), (2500, "internal error: enough"));
+    let panicked = std::panic::catch_unwind(|| {
+        walk(&events, None, &Decode::All, |r, _| {
+            assert!(r.seq < 3000, "the caller gives up");
+            Ok(())
+        })
+    });
+    assert!(panicked.is_err());
+    // Only a range decoded, every record verified.
+    let mut seqs = Vec::new();
+    let summary = walk(&events, None, &Decode::Range(10_000..=10_002), |r, _| {
+        seqs.push(r.seq);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!((seqs, summary.records, summary.last_seq), (vec![10_000, 10_001, 10_002], 20_000, 20_000));
+}
+
+#[test]
+fn an_error_after_a_checkpoint_names_the_same_place_as_a_full_fold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo { root: tmp.path().to_path_buf() };
+    locks(tmp.path(), 5000);
+    load::recover(&repo).unwrap();
+    let w = common::writer(tmp.path(), "s-r2");
+    w.append(vec![Event::LockReleased { lock: "l7".into() }, Event::LockReleased { lock: "never".into() }]).unwrap();
+    let from_checkpoint = load::recover(&repo).unwrap_err().to_string();
+    let full = load::fold_verified(&repo.events_dir(), None, |_, _| {}).unwrap_err().to_string();
+    assert_eq!(from_checkpoint, full);
+    assert!(full.contains("000001.jsonl:5002 (byte "), "{full}");
 }

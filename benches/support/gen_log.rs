@@ -378,7 +378,7 @@ impl Sim {
                     events.push(Event::LockReleased { lock: "merge".into() });
                 } else {
                     f.stage = Stage::Close;
-                    let commit = format!("{:016x}{:016x}{:08x}", self.rng.next(), self.rng.next(), self.rng.next());
+                    let commit: String = (0..5).map(|_| format!("{:08x}", self.rng.next() as u32)).collect();
                     events.push(Event::Merged { issue: i.clone(), commit });
                     events.push(Event::LockReleased { lock: "merge".into() });
                     events.push(Event::PhaseChanged { issue: i, phase: Phase::Merged });

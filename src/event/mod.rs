@@ -6,8 +6,11 @@
 //! Rules for changing it (the log is forever):
 //! - adding a variant or an optional field (`#[serde(default)]`) is backward compatible;
 //! - renaming or changing the meaning of anything is not: bump [`FORMAT_VERSION`] and teach
-//!   [`upcast`] to rewrite the older shape into the new one.
+//!   [`upcast`] to rewrite the older shape into the new one;
+//! - every change to a variant's fields or their serde attributes goes into the mirror list in `fast.rs`
+//!   too (the decoder's fast path; a forgotten field is a compile error, a new variant a test failure).
 
+mod fast;
 pub mod record;
 pub mod upcast;
 
