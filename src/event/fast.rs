@@ -88,6 +88,7 @@ mirrors! {
         #[serde(default)] signal: Option<i32>,
         duration_ms: u64,
         #[serde(default)] timed_out: bool,
+        #[serde(default)] usage: Option<AgentUsage>,
     }
     "attempt_abandoned" => AttemptAbandoned { issue: IssueId, attempt: u32, reason: String }
     "phase_changed" => PhaseChanged { issue: IssueId, phase: Phase }
@@ -165,7 +166,7 @@ fn plain_string(s: &str) -> Option<(&str, &str)> {
 mod tests {
     use super::*;
     use crate::event::record::{GENESIS, decode_line, encode_record, split_line};
-    use crate::event::{MergeStrategy, Phase, ReleaseReason, SessionEndReason};
+    use crate::event::{AgentUsage, MergeStrategy, Phase, ReleaseReason, SessionEndReason};
 
     /// One event of every kind, with every optional field set.
     fn samples() -> Vec<Event> {
@@ -202,6 +203,12 @@ mod tests {
                 signal: Some(9),
                 duration_ms: 12,
                 timed_out: true,
+                usage: Some(AgentUsage {
+                    cost_micro_usd: Some(42),
+                    input_tokens: 1,
+                    cached_input_tokens: 2,
+                    output_tokens: 3,
+                }),
             },
             Event::AttemptAbandoned { issue: i(), attempt: 2, reason: "gone".into() },
             Event::PhaseChanged { issue: i(), phase: Phase::WorktreeReady },
