@@ -106,11 +106,9 @@ impl Orchestrator {
             ),
             None => format!("# {id}\n"),
         };
-        // Atomic (temp + rename) but not fsynced: a prompt is rewritten for every attempt, and the fsync
-        // would sit on the dispatcher's path for every issue.
-        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io("write", &prompt_file))?;
-        std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io("write", &prompt_file))?;
-        tmp.persist(&prompt_file).map_err(|e| io("write", &prompt_file)(e.error))?;
+        // Not fsynced, not via a temp file: the attempt's directory is new, nobody reads the prompt before
+        // the spawn below, and a crash before the spawn leads to a new attempt with a new prompt.
+        std::fs::write(&prompt_file, text.as_bytes()).map_err(io("write", &prompt_file))?;
         let (workdir_s, prompt_s) = (workdir.display().to_string(), prompt_file.display().to_string());
         let argv = substitute(
             &self.opts.template,

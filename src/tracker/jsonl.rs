@@ -291,14 +291,53 @@ fn splice_field(raw: &[u8], key: &str, value: Option<&Value>) -> Vec<u8> {
 }
 
 /// `.beads/issues.jsonl` as a tracker.
-#[derive(Debug, Clone)]
+///
+/// The last file it read or wrote is kept parsed, with the file's identity (device, inode, size,
+/// modification time): while the file on disk still has that identity it is not parsed again — the
+/// orchestrator's writes then cost one line splice, not a parse of the whole tracker. Any other writer
+/// changes the identity (bd and bdp replace the file by rename: a new inode), and the file is re-read.
+#[derive(Debug)]
 pub struct JsonlTracker {
     beads_dir: PathBuf,
+    cache: std::sync::Mutex<Option<(Stamp, JsonlFile)>>,
+}
+
+/// What identifies one version of the file on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: i64,
+    mtime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(st: &rustix::fs::Stat) -> Stamp {
+        Stamp {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            size: st.st_size as i64,
+            mtime: (st.st_mtime as i64, st.st_mtime_nsec as i64),
+        }
+    }
 }
 
 impl JsonlTracker {
     pub fn new(beads_dir: PathBuf) -> Self {
-        JsonlTracker { beads_dir }
+        JsonlTracker { beads_dir, cache: std::sync::Mutex::new(None) }
+    }
+
+    /// The cached parse if the file still has `stamp` (taken out of the cache).
+    fn take_cached(&self, stamp: Stamp) -> Option<JsonlFile> {
+        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match cache.take() {
+            Some((s, file)) if s == stamp => Some(file),
+            _ => None,
+        }
+    }
+
+    fn keep(&self, stamp: Stamp, file: JsonlFile) {
+        *self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((stamp, file));
     }
 
     pub fn path(&self) -> PathBuf {
@@ -313,6 +352,12 @@ impl JsonlTracker {
     pub fn load(&self) -> TrackerResult<JsonlFile> {
         self.check_dir()?;
         let path = self.path();
+        if let Ok(st) = rustix::fs::stat(&path)
+            && let Some(file) = self.take_cached(Stamp::of(&st))
+        {
+            self.keep(Stamp::of(&st), file.clone());
+            return Ok(file);
+        }
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -347,11 +392,18 @@ impl JsonlTracker {
                 _ => continue,
             }
         };
-        let bytes = std::fs::read(&path).map_err(|e| io("read", e))?;
-        let mut file = JsonlFile::parse(&path, &bytes)?;
+        let stamp = Stamp::of(&rustix::fs::fstat(&_lock).map_err(|e| io("stat", e.into()))?);
+        let mut file = match self.take_cached(stamp) {
+            Some(file) => file,
+            None => JsonlFile::parse(&path, &std::fs::read(&path).map_err(|e| io("read", e))?)?,
+        };
+        // On an error `change` may have edited the parse halfway: it is dropped, the next call re-reads.
         let (changed, out) = change(&mut file)?;
         if changed {
-            write_atomically(&path, &file.to_bytes())?;
+            let written = write_atomically_stamped(&path, &file.to_bytes())?;
+            self.keep(written, file);
+        } else {
+            self.keep(stamp, file);
         }
         Ok(out)
     }
@@ -359,6 +411,12 @@ impl JsonlTracker {
 
 /// Temp file in the same directory, fsync, rename over `path`, fsync the directory.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> TrackerResult<()> {
+    write_atomically_stamped(path, bytes).map(|_| ())
+}
+
+/// [`write_atomically`], returning the identity of the file written (taken from the temp file before the
+/// rename, so a writer that replaces it right after cannot be mistaken for it).
+fn write_atomically_stamped(path: &Path, bytes: &[u8]) -> TrackerResult<Stamp> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("issues.jsonl");
     let tmp = dir.join(format!(".{name}.bdp-tmp-{}", std::process::id()));
@@ -376,8 +434,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> TrackerResult<()> {
         }
         f.write_all(bytes).map_err(|e| io("write", &tmp, e))?;
         f.sync_all().map_err(|e| io("fsync", &tmp, e))?;
+        let stamp = Stamp::of(&rustix::fs::fstat(&f).map_err(|e| io("stat", &tmp, e.into()))?);
         std::fs::rename(&tmp, path).map_err(|e| io("rename over", path, e))?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("fsync", dir, e))
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("fsync", dir, e))?;
+        Ok(stamp)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
