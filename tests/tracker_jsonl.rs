@@ -247,3 +247,32 @@ fn ready_set_on_real_files_matches_br_where_br_can_import_them() {
     }
     assert!(compared >= 2, "br should import the two beads_viewer files");
 }
+
+#[test]
+fn a_batch_makes_its_writes_in_one_rewrite_and_keeps_compare_and_set() {
+    let bytes = b"{\"id\":\"b-1\",\"title\":\"one\",\"status\":\"open\",\"priority\":1}\n\
+{\"id\":\"b-2\",\"title\":\"two\",\"status\":\"open\",\"priority\":1}\n\
+{\"id\":\"b-3\",\"title\":\"three\",\"status\":\"in_progress\",\"assignee\":\"alice\",\"priority\":1}\n";
+    let (dir, store) = store_with(bytes);
+    let path = dir.path().join(".beads/issues.jsonl");
+    let mut events = Vec::new();
+    store.begin_batch().unwrap();
+    store.claim("b-1", "bdp", &mut events).unwrap();
+    store.claim("b-2", "bdp", &mut events).unwrap();
+    // Compare-and-set still applies inside the batch.
+    assert!(matches!(store.claim("b-3", "bdp", &mut events), Err(TrackerError::AlreadyClaimed { .. })));
+    // Reads inside the batch see its writes; the file does not change until the batch ends.
+    assert_eq!(store.show("b-1").unwrap().status, "in_progress");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    let inode_before = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+    store.end_batch().unwrap();
+    let after = std::fs::read(&path).unwrap();
+    assert_eq!(changed_lines(bytes, &after), [0, 1]);
+    assert_ne!(inode_before, std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap()));
+    // A fresh reader (no cache) sees the same.
+    let fresh = JsonlTracker::new(dir.path().join(".beads"));
+    assert_eq!(fresh.show("b-2").unwrap().assignee.as_deref(), Some("bdp"));
+    // Another writer's change is seen by the cached tracker (the file's identity changed).
+    fresh.close("b-1", "done elsewhere", &mut Vec::new()).unwrap();
+    assert_eq!(store.show("b-1").unwrap().status, "closed");
+}

@@ -126,6 +126,8 @@ pub struct Orchestrator {
     /// Observations (phase changes) waiting to go out with the next append: they need no fsync of
     /// their own, and are flushed before the dispatcher waits for anything.
     pending: Vec<Event>,
+    /// A tracker batch is open (see [`Orchestrator::begin_batch`]).
+    batch_open: bool,
 }
 
 /// Everything the orchestrator is built from.
@@ -171,6 +173,7 @@ impl Orchestrator {
             last_refresh: Instant::now(),
             busy_note: None,
             pending: Vec::new(),
+            batch_open: false,
         }
     }
 
@@ -196,9 +199,29 @@ impl Orchestrator {
         if events.is_empty() {
             return Ok(());
         }
+        if self.batch_open {
+            // The tracker's writes are made before the log records them.
+            self.tracker.end_batch()?;
+            self.tracker.begin_batch()?;
+        }
         let records = self.log.append(events)?;
         for record in self.log.take_foreign().iter().chain(records.iter()) {
             self.state.apply(record).map_err(|e| RunError::Internal(format!("the log refused its own record: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Gathers the tracker writes of one dispatch step into one write (with the JSONL tracker: one
+    /// rewrite of the file instead of one per claim or close).
+    pub(super) fn begin_batch(&mut self) -> RunResult<()> {
+        self.tracker.begin_batch()?;
+        self.batch_open = true;
+        Ok(())
+    }
+
+    pub(super) fn end_batch(&mut self) -> RunResult<()> {
+        if std::mem::take(&mut self.batch_open) {
+            self.tracker.end_batch()?;
         }
         Ok(())
     }
@@ -297,16 +320,25 @@ impl Orchestrator {
                 continue;
             }
             self.append(Vec::new())?;
-            tokio::select! {
+            let first = tokio::select! {
                 msg = self.rx.recv() => match msg {
-                    Some(msg) => self.handle(msg)?,
+                    Some(msg) => Some(msg),
                     None => return Err(RunError::Internal("the dispatcher's channel closed".into())),
                 },
-                _ = tick.tick() => {}
-            }
-            // Handle everything else that is already waiting before deciding again.
-            while let Ok(msg) = self.rx.try_recv() {
-                self.handle(msg)?;
+                _ = tick.tick() => None,
+            };
+            if let Some(first) = first {
+                // This message and everything else already waiting, with one tracker write.
+                self.begin_batch()?;
+                let handled = self.handle(first).and_then(|()| {
+                    while let Ok(msg) = self.rx.try_recv() {
+                        self.handle(msg)?;
+                    }
+                    Ok(())
+                });
+                let ended = self.end_batch();
+                handled?;
+                ended?;
             }
         }
     }
@@ -353,25 +385,57 @@ impl Orchestrator {
     }
 
     /// Starts agents while there are free slots, ready issues and room on the machine.
+    /// Picks what fits, claims it all in one tracker write, then prepares and spawns (the spawn intents
+    /// in one log append).
     fn fill_slots(&mut self) -> RunResult<()> {
-        while self.live.len() < self.opts.agents && self.can_start_more() {
-            if !self.live.is_empty()
+        let mut picked: Vec<String> = Vec::new();
+        while self.live.len() + picked.len() < self.opts.agents
+            && self.opts.max_issues.is_none_or(|max| self.claims_made + picked.len() < max)
+        {
+            if !(self.live.is_empty() && picked.is_empty())
                 && let Some(why) = super::guard::busy(self.opts.max_load, self.opts.max_mem)
             {
                 if self.busy_note.is_none() {
                     self.progress.line(&format!("waiting: {why}"));
                     self.busy_note = Some(why);
                 }
-                return Ok(());
+                break;
             }
             self.busy_note = None;
             if self.queue.is_empty() && self.last_refresh.elapsed() > Duration::from_secs(5) {
                 self.refresh_issues()?;
             }
-            let Some(id) = self.next_candidate() else { return Ok(()) };
-            self.start_issue(&id)?;
+            let Some(id) = self.next_candidate() else { break };
+            if !picked.contains(&id) {
+                picked.push(id);
+            }
         }
-        Ok(())
+        if picked.is_empty() {
+            return Ok(());
+        }
+        self.begin_batch()?;
+        let mut claimed = Vec::new();
+        let mut result = Ok(());
+        for id in picked {
+            match self.claim_issue(&id) {
+                Ok(true) => claimed.push(id),
+                Ok(false) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        let ended = self.end_batch();
+        result?;
+        ended?;
+        let mut ready = Vec::new();
+        for id in claimed {
+            if self.prepare_worktree(&id)? {
+                ready.push(id);
+            }
+        }
+        self.spawn_attempts(ready)
     }
 
     /// Reads the tracker again (others may have changed it).

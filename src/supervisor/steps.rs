@@ -24,9 +24,9 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RunErro
 }
 
 impl Orchestrator {
-    /// Claims `id`, prepares its worktree and spawns the first attempt. A claim the tracker refuses
-    /// (someone else took it) skips the issue.
-    pub(super) fn start_issue(&mut self, id: &str) -> RunResult<()> {
+    /// Claims `id` in the tracker (inside the caller's batch). A claim the tracker refuses (someone else
+    /// took it) skips the issue: `false`.
+    pub(super) fn claim_issue(&mut self, id: &str) -> RunResult<bool> {
         let mut events = Vec::new();
         match self.tracker.claim(id, &self.opts.actor, &mut events) {
             Ok(_) => {}
@@ -34,13 +34,13 @@ impl Orchestrator {
                 self.defer(events);
                 self.progress.line(&format!("skip     {id}  {e}"));
                 self.skip.insert(id.to_string());
-                return Ok(());
+                return Ok(false);
             }
             Err(e) => {
                 self.defer(events);
                 self.progress.line(&format!("skip     {id}  the claim failed: {e}"));
                 self.skip.insert(id.to_string());
-                return Ok(());
+                return Ok(false);
             }
         }
         events.push(Event::IssueClaimed { issue: id.to_string(), actor: self.opts.actor.clone() });
@@ -53,7 +53,12 @@ impl Orchestrator {
         }
         self.live.insert(id.to_string(), Live { title, since: Instant::now(), busy: false });
         self.dirty = true;
+        Ok(true)
+    }
 
+    /// Creates the claimed issue's worktree (with `--isolation worktree`); `false` when that failed and
+    /// the issue was given back.
+    pub(super) fn prepare_worktree(&mut self, id: &str) -> RunResult<bool> {
         if self.opts.isolation == Isolation::Worktree {
             let path = self.repo.worktree_path(id);
             let branch = branch_name(id);
@@ -62,7 +67,8 @@ impl Orchestrator {
             git::delete_branch(&self.repo.root, &branch)?;
             std::fs::create_dir_all(self.repo.worktrees_dir()).map_err(io("create", &self.repo.worktrees_dir()))?;
             if let Err(e) = git::add_worktree(&self.repo.root, &path, &branch, &self.base) {
-                return self.give_up(id, ReleaseReason::Failed, &format!("cannot create the worktree: {e}"), false);
+                self.give_up(id, ReleaseReason::Failed, &format!("cannot create the worktree: {e}"), false)?;
+                return Ok(false);
             }
             self.defer(vec![Event::WorktreeCreated {
                 issue: id.to_string(),
@@ -72,7 +78,7 @@ impl Orchestrator {
             }]);
             self.phase(id, Phase::WorktreeReady)?;
         }
-        self.spawn_attempt(id)
+        Ok(true)
     }
 
     /// Where the issue's agent works.
@@ -85,7 +91,22 @@ impl Orchestrator {
 
     /// Writes the prompt, appends the spawn intent, spawns, appends what was spawned, and hands the agent
     /// to an executor task.
-    fn spawn_attempt(&mut self, id: &str) -> RunResult<()> {
+    /// Spawns the next attempt of each issue: every spawn intent is made durable in one append, then
+    /// the agents are started.
+    pub(super) fn spawn_attempts(&mut self, ids: Vec<String>) -> RunResult<()> {
+        let mut plans = Vec::with_capacity(ids.len());
+        for id in ids {
+            plans.push(self.plan_spawn(&id)?);
+        }
+        self.append(Vec::new())?;
+        for plan in plans {
+            self.launch(plan)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the prompt and queues the spawn intent.
+    fn plan_spawn(&mut self, id: &str) -> RunResult<SpawnPlan> {
         let attempt = self.state.issues.get(id).map_or(0, |i| i.attempts) + 1;
         let dir = self.repo.attempt_dir(id, attempt);
         std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
@@ -115,7 +136,7 @@ impl Orchestrator {
             &Vars { id, prompt_file: &prompt_s, worktree: &workdir_s, attempt, git_dir: &self.git_dir },
         );
         let marker = format!("{}/{}/{attempt}", self.log.session(), crate::repo::escape_path_component(id));
-        self.append(vec![Event::SpawnRequested {
+        self.defer(vec![Event::SpawnRequested {
             issue: id.to_string(),
             attempt,
             argv: argv.clone(),
@@ -123,7 +144,7 @@ impl Orchestrator {
             marker: marker.clone(),
             stdout: dir.join("stdout").display().to_string(),
             stderr: dir.join("stderr").display().to_string(),
-        }])?;
+        }]);
         let spec = AgentSpec {
             bdp_exe: self.bdp_exe.clone(),
             argv,
@@ -138,6 +159,13 @@ impl Orchestrator {
                 ("BDP_MARKER".into(), marker),
             ],
         };
+        Ok(SpawnPlan { id: id.to_string(), attempt, dir, spec })
+    }
+
+    /// Starts an agent whose spawn intent is durable, and hands it to an executor task.
+    fn launch(&mut self, plan: SpawnPlan) -> RunResult<()> {
+        let SpawnPlan { id, attempt, dir, spec } = plan;
+        let id = id.as_str();
         let running = match agent::spawn(&spec) {
             Ok(running) => running,
             Err(e) => {
@@ -399,7 +427,7 @@ impl Orchestrator {
         if self.stop != StopLevel::None {
             return self.give_up(id, ReleaseReason::Shutdown, "a retry was due, but bdp is stopping", false);
         }
-        self.spawn_attempt(id)
+        self.spawn_attempts(vec![id.to_string()])
     }
 
     /// Gives the issue back to the tracker as open (labelled `bdp:failed` when `label`).
@@ -470,6 +498,14 @@ impl Orchestrator {
         }
         Ok(())
     }
+}
+
+/// One attempt, ready to start.
+struct SpawnPlan {
+    id: String,
+    attempt: u32,
+    dir: PathBuf,
+    spec: AgentSpec,
 }
 
 fn short(commit: &str) -> &str {

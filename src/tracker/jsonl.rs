@@ -300,6 +300,7 @@ fn splice_field(raw: &[u8], key: &str, value: Option<&Value>) -> Vec<u8> {
 pub struct JsonlTracker {
     beads_dir: PathBuf,
     cache: std::sync::Mutex<Option<(Stamp, JsonlFile)>>,
+    batch: std::sync::Mutex<Option<Batch>>,
 }
 
 /// What identifies one version of the file on disk.
@@ -324,7 +325,7 @@ impl Stamp {
 
 impl JsonlTracker {
     pub fn new(beads_dir: PathBuf) -> Self {
-        JsonlTracker { beads_dir, cache: std::sync::Mutex::new(None) }
+        JsonlTracker { beads_dir, cache: std::sync::Mutex::new(None), batch: std::sync::Mutex::new(None) }
     }
 
     /// The cached parse if the file still has `stamp` (taken out of the cache).
@@ -351,6 +352,9 @@ impl JsonlTracker {
     /// Reads and parses the file (a missing file in an existing `.beads/` is an empty tracker).
     pub fn load(&self) -> TrackerResult<JsonlFile> {
         self.check_dir()?;
+        if let Some(b) = self.batch.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
+            return Ok(b.file.clone());
+        }
         let path = self.path();
         if let Ok(st) = rustix::fs::stat(&path)
             && let Some(file) = self.take_cached(Stamp::of(&st))
@@ -366,47 +370,82 @@ impl JsonlTracker {
         JsonlFile::parse(&path, &bytes)
     }
 
-    /// Locks the file, re-reads it, lets `change` edit it, and writes it back atomically if `change`
-    /// returns `true`. Returns what `change` returned.
-    fn modify<T>(&self, change: impl FnOnce(&mut JsonlFile) -> TrackerResult<(bool, T)>) -> TrackerResult<T> {
-        self.check_dir()?;
+    /// Takes the flock on the file the path names now (a rename by another writer replaces it, so retry
+    /// until the locked file is the one the path names). `None` when there is no file.
+    fn lock_current(&self) -> TrackerResult<Option<(File, Stamp)>> {
         let path = self.path();
         let io = |op: &'static str, source: std::io::Error| TrackerError::Io { op, path: path.clone(), source };
-        // Lock the file itself; a rename by another writer replaces it, so retry until the locked file is
-        // the one the path names.
-        let _lock = loop {
+        loop {
             let file = match File::open(&path) {
                 Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    // Nothing to edit: every edit names an issue that cannot exist.
-                    let mut empty = JsonlFile::parse(&path, b"")?;
-                    return change(&mut empty).map(|(_, t)| t);
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(io("open", e)),
             };
             rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
                 .map_err(|e| io("lock", std::io::Error::from(e)))?;
             let locked = rustix::fs::fstat(&file).map_err(|e| io("stat", e.into()))?;
             match rustix::fs::stat(&path) {
-                Ok(now) if now.st_ino == locked.st_ino && now.st_dev == locked.st_dev => break file,
+                Ok(now) if now.st_ino == locked.st_ino && now.st_dev == locked.st_dev => {
+                    return Ok(Some((file, Stamp::of(&locked))));
+                }
                 _ => continue,
             }
+        }
+    }
+
+    /// The parse of the locked file: the cached one if it is still current.
+    fn read_locked(&self, stamp: Stamp) -> TrackerResult<JsonlFile> {
+        let path = self.path();
+        match self.take_cached(stamp) {
+            Some(file) => Ok(file),
+            None => {
+                let bytes = std::fs::read(&path).map_err(|source| TrackerError::Io {
+                    op: "read",
+                    path: path.clone(),
+                    source,
+                })?;
+                JsonlFile::parse(&path, &bytes)
+            }
+        }
+    }
+
+    /// Locks the file, re-reads it, lets `change` edit it, and writes it back atomically if `change`
+    /// returns `true`. Returns what `change` returned. Inside a batch the edit goes to the batch's copy.
+    fn modify<T>(&self, change: impl FnOnce(&mut JsonlFile) -> TrackerResult<(bool, T)>) -> TrackerResult<T> {
+        self.check_dir()?;
+        {
+            let mut batch = self.batch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(b) = batch.as_mut() {
+                let (changed, out) = change(&mut b.file)?;
+                b.dirty |= changed;
+                return Ok(out);
+            }
+        }
+        let Some((_lock, stamp)) = self.lock_current()? else {
+            // Nothing to edit: every edit names an issue that cannot exist.
+            let mut empty = JsonlFile::parse(&self.path(), b"")?;
+            return change(&mut empty).map(|(_, t)| t);
         };
-        let stamp = Stamp::of(&rustix::fs::fstat(&_lock).map_err(|e| io("stat", e.into()))?);
-        let mut file = match self.take_cached(stamp) {
-            Some(file) => file,
-            None => JsonlFile::parse(&path, &std::fs::read(&path).map_err(|e| io("read", e))?)?,
-        };
+        let mut file = self.read_locked(stamp)?;
         // On an error `change` may have edited the parse halfway: it is dropped, the next call re-reads.
         let (changed, out) = change(&mut file)?;
         if changed {
-            let written = write_atomically_stamped(&path, &file.to_bytes())?;
+            let written = write_atomically_stamped(&self.path(), &file.to_bytes())?;
             self.keep(written, file);
         } else {
             self.keep(stamp, file);
         }
         Ok(out)
     }
+}
+
+/// Writes made between `begin_batch` and `end_batch`: one locked copy, written once.
+#[derive(Debug)]
+struct Batch {
+    _lock: File,
+    stamp: Stamp,
+    file: JsonlFile,
+    dirty: bool,
 }
 
 /// Temp file in the same directory, fsync, rename over `path`, fsync the directory.
@@ -452,6 +491,34 @@ fn string(s: &str) -> Option<Value> {
 impl Tracker for JsonlTracker {
     fn name(&self) -> &'static str {
         "jsonl"
+    }
+
+    /// Holds the file's lock and gathers every write until [`Tracker::end_batch`]: one rewrite (and its
+    /// fsyncs) for many claims and closes. Compare-and-set still holds: nobody else can write meanwhile.
+    fn begin_batch(&self) -> TrackerResult<()> {
+        self.check_dir()?;
+        let mut batch = self.batch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if batch.is_some() {
+            return Ok(());
+        }
+        if let Some((lock, stamp)) = self.lock_current()? {
+            let file = self.read_locked(stamp)?;
+            *batch = Some(Batch { _lock: lock, stamp, file, dirty: false });
+        }
+        Ok(())
+    }
+
+    fn end_batch(&self) -> TrackerResult<()> {
+        let taken = self.batch.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(b) = taken {
+            if b.dirty {
+                let written = write_atomically_stamped(&self.path(), &b.file.to_bytes())?;
+                self.keep(written, b.file);
+            } else {
+                self.keep(b.stamp, b.file);
+            }
+        }
+        Ok(())
     }
 
     fn list(&self, filter: &ListFilter) -> TrackerResult<Vec<Issue>> {

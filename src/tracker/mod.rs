@@ -154,6 +154,15 @@ pub trait Tracker {
     fn add_label(&self, id: &str, label: &str, events: &mut dyn TrackerEvents) -> TrackerResult<()>;
     fn remove_label(&self, id: &str, label: &str, events: &mut dyn TrackerEvents) -> TrackerResult<()>;
     fn close(&self, id: &str, reason: &str, events: &mut dyn TrackerEvents) -> TrackerResult<()>;
+    /// Starts gathering writes to make them in one go at [`Tracker::end_batch`] (a backend that cannot
+    /// batch writes each at once). Claims made inside a batch hold only once `end_batch` succeeded.
+    fn begin_batch(&self) -> TrackerResult<()> {
+        Ok(())
+    }
+    /// Makes the gathered writes durable; an error means none of them was made.
+    fn end_batch(&self) -> TrackerResult<()> {
+        Ok(())
+    }
 }
 
 /// What a claim finds before writing: `Ok(true)` when `actor` already holds the issue.
