@@ -634,19 +634,26 @@ fn clean_removes_leftovers_and_keeps_what_is_alive_or_conflicted() {
 
     let first = run(root, &["clean"]);
     let after: Vec<String> = inventory(root);
+    // Kept: live and busy work, the conflicted issue (for the user), and the crashed session's claim (for
+    // the next run's recovery).
     let expected_left = [
         "branch bdp/bd-busy",
         "branch bdp/bd-conflict",
+        "branch bdp/bd-crashed",
         "branch bdp/bd-live",
         "branch bdp/elsewhere",
         "git-worktree .bdp/worktrees/bd-busy",
         "git-worktree .bdp/worktrees/bd-conflict",
+        "git-worktree .bdp/worktrees/bd-crashed",
         "git-worktree .bdp/worktrees/bd-live",
         "locks/held.lock",
         "locks/merge.lock",
+        "runs/bd-conflict",
+        "runs/bd-crashed",
         "runs/bd-live",
         "worktrees/bd-busy",
         "worktrees/bd-conflict",
+        "worktrees/bd-crashed",
         "worktrees/bd-live",
     ];
     assert_eq!(after, expected_left);
@@ -656,17 +663,20 @@ fn clean_removes_leftovers_and_keeps_what_is_alive_or_conflicted() {
     // Each removed worktree is in the log, under clean's own session, which started no session.
     let removals = worktree_removals(root);
     let issues: Vec<&str> = removals.iter().map(|(_, i, _)| i.as_str()).collect();
-    assert_eq!(issues, [HOSTILE, "bd-crashed", "bd-done"]);
+    assert_eq!(issues, [HOSTILE, "bd-done"]);
     assert!(removals.iter().all(|(s, _, _)| s.starts_with("clean-")));
-    assert_eq!(removals[1].2, ".bdp/worktrees/bd-crashed", "the path the log had for the claim's worktree");
-    let (state, _) = load::fold_verified(&root.join(".bdp/events"), None, |_, _| {}).unwrap();
-    assert_eq!(state.sessions, sessions_before, "clean must not start or end a session");
-    assert!(state.issues["bd-crashed"].claim.as_ref().unwrap().worktree.is_none());
 
     let again = run(root, &["clean"]);
     let all = run(root, &["clean", "--all"]);
     let left = inventory(root);
     assert!(!left.iter().any(|l| l.contains("bd-conflict")), "--all keeps the conflicted issue: {left:?}");
+    assert!(!left.iter().any(|l| l.contains("bd-crashed")), "--all keeps the crashed claim: {left:?}");
+    let removals = worktree_removals(root);
+    let crashed = removals.iter().find(|(_, i, _)| i == "bd-crashed").expect("--all removed bd-crashed's worktree");
+    assert_eq!(crashed.2, ".bdp/worktrees/bd-crashed", "the path the log had for the claim's worktree");
+    let (state, _) = load::fold_verified(&root.join(".bdp/events"), None, |_, _| {}).unwrap();
+    assert_eq!(state.sessions, sessions_before, "clean must not start or end a session");
+    assert!(state.issues["bd-crashed"].claim.as_ref().unwrap().worktree.is_none());
     assert!(left.iter().any(|l| l == "worktrees/bd-live") && left.iter().any(|l| l == "worktrees/bd-busy"));
     snapshot("clean", &[dry, first, again, all].join("\n"));
 }

@@ -139,7 +139,7 @@ pub fn run(repo: &Repo, args: &CleanArgs) -> CliResult<Outcome> {
 }
 
 fn summary(verb: &str, removed: &BTreeMap<Kind, usize>, kept: usize) -> String {
-    let kept = if kept > 0 { format!("; kept {kept} in use or conflicted") } else { String::new() };
+    let kept = if kept > 0 { format!("; kept {kept} in use, conflicted or awaiting recovery") } else { String::new() };
     if removed.is_empty() {
         return format!("nothing to clean{kept}");
     }
@@ -187,6 +187,14 @@ impl<'a> Owners<'a> {
             return Some(why);
         }
         let state = self.state.issues.get(issue?)?;
+        // A claim of a session that crashed: its branch, exit file and output are what recovery needs to
+        // learn the outcome and merge the work. Only --all throws them away.
+        if let Some(claim) = state.claim.as_ref().filter(|_| !self.all) {
+            return Some(format!(
+                "still claimed by session {}, which did not end: the next `bdp run` recovers it; --all removes it",
+                one_line(&claim.session)
+            ));
+        }
         let conflicted =
             state.claim.is_none() && state.last_release.as_ref().is_some_and(|r| r.reason == ReleaseReason::Conflict);
         (conflicted && !self.all).then(|| "conflicted, kept by `bdp run` for you to resolve; --all removes it".into())
@@ -277,7 +285,7 @@ fn runs(repo: &Repo, owners: &Owners) -> Vec<Item> {
                 kind: Kind::Runs,
                 shown: display_path(repo, &path),
                 target: path.display().to_string(),
-                keep: owners.live(issue.as_deref()),
+                keep: owners.keep_work(issue.as_deref()),
                 note: owners.note(issue.as_deref()),
                 issue,
                 registered: false,
