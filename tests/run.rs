@@ -115,7 +115,7 @@ fn failures_end_as_documented_and_leave_nothing_behind() {
         "--retry-backoff",
         "50ms",
         "--timeout",
-        "2s",
+        "4s",
         "--grace",
         "300ms",
         "--check",
