@@ -65,6 +65,15 @@ fn twelve_issues_in_three_tracks_with_three_agents() {
     assert!((2..=3).contains(&peak), "peak concurrency {peak}");
     assert!(sb.bdp_branches().is_empty(), "{:?}", sb.bdp_branches());
     sb.assert_clean_end();
+    // The other commands read the same story: status (nothing running, 12 done), replay.
+    let status: serde_json::Value = serde_json::from_slice(&sb.bdp(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(status["orchestrator"]["running"], false);
+    assert_eq!(status["session"]["end_reason"], "completed");
+    assert_eq!(status["session"]["counts"]["done"], 12);
+    let session = status["session"]["id"].as_str().unwrap().to_string();
+    let replay = sb.bdp(&["replay", &session]);
+    assert!(replay.status.success());
+    assert!(stdout(&replay).matches("merged").count() >= 12, "{}", stdout(&replay));
     // The user's checkout has the work (the merge brought it along).
     assert_eq!(
         std::fs::read_dir(sb.root())
