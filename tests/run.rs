@@ -389,3 +389,25 @@ fn wait_for(mut cond: impl FnMut() -> bool) {
 fn signal(pid: u32, sig: rustix::process::Signal) {
     rustix::process::kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap(), sig).unwrap();
 }
+
+#[test]
+fn a_worktree_that_cannot_be_made_gives_the_issue_back_and_the_run_goes_on() {
+    let issues: Vec<(&str, &str, i64, &[&str])> = vec![("w1", "w1", 1, &[][..]), ("w2", "w2", 2, &[][..])];
+    let sb = Sandbox::new(&issues);
+    let agent = sb.committing_agent();
+    // Something that is not a worktree sits where w1's worktree goes.
+    std::fs::create_dir_all(sb.root().join(".bdp/worktrees")).unwrap();
+    std::fs::write(sb.root().join(".bdp/worktrees/w1"), "in the way").unwrap();
+    let out = sb.bdp(&["run", "--plain", "--agents", "2", "--", agent.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
+    let tracker = sb.issues();
+    assert_eq!(tracker["w1"]["status"], "open");
+    assert_eq!(tracker["w2"]["status"], "closed");
+    let release = sb.events("issue_released").into_iter().find(|e| e["issue"] == "w1").unwrap();
+    assert_eq!(release["reason"], "failed");
+    assert!(release["detail"].as_str().unwrap().contains("cannot create the worktree"), "{release}");
+    assert!(sb.events("spawn_requested").iter().all(|e| e["issue"] != "w1"), "no agent ran for w1");
+    assert_eq!(std::fs::read_to_string(sb.root().join(".bdp/worktrees/w1")).unwrap(), "in the way");
+    let verify = sb.bdp(&["verify"]);
+    assert!(verify.status.success(), "{}", stdout(&verify));
+}

@@ -23,7 +23,7 @@ use crate::state::State;
 use crate::supervisor::agent::AgentEnd;
 use crate::tracker::{ListFilter, Tracker};
 
-use super::options::{CONFLICT_LABEL, FAILED_LABEL, RunOptions};
+use super::options::{CONFLICT_LABEL, FAILED_LABEL, Isolation, RunOptions};
 use super::progress::Progress;
 
 /// Why a run could not go on.
@@ -50,6 +50,7 @@ pub enum Msg {
     Exited { issue: String, attempt: u32, end: AgentEnd, usage: Option<AgentUsage> },
     Checked { issue: String, attempt: u32, passed: bool, code: Option<i32>, duration_ms: u64 },
     RetryDue { issue: String },
+    WorktreeReady { issue: String, result: Result<(), String> },
     Stop(StopLevel),
 }
 
@@ -350,6 +351,7 @@ impl Orchestrator {
                 self.on_checked(&issue, attempt, passed, code, duration_ms)
             }
             Msg::RetryDue { issue } => self.on_retry_due(&issue),
+            Msg::WorktreeReady { issue, result } => self.on_worktree_ready(&issue, result),
             Msg::Stop(level) => {
                 self.request_stop(level);
                 Ok(())
@@ -429,13 +431,15 @@ impl Orchestrator {
         let ended = self.end_batch();
         result?;
         ended?;
-        let mut ready = Vec::new();
-        for id in claimed {
-            if self.prepare_worktree(&id)? {
-                ready.push(id);
+        match self.opts.isolation {
+            Isolation::Worktree => {
+                for id in &claimed {
+                    self.start_worktree(id);
+                }
+                Ok(())
             }
+            Isolation::None => self.spawn_attempts(claimed),
         }
-        self.spawn_attempts(ready)
     }
 
     /// Reads the tracker again (others may have changed it).
@@ -552,7 +556,9 @@ impl Orchestrator {
         let deadline = Instant::now() + self.opts.grace + Duration::from_secs(5);
         while self.live.values().any(|l| l.busy) && Instant::now() < deadline {
             match tokio::time::timeout(Duration::from_millis(200), self.rx.recv()).await {
-                Ok(Some(Msg::Exited { issue, .. })) | Ok(Some(Msg::Checked { issue, .. })) => {
+                Ok(Some(Msg::Exited { issue, .. }))
+                | Ok(Some(Msg::Checked { issue, .. }))
+                | Ok(Some(Msg::WorktreeReady { issue, .. })) => {
                     if let Some(l) = self.live.get_mut(&issue) {
                         l.busy = false;
                     }

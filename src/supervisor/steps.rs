@@ -56,29 +56,48 @@ impl Orchestrator {
         Ok(true)
     }
 
-    /// Creates the claimed issue's worktree (with `--isolation worktree`); `false` when that failed and
-    /// the issue was given back.
-    pub(super) fn prepare_worktree(&mut self, id: &str) -> RunResult<bool> {
-        if self.opts.isolation == Isolation::Worktree {
-            let path = self.repo.worktree_path(id);
-            let branch = branch_name(id);
-            // Leftovers of an earlier claim (a crash, --keep-worktrees, a conflict the user wants redone).
-            git::remove_worktree(&self.repo.root, &path)?;
-            git::delete_branch(&self.repo.root, &branch)?;
-            std::fs::create_dir_all(self.repo.worktrees_dir()).map_err(io("create", &self.repo.worktrees_dir()))?;
-            if let Err(e) = git::add_worktree(&self.repo.root, &path, &branch, &self.base) {
-                self.give_up(id, ReleaseReason::Failed, &format!("cannot create the worktree: {e}"), false)?;
-                return Ok(false);
-            }
-            self.defer(vec![Event::WorktreeCreated {
-                issue: id.to_string(),
-                path: path.display().to_string(),
-                branch,
-                base: self.base.clone(),
-            }]);
-            self.phase(id, Phase::WorktreeReady)?;
+    /// Creates the claimed issue's worktree in a blocking task (a checkout of a big repository takes
+    /// seconds; the dispatcher goes on meanwhile); [`Msg::WorktreeReady`] comes back.
+    pub(super) fn start_worktree(&mut self, id: &str) {
+        if let Some(live) = self.live.get_mut(id) {
+            live.busy = true;
         }
-        Ok(true)
+        let (root, path, branch, base) =
+            (self.repo.root.clone(), self.repo.worktree_path(id), branch_name(id), self.base.clone());
+        let worktrees_dir = self.repo.worktrees_dir();
+        let (tx, issue) = (self.tx.clone(), id.to_string());
+        tokio::task::spawn_blocking(move || {
+            let result = (|| -> Result<(), String> {
+                // Leftovers of an earlier claim (a crash, --keep-worktrees, a conflict the user wants redone).
+                git::remove_worktree(&root, &path).map_err(|e| e.to_string())?;
+                git::delete_branch(&root, &branch).map_err(|e| e.to_string())?;
+                std::fs::create_dir_all(&worktrees_dir).map_err(|e| format!("{}: {e}", worktrees_dir.display()))?;
+                git::add_worktree(&root, &path, &branch, &base).map_err(|e| e.to_string())
+            })();
+            let _ = tx.send(Msg::WorktreeReady { issue, result });
+        });
+    }
+
+    pub(super) fn on_worktree_ready(&mut self, id: &str, result: Result<(), String>) -> RunResult<()> {
+        if let Some(live) = self.live.get_mut(id) {
+            live.busy = false;
+        }
+        if let Err(e) = result {
+            return self.give_up(id, ReleaseReason::Failed, &format!("cannot create the worktree: {e}"), false);
+        }
+        self.defer(vec![Event::WorktreeCreated {
+            issue: id.to_string(),
+            path: self.repo.worktree_path(id).display().to_string(),
+            branch: branch_name(id),
+            base: self.base.clone(),
+        }]);
+        self.phase(id, Phase::WorktreeReady)?;
+        if self.stop != StopLevel::None {
+            // Recorded first, so the release below removes it.
+            self.append(Vec::new())?;
+            return self.give_up(id, ReleaseReason::Shutdown, "stopped before the agent started", false);
+        }
+        self.spawn_attempts(vec![id.to_string()])
     }
 
     /// Where the issue's agent works.
