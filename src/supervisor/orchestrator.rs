@@ -129,6 +129,9 @@ pub struct Orchestrator {
     pending: Vec<Event>,
     /// A tracker batch is open (see [`Orchestrator::begin_batch`]).
     batch_open: bool,
+    /// Held around every git operation that adds, removes or lists worktrees, or moves the base branch:
+    /// git does not make concurrent `worktree add`/`prune`/`list` safe, and worktrees are made in tasks.
+    pub(super) git_lock: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 /// Everything the orchestrator is built from.
@@ -175,6 +178,7 @@ impl Orchestrator {
             busy_note: None,
             pending: Vec::new(),
             batch_open: false,
+            git_lock: Default::default(),
         }
     }
 

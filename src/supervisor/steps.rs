@@ -65,8 +65,9 @@ impl Orchestrator {
         let (root, path, branch, base) =
             (self.repo.root.clone(), self.repo.worktree_path(id), branch_name(id), self.base.clone());
         let worktrees_dir = self.repo.worktrees_dir();
-        let (tx, issue) = (self.tx.clone(), id.to_string());
+        let (tx, issue, git_lock) = (self.tx.clone(), id.to_string(), self.git_lock.clone());
         tokio::task::spawn_blocking(move || {
+            let _git = git_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let result = (|| -> Result<(), String> {
                 // Leftovers of an earlier claim (a crash, --keep-worktrees, a conflict the user wants redone).
                 git::remove_worktree(&root, &path).map_err(|e| e.to_string())?;
@@ -354,6 +355,8 @@ impl Orchestrator {
             strategy: self.opts.merge,
         }])?;
         self.progress.phase(id, "merging");
+        let git_lock = self.git_lock.clone();
+        let git_guard = git_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let outcome = match self.opts.merge {
             MergeStrategy::Rebase => match git::rebase_in_worktree(&self.workdir(id), &self.base)? {
                 Ok(()) => git::merge_into_base(&self.repo.root, &self.base, &branch, "", true)?,
@@ -365,6 +368,7 @@ impl Orchestrator {
                 git::merge_into_base(&self.repo.root, &self.base, &branch, &message, false)?
             }
         };
+        drop(git_guard);
         match outcome {
             MergeOutcome::Merged { commit } => {
                 self.defer(vec![Event::Merged { issue: id.to_string(), commit: commit.clone() }]);
@@ -489,7 +493,10 @@ impl Orchestrator {
         if let Some(wt) = worktree
             && !self.opts.keep_worktrees
         {
-            git::remove_worktree(&self.repo.root, Path::new(&wt.path))?;
+            {
+                let _git = self.git_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                git::remove_worktree(&self.repo.root, Path::new(&wt.path))?;
+            }
             self.defer(vec![Event::WorktreeRemoved { issue: id.to_string(), path: wt.path.clone() }]);
             if !keep_branch {
                 git::delete_branch(&self.repo.root, &wt.branch)?;
