@@ -411,3 +411,18 @@ fn a_worktree_that_cannot_be_made_gives_the_issue_back_and_the_run_goes_on() {
     let verify = sb.bdp(&["verify"]);
     assert!(verify.status.success(), "{}", stdout(&verify));
 }
+
+#[test]
+fn many_worktrees_made_at_once_do_not_race() {
+    // Eight agents that finish at once: worktrees are added and removed concurrently with merges.
+    let ids: Vec<String> = (0..24).map(|i| format!("m{i}")).collect();
+    let issues: Vec<(&str, &str, i64, &[&str])> = ids.iter().map(|id| (id.as_str(), "m", 2, &[][..])).collect();
+    let sb = Sandbox::new(&issues);
+    let agent = sb.committing_agent();
+    let out = sb.bdp(&["run", "--plain", "--agents", "8", "--retries", "0", "--", agent.to_str().unwrap()]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(sb.issues().values().all(|i| i["status"] == "closed"), "{}", stdout(&out));
+    assert_eq!(sb.main_subjects().iter().filter(|s| s.starts_with("work on ")).count(), 24);
+    assert!(sb.bdp_branches().is_empty());
+    sb.assert_clean_end();
+}
