@@ -426,3 +426,49 @@ fn many_worktrees_made_at_once_do_not_race() {
     assert!(sb.bdp_branches().is_empty());
     sb.assert_clean_end();
 }
+
+#[test]
+fn a_run_with_the_br_tracker_closes_in_br_and_labels_phases() {
+    let Some(br) = bdp::tracker::find_on_path("br") else {
+        eprintln!("SKIPPED: br is not on PATH (.ci/run installs it); bdp run was not tested against br");
+        return;
+    };
+    let sb = Sandbox::new(&[]);
+    std::fs::remove_file(sb.root().join(".beads/issues.jsonl")).unwrap();
+    let br_cmd = |args: &[&str]| -> String {
+        let out = std::process::Command::new(&br).args(args).current_dir(sb.root()).output().unwrap();
+        assert!(out.status.success(), "br {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    br_cmd(&["init", "--prefix", "rb"]);
+    for title in ["first", "second"] {
+        br_cmd(&["create", title, "--json"]);
+    }
+    sb.git(&["add", "-A"]);
+    sb.git(&["commit", "-q", "-m", "br"]);
+    let agent = sb.committing_agent();
+    let out = sb.bdp(&[
+        "--tracker",
+        "br",
+        "run",
+        "--plain",
+        "--max-load",
+        "1000",
+        "--agents",
+        "2",
+        "--",
+        agent.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let listed: serde_json::Value = serde_json::from_str(&br_cmd(&["list", "--all", "--json"])).unwrap();
+    let issues = listed.get("issues").unwrap_or(&listed).as_array().unwrap().clone();
+    assert_eq!(issues.len(), 2);
+    for issue in &issues {
+        assert_eq!(issue["status"], "closed", "{issue}");
+        assert!(issue["close_reason"].as_str().unwrap().starts_with("bdp: merged "), "{issue}");
+        assert_eq!(issue["labels"], serde_json::json!(["phase:closed"]), "{issue}");
+    }
+    assert!(sb.events("tracker_labels_changed").iter().all(|e| e["backend"] == "br"));
+    assert!(sb.bdp_branches().is_empty());
+    sb.assert_clean_end();
+}
