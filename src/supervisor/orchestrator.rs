@@ -316,11 +316,15 @@ impl Orchestrator {
                 }
                 // Nothing to pick: look at the tracker once more before calling it done.
                 self.refresh_issues()?;
-                if self.next_candidate().is_none() {
-                    if self.summary.attempts == 0 {
-                        self.summary.nothing_ready = Some(self.why_nothing_ready());
+                match self.next_candidate() {
+                    // Put it back: the next `fill_slots` takes it.
+                    Some(id) => self.queue.push_front(id),
+                    None => {
+                        if self.summary.attempts == 0 {
+                            self.summary.nothing_ready = Some(self.why_nothing_ready());
+                        }
+                        return Ok(());
                     }
-                    return Ok(());
                 }
                 continue;
             }
