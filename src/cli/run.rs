@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::error::{CliError, CliResult};
-use crate::event::{Event, MergeStrategy};
+use crate::event::MergeStrategy;
 use crate::log::LogWriter;
 use crate::log::lock::{Holder, OrchestratorLock};
 use crate::repo::Repo;
@@ -177,7 +177,7 @@ pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &RunArgs) -> CliResult<
         return super::run_dry::print(repo, &opts, &issues, &base, &git_dir, tracker.name());
     }
 
-    prepare_bdp_dir(repo)?;
+    prepare_bdp_dir(repo, &git_dir)?;
     let pid = std::process::id();
     let start_time = crate::process::start_time(pid);
     let since = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
@@ -217,7 +217,7 @@ pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &RunArgs) -> CliResult<
         issues,
     });
     let config = serde_json::json!({ "options": &opts, "base": &base, "tracker": tracker_name });
-    orchestrator.append_session_start(pid, start_time, config).map_err(|e| CliError::internal(e.to_string()))?;
+    orchestrator.start_session(pid, start_time, config).map_err(|e| CliError::internal(e.to_string()))?;
     println!(
         "bdp run: session {session}, {} agent(s), tracker {tracker_name}, base {}",
         opts.agents,
@@ -277,13 +277,14 @@ fn git_setup(repo: &Repo, opts: &mut RunOptions) -> CliResult<(String, String)> 
 }
 
 /// Creates `.bdp/` and keeps it out of git (`.git/info/exclude`, never the user's `.gitignore`).
-fn prepare_bdp_dir(repo: &Repo) -> CliResult<()> {
+/// `git_dir` is the repository's common git dir (empty outside git).
+fn prepare_bdp_dir(repo: &Repo, git_dir: &str) -> CliResult<()> {
     let dir = repo.bdp_dir();
     std::fs::create_dir_all(&dir).map_err(|e| CliError::io("create", &dir, &e))?;
-    let Ok(git_dir) = crate::git::run(&repo.root, ["rev-parse", "--path-format=absolute", "--git-common-dir"]) else {
+    if git_dir.is_empty() {
         return Ok(());
-    };
-    let exclude = PathBuf::from(git_dir.trim()).join("info").join("exclude");
+    }
+    let exclude = PathBuf::from(git_dir).join("info").join("exclude");
     let text = std::fs::read_to_string(&exclude).unwrap_or_default();
     if !text.lines().any(|l| l.trim() == "/.bdp/" || l.trim() == ".bdp/" || l.trim() == ".bdp") {
         if let Some(parent) = exclude.parent() {
@@ -359,23 +360,4 @@ fn print_summary(s: &RunSummary) {
         println!("agents reported usage {} time(s), cost ${:.2}", s.usage_reports, s.cost_micro_usd as f64 / 1e6);
     }
     println!("session {}: `bdp replay {}` shows every step", s.session, s.session);
-}
-
-/// Used by `run` to record the session start with the effective configuration.
-impl Orchestrator {
-    fn append_session_start(
-        &mut self,
-        pid: u32,
-        start_time: Option<u64>,
-        config: serde_json::Value,
-    ) -> Result<(), crate::supervisor::orchestrator::RunError> {
-        self.append_event(Event::SessionStarted {
-            pid,
-            start_time,
-            host: rustix::system::uname().nodename().to_string_lossy().into_owned(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            config,
-            recovers: None,
-        })
-    }
 }

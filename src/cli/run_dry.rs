@@ -4,7 +4,7 @@
 use crate::error::CliResult;
 use crate::plan::Issue;
 use crate::repo::{Repo, branch_name};
-use crate::supervisor::options::{CONFLICT_LABEL, FAILED_LABEL, Isolation, RunOptions};
+use crate::supervisor::options::{Isolation, RunOptions, run_order};
 use crate::supervisor::template::{Vars, substitute};
 use crate::tracker::ListFilter;
 
@@ -20,13 +20,11 @@ pub fn print(
     tracker: &str,
 ) -> CliResult<Outcome> {
     let filter = ListFilter { statuses: vec![], label: opts.label.clone(), parent: opts.epic.clone() };
-    let in_scope: std::collections::HashSet<String> = filter.apply(issues.to_vec()).into_iter().map(|i| i.id).collect();
+    let in_scope = filter.matching(issues);
     let attempts = past_attempts(repo);
-    let order: Vec<&Issue> = crate::plan::ready_in_order(issues, jiff::Timestamp::now())
+    let order: Vec<&Issue> = run_order(issues, opts, jiff::Timestamp::now())
         .into_iter()
         .map(|i| &issues[i])
-        .filter(|i| in_scope.contains(&i.id))
-        .filter(|i| !i.labels.iter().any(|l| l == FAILED_LABEL || l == CONFLICT_LABEL))
         .take(opts.max_issues.unwrap_or(usize::MAX))
         .collect();
     println!(
@@ -58,7 +56,8 @@ pub fn print(
     }
     let blocked = issues
         .iter()
-        .filter(|i| in_scope.contains(&i.id) && i.status == "open" && !order.iter().any(|o| o.id == i.id))
+        .zip(&in_scope)
+        .filter(|(i, kept)| **kept && i.status == "open" && !order.iter().any(|o| o.id == i.id))
         .count();
     if blocked > 0 {
         println!(

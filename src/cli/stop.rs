@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use rustix::fs::{FlockOperation, flock};
 
 use crate::error::{CliError, CliResult};
 use crate::log::lock::Holder;
@@ -60,17 +59,9 @@ pub fn run(repo: &Repo, args: &StopArgs) -> CliResult<Outcome> {
 
 /// Whether some process holds the orchestrator lock (a free flock means nobody runs, whatever the file says).
 fn lock_is_held(path: &std::path::Path) -> CliResult<bool> {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(CliError::io("open", path, &e)),
-    };
-    match flock(&file, FlockOperation::NonBlockingLockShared) {
-        Ok(()) => {
-            let _ = flock(&file, FlockOperation::Unlock);
-            Ok(false)
-        }
-        Err(rustix::io::Errno::WOULDBLOCK) => Ok(true),
-        Err(e) => Err(CliError::io("lock", path, &e.into())),
+    match super::live::flock_held(path) {
+        Ok(held) => Ok(held),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(CliError::io("lock", path, &e)),
     }
 }

@@ -51,6 +51,22 @@ pub const FAILED_LABEL: &str = "bdp:failed";
 /// Label put on an issue whose branch could not be merged.
 pub const CONFLICT_LABEL: &str = "bdp:conflict";
 
+/// Whether an issue waits for a human: given back labelled `bdp:failed` or `bdp:conflict`.
+pub fn held_for_human(issue: &crate::plan::Issue) -> bool {
+    issue.labels.iter().any(|l| l == FAILED_LABEL || l == CONFLICT_LABEL)
+}
+
+/// The issues a run may take now, in plan order: ready by bd's rules, inside `--epic`/`--label`, and
+/// not waiting for a human. Indices into `issues`. The run and `--dry-run` both use it.
+pub fn run_order(issues: &[crate::plan::Issue], opts: &RunOptions, now: jiff::Timestamp) -> Vec<usize> {
+    let filter = crate::tracker::ListFilter { statuses: vec![], label: opts.label.clone(), parent: opts.epic.clone() };
+    let in_scope = filter.matching(issues);
+    crate::plan::ready_in_order(issues, now)
+        .into_iter()
+        .filter(|&i| in_scope[i] && !held_for_human(&issues[i]))
+        .collect()
+}
+
 mod millis {
     pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_millis() as u64)

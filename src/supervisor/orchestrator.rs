@@ -187,9 +187,16 @@ impl Orchestrator {
         self.tx.clone()
     }
 
-    /// Appends one event (the session start, written by the CLI before the loop).
-    pub fn append_event(&mut self, event: Event) -> RunResult<()> {
-        self.append(vec![event])
+    /// Records the session's start, with the effective configuration, before the loop runs.
+    pub fn start_session(&mut self, pid: u32, start_time: Option<u64>, config: serde_json::Value) -> RunResult<()> {
+        self.append(vec![Event::SessionStarted {
+            pid,
+            start_time,
+            host: rustix::system::uname().nodename().to_string_lossy().into_owned(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            config,
+            recovers: None,
+        }])
     }
 
     /// Appends events; the state follows the records the log acknowledged (other processes' first).
@@ -242,11 +249,17 @@ impl Orchestrator {
     /// Records a phase change. It goes out with the next append (or before the dispatcher next waits), in
     /// order: a phase is an observation, and an intent that follows it is never acted on before both are
     /// durable.
-    pub(super) fn phase(&mut self, issue: &str, phase: Phase) -> RunResult<()> {
+    pub(super) fn phase(&mut self, issue: &str, phase: Phase) {
         self.pending.push(Event::PhaseChanged { issue: issue.to_string(), phase });
         self.progress.phase(issue, phase.as_str());
         self.phase_label(issue, phase);
-        Ok(())
+    }
+
+    /// Whether an agent, check or worktree task is working for the issue.
+    pub(super) fn set_busy(&mut self, issue: &str, busy: bool) {
+        if let Some(live) = self.live.get_mut(issue) {
+            live.busy = busy;
+        }
     }
 
     /// With bd or br, the phase is also a `phase:*` label (the JSONL tracker is left alone: such labels
@@ -311,7 +324,7 @@ impl Orchestrator {
                 self.fill_slots()?;
             }
             if self.live.is_empty() {
-                if self.stop != StopLevel::None || !self.can_start_more() {
+                if self.stop != StopLevel::None || !self.can_start_more(0) {
                     return Ok(());
                 }
                 // Nothing to pick: look at the tracker once more before calling it done.
@@ -390,8 +403,9 @@ impl Orchestrator {
         }
     }
 
-    fn can_start_more(&self) -> bool {
-        self.opts.max_issues.is_none_or(|max| self.claims_made < max)
+    /// Whether `--max-issues` allows another claim beyond `picked` ones about to be made.
+    fn can_start_more(&self, picked: usize) -> bool {
+        self.opts.max_issues.is_none_or(|max| self.claims_made + picked < max)
     }
 
     /// Starts agents while there are free slots, ready issues and room on the machine.
@@ -399,9 +413,7 @@ impl Orchestrator {
     /// in one log append).
     fn fill_slots(&mut self) -> RunResult<()> {
         let mut picked: Vec<String> = Vec::new();
-        while self.live.len() + picked.len() < self.opts.agents
-            && self.opts.max_issues.is_none_or(|max| self.claims_made + picked.len() < max)
-        {
+        while self.live.len() + picked.len() < self.opts.agents && self.can_start_more(picked.len()) {
             if !(self.live.is_empty() && picked.is_empty())
                 && let Some(why) = super::guard::busy(self.opts.max_load, self.opts.max_mem)
             {
@@ -478,23 +490,9 @@ impl Orchestrator {
     }
 
     fn recompute_queue(&mut self) {
-        let scope = self.scope();
-        let order = crate::plan::ready_in_order(&self.issues, jiff::Timestamp::now());
-        self.queue = order
-            .into_iter()
-            .filter(|&i| scope[i])
-            .map(|i| &self.issues[i])
-            .filter(|issue| !issue.labels.iter().any(|l| l == FAILED_LABEL || l == CONFLICT_LABEL))
-            .map(|issue| issue.id.clone())
-            .collect();
+        let order = super::options::run_order(&self.issues, &self.opts, jiff::Timestamp::now());
+        self.queue = order.into_iter().map(|i| self.issues[i].id.clone()).collect();
         self.dirty = false;
-    }
-
-    /// Which issues `--epic`/`--label` let this run take.
-    fn scope(&self) -> Vec<bool> {
-        let filter = ListFilter { statuses: vec![], label: self.opts.label.clone(), parent: self.opts.epic.clone() };
-        let kept: HashSet<String> = filter.apply(self.issues.clone()).into_iter().map(|i| i.id).collect();
-        self.issues.iter().map(|i| kept.contains(&i.id)).collect()
     }
 
     /// One sentence on why nothing could start.
@@ -514,11 +512,7 @@ impl Orchestrator {
             return format!("nothing is ready{scope}");
         };
         let s = &plan.summary;
-        let labelled = self
-            .issues
-            .iter()
-            .filter(|i| i.status == "open" && i.labels.iter().any(|l| l == FAILED_LABEL || l == CONFLICT_LABEL))
-            .count();
+        let labelled = self.issues.iter().filter(|i| i.status == "open" && super::options::held_for_human(i)).count();
         if s.issues == 0 {
             return format!("nothing to do: no issues{scope}");
         }
@@ -567,9 +561,7 @@ impl Orchestrator {
                 Ok(Some(Msg::Exited { issue, .. }))
                 | Ok(Some(Msg::Checked { issue, .. }))
                 | Ok(Some(Msg::WorktreeReady { issue, .. })) => {
-                    if let Some(l) = self.live.get_mut(&issue) {
-                        l.busy = false;
-                    }
+                    self.set_busy(&issue, false);
                 }
                 Ok(None) => break,
                 _ => {}

@@ -28,28 +28,24 @@ impl Orchestrator {
     /// took it) skips the issue: `false`.
     pub(super) fn claim_issue(&mut self, id: &str) -> RunResult<bool> {
         let mut events = Vec::new();
-        match self.tracker.claim(id, &self.opts.actor, &mut events) {
-            Ok(_) => {}
-            Err(e @ (TrackerError::AlreadyClaimed { .. } | TrackerError::NotClaimable { .. })) => {
-                self.defer(events);
-                self.progress.line(&format!("skip     {id}  {e}"));
-                self.skip.insert(id.to_string());
-                return Ok(false);
-            }
-            Err(e) => {
-                self.defer(events);
-                self.progress.line(&format!("skip     {id}  the claim failed: {e}"));
-                self.skip.insert(id.to_string());
-                return Ok(false);
-            }
+        if let Err(e) = self.tracker.claim(id, &self.opts.actor, &mut events) {
+            self.defer(events);
+            let why = match e {
+                TrackerError::AlreadyClaimed { .. } | TrackerError::NotClaimable { .. } => e.to_string(),
+                _ => format!("the claim failed: {e}"),
+            };
+            self.progress.line(&format!("skip     {id}  {why}"));
+            self.skip.insert(id.to_string());
+            return Ok(false);
         }
         events.push(Event::IssueClaimed { issue: id.to_string(), actor: self.opts.actor.clone() });
         self.defer(events);
         self.claims_made += 1;
-        let title = self.issues.iter().find(|i| i.id == id).map(|i| i.title.clone()).unwrap_or_default();
+        let mut title = String::new();
         if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id) {
             issue.status = "in_progress".into();
             issue.assignee = Some(self.opts.actor.clone());
+            title.clone_from(&issue.title);
         }
         self.live.insert(id.to_string(), Live { title, since: Instant::now(), busy: false });
         self.dirty = true;
@@ -59,9 +55,7 @@ impl Orchestrator {
     /// Creates the claimed issue's worktree in a blocking task (a checkout of a big repository takes
     /// seconds; the dispatcher goes on meanwhile); [`Msg::WorktreeReady`] comes back.
     pub(super) fn start_worktree(&mut self, id: &str) {
-        if let Some(live) = self.live.get_mut(id) {
-            live.busy = true;
-        }
+        self.set_busy(id, true);
         let (root, path, branch, base) =
             (self.repo.root.clone(), self.repo.worktree_path(id), branch_name(id), self.base.clone());
         let worktrees_dir = self.repo.worktrees_dir();
@@ -80,9 +74,7 @@ impl Orchestrator {
     }
 
     pub(super) fn on_worktree_ready(&mut self, id: &str, result: Result<(), String>) -> RunResult<()> {
-        if let Some(live) = self.live.get_mut(id) {
-            live.busy = false;
-        }
+        self.set_busy(id, false);
         if let Err(e) = result {
             return self.give_up(id, ReleaseReason::Failed, &format!("cannot create the worktree: {e}"), false);
         }
@@ -92,7 +84,7 @@ impl Orchestrator {
             branch: branch_name(id),
             base: self.base.clone(),
         }]);
-        self.phase(id, Phase::WorktreeReady)?;
+        self.phase(id, Phase::WorktreeReady);
         if self.stop != StopLevel::None {
             // Recorded first, so the release below removes it.
             self.append(Vec::new())?;
@@ -204,10 +196,8 @@ impl Orchestrator {
         self.summary.attempts += 1;
         let title = self.live.get(id).map(|l| l.title.clone()).unwrap_or_default();
         self.progress.started(id, attempt, &title);
-        self.phase(id, Phase::Running)?;
-        if let Some(live) = self.live.get_mut(id) {
-            live.busy = true;
-        }
+        self.phase(id, Phase::Running);
+        self.set_busy(id, true);
         let (tx, stop, issue) = (self.tx.clone(), self.stop_now.subscribe(), id.to_string());
         let (timeout, grace) = (self.opts.timeout, self.opts.grace);
         tokio::spawn(async move {
@@ -225,9 +215,7 @@ impl Orchestrator {
         end: AgentEnd,
         usage: Option<AgentUsage>,
     ) -> RunResult<()> {
-        if let Some(live) = self.live.get_mut(id) {
-            live.busy = false;
-        }
+        self.set_busy(id, false);
         self.summary.agent_time += Duration::from_millis(end.duration_ms);
         if let Some(u) = &usage {
             self.summary.usage_reports += 1;
@@ -242,7 +230,7 @@ impl Orchestrator {
             timed_out: end.timed_out,
             usage,
         }]);
-        self.phase(id, Phase::Exited)?;
+        self.phase(id, Phase::Exited);
         if end.stopped {
             return self.give_up(id, ReleaseReason::Shutdown, "stopped (bdp stop --now)", false);
         }
@@ -279,9 +267,7 @@ impl Orchestrator {
 
     /// Runs the user's `--check` command in the worktree, in its own process group, in a task.
     fn spawn_check(&mut self, id: &str, attempt: u32, check: String) {
-        if let Some(live) = self.live.get_mut(id) {
-            live.busy = true;
-        }
+        self.set_busy(id, true);
         self.progress.phase(id, "checking");
         let dir = self.repo.attempt_dir(id, attempt);
         let spec = AgentSpec {
@@ -318,9 +304,7 @@ impl Orchestrator {
         code: Option<i32>,
         duration_ms: u64,
     ) -> RunResult<()> {
-        if let Some(live) = self.live.get_mut(id) {
-            live.busy = false;
-        }
+        self.set_busy(id, false);
         let command = self.opts.check.clone().unwrap_or_default();
         let event = if passed {
             Event::CheckPassed { issue: id.to_string(), attempt, command: command.clone(), duration_ms }
@@ -328,7 +312,7 @@ impl Orchestrator {
             Event::CheckFailed { issue: id.to_string(), attempt, command: command.clone(), code, duration_ms }
         };
         self.defer(vec![event]);
-        self.phase(id, Phase::Checked)?;
+        self.phase(id, Phase::Checked);
         if self.stop == StopLevel::Now {
             return self.give_up(id, ReleaseReason::Shutdown, "stopped (bdp stop --now)", false);
         }
@@ -372,7 +356,7 @@ impl Orchestrator {
         match outcome {
             MergeOutcome::Merged { commit } => {
                 self.defer(vec![Event::Merged { issue: id.to_string(), commit: commit.clone() }]);
-                self.phase(id, Phase::Merged)?;
+                self.phase(id, Phase::Merged);
                 let reason = format!("bdp: merged {} into {}", short(&commit), self.base);
                 self.close(id, &reason)
             }
@@ -401,7 +385,7 @@ impl Orchestrator {
         if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id) {
             issue.status = "closed".into();
         }
-        self.phase(id, Phase::Closed)?;
+        self.phase(id, Phase::Closed);
         let took = self.live.get(id).map(|l| l.since.elapsed()).unwrap_or_default();
         self.release(id, ReleaseReason::Done, reason, false, keep_branch)?;
         let what = reason.strip_prefix("bdp: ").unwrap_or(reason);

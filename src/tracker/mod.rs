@@ -109,8 +109,14 @@ pub struct ListFilter {
 impl ListFilter {
     /// Applies the filter to everything a tracker holds (the same code for every backend).
     pub fn apply(&self, issues: Vec<Issue>) -> Vec<Issue> {
-        let keep: Vec<bool> = {
-            let graph = Graph::new(&issues);
+        let keep = self.matching(&issues);
+        issues.into_iter().zip(keep).filter_map(|(issue, k)| k.then_some(issue)).collect()
+    }
+
+    /// For each issue, whether the filter keeps it.
+    pub fn matching(&self, issues: &[Issue]) -> Vec<bool> {
+        {
+            let graph = Graph::new(issues);
             let under: Option<Vec<bool>> = self.parent.as_ref().map(|p| {
                 let mut under = vec![false; issues.len()];
                 let mut stack: Vec<usize> = graph.get(p).map(|r| graph.children[r].clone()).unwrap_or_default();
@@ -130,8 +136,7 @@ impl ListFilter {
                         && under.as_ref().is_none_or(|u| u[i])
                 })
                 .collect()
-        };
-        issues.into_iter().zip(keep).filter_map(|(issue, k)| k.then_some(issue)).collect()
+        }
     }
 }
 
