@@ -93,6 +93,16 @@ impl Orchestrator {
         self.spawn_attempts(vec![id.to_string()])
     }
 
+    /// The `BDP_*` environment an agent and a check share.
+    fn bdp_env(&self, id: &str, attempt: u32, workdir: &str) -> Vec<(String, String)> {
+        vec![
+            ("BDP_ISSUE".into(), id.to_string()),
+            ("BDP_WORKTREE".into(), workdir.to_string()),
+            ("BDP_SESSION".into(), self.log.session().to_string()),
+            ("BDP_ATTEMPT".into(), attempt.to_string()),
+        ]
+    }
+
     /// Where the issue's agent works.
     fn workdir(&self, id: &str) -> PathBuf {
         match self.opts.isolation {
@@ -162,14 +172,11 @@ impl Orchestrator {
             argv,
             cwd: workdir.clone(),
             attempt_dir: dir.clone(),
-            env: vec![
-                ("BDP_ISSUE".into(), id.to_string()),
-                ("BDP_WORKTREE".into(), workdir_s),
-                ("BDP_SESSION".into(), self.log.session().to_string()),
-                ("BDP_ATTEMPT".into(), attempt.to_string()),
-                ("BDP_PROMPT_FILE".into(), prompt_s),
-                ("BDP_MARKER".into(), marker),
-            ],
+            env: self
+                .bdp_env(id, attempt, &workdir_s)
+                .into_iter()
+                .chain([("BDP_PROMPT_FILE".into(), prompt_s), ("BDP_MARKER".into(), marker)])
+                .collect(),
         };
         Ok(SpawnPlan { id: id.to_string(), attempt, dir, spec })
     }
@@ -275,12 +282,7 @@ impl Orchestrator {
             argv: vec!["/bin/sh".into(), "-c".into(), check],
             cwd: self.workdir(id),
             attempt_dir: dir.join("check"),
-            env: vec![
-                ("BDP_ISSUE".into(), id.to_string()),
-                ("BDP_WORKTREE".into(), self.workdir(id).display().to_string()),
-                ("BDP_SESSION".into(), self.log.session().to_string()),
-                ("BDP_ATTEMPT".into(), attempt.to_string()),
-            ],
+            env: self.bdp_env(id, attempt, &self.workdir(id).display().to_string()),
         };
         let (tx, stop, issue) = (self.tx.clone(), self.stop_now.subscribe(), id.to_string());
         let (timeout, grace) = (self.opts.timeout, self.opts.grace);
