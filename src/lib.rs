@@ -1,16 +1,18 @@
 //! bdp: run many coding agents in parallel over the ready issues of a beads tracker, on a durable,
 //! hash-chained event log.
 //!
-//! Layers (see DESIGN.md): a pure core (`event`, `state`, `plan`) that does no I/O, and an imperative
-//! shell around it (`log`, `tracker`, `git`, `process`, `supervisor`, `repo`, `cli`).
+//! Layers (see DESIGN.md): a pure core (`event`, `state`, `plan`, `reconcile`) that does no I/O, and an imperative
+//! shell around it (`log`, `tracker`, `git`, `process`, `observe`, `supervisor`, `repo`, `cli`).
 
 pub mod cli;
 pub mod error;
 pub mod event;
 pub mod git;
 pub mod log;
+pub mod observe;
 pub mod plan;
 pub mod process;
+pub mod reconcile;
 pub mod repo;
 pub mod state;
 pub mod supervisor;

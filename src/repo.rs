@@ -52,6 +52,11 @@ impl Repo {
     pub fn locks_dir(&self) -> PathBuf {
         self.bdp_dir().join("locks")
     }
+    /// The file of the lock `name` (escaped like a path component).
+    pub fn lock_path(&self, name: &str) -> PathBuf {
+        self.locks_dir().join(format!("{}.lock", escape_path_component(name)))
+    }
+
     pub fn runs_dir(&self) -> PathBuf {
         self.bdp_dir().join("runs")
     }

@@ -5,10 +5,7 @@
 //! It only looks: it never takes a lock for longer than one probe and never writes.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-
-use rustix::fs::{FlockOperation, flock};
 
 use crate::error::CliResult;
 use crate::log::lock::Holder;
@@ -16,6 +13,8 @@ use crate::log::{Decode, LogError, load, walk};
 use crate::process;
 use crate::repo::Repo;
 use crate::state::{Claim, State};
+
+pub use crate::process::{flock_held, processes_in};
 
 /// The orchestrator as seen from outside: who the lock file names, and whether its flock is held.
 #[derive(Debug, Clone)]
@@ -42,21 +41,6 @@ impl Orchestrator {
     }
 }
 
-/// Whether another process holds a flock on `path`. Probes with a shared, non-blocking lock that is
-/// released at once (closing the file releases it too), so it never waits and never keeps anyone out
-/// for longer than the probe.
-pub fn flock_held(path: &Path) -> std::io::Result<bool> {
-    let file = File::open(path)?;
-    match flock(&file, FlockOperation::NonBlockingLockShared) {
-        Ok(()) => {
-            let _ = flock(&file, FlockOperation::Unlock);
-            Ok(false)
-        }
-        Err(rustix::io::Errno::WOULDBLOCK) => Ok(true),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Why a claim is live, or `None` when nothing alive stands behind it. A claim is live while an
 /// orchestrator runs (it owns every claim in the log) or while its agent process is alive.
 pub fn claim_liveness(orchestrator: &Orchestrator, claim: &Claim) -> Option<String> {
@@ -72,18 +56,6 @@ pub fn claim_liveness(orchestrator: &Orchestrator, claim: &Claim) -> Option<Stri
         return Some(format!("claimed by the running orchestrator{who}"));
     }
     None
-}
-
-/// Processes (that we may look at) whose working directory is `dir` or inside it.
-pub fn processes_in(dir: &Path) -> Vec<u32> {
-    let Ok(dir) = dir.canonicalize() else { return Vec::new() };
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    let me = std::process::id();
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != me)
-        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&dir)))
-        .collect()
 }
 
 /// The log's state (checkpoint + tail), or an empty state when there is no log yet.

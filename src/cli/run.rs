@@ -181,7 +181,7 @@ pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &RunArgs) -> CliResult<
     let pid = std::process::id();
     let start_time = crate::process::start_time(pid);
     let since = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let holder = Holder { pid, start_time, since: since.clone() };
+    let holder = Holder { pid, start_time, since };
     let _lock = OrchestratorLock::acquire(&repo.orchestrator_lock_path(), &holder.render()).map_err(|e| {
         CliError::from(e).with_hint("one `bdp run` per repository; `bdp stop` asks the running one to stop")
     })?;
@@ -195,15 +195,12 @@ pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &RunArgs) -> CliResult<
             torn.segment.display()
         );
     }
-    let loaded = crate::log::load::recover(repo)?;
-    let stale: Vec<String> = loaded.state.claimed().map(|(id, _)| id.clone()).collect();
-    if !stale.is_empty() {
-        eprintln!(
-            "note: {} issue(s) are still claimed by an earlier session that did not end ({}); they are left alone",
-            stale.len(),
-            stale.join(", ")
-        );
-    }
+    let loaded = crate::log::load::recover(repo)
+        .map_err(|e| CliError::from(e).with_hint("`bdp verify` says exactly where the log is damaged"))?;
+    // The last session did not end (or left things behind): compare the log with the world first.
+    let recovers = loaded.state.open_session.clone();
+    let observer = crate::observe::Observer { repo, actor: &opts.actor, live_orchestrator: None };
+    let findings = crate::reconcile::diff(&loaded.state, &observer.observe(&loaded.state, &issues));
     let tracker_name = tracker.name();
     let mut orchestrator = Orchestrator::new(Setup {
         repo: repo.clone(),
@@ -217,7 +214,8 @@ pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &RunArgs) -> CliResult<
         issues,
     });
     let config = serde_json::json!({ "options": &opts, "base": &base, "tracker": tracker_name });
-    orchestrator.start_session(pid, start_time, config).map_err(|e| CliError::internal(e.to_string()))?;
+    orchestrator.start_session(holder, config, recovers).map_err(|e| CliError::internal(e.to_string()))?;
+    orchestrator.set_recovery(findings);
     println!(
         "bdp run: session {session}, {} agent(s), tracker {tracker_name}, base {}",
         opts.agents,

@@ -66,6 +66,30 @@ pub enum Phase {
     Closed,
 }
 
+impl SessionEndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionEndReason::Completed => "completed",
+            SessionEndReason::Drained => "drained",
+            SessionEndReason::Stopped => "stopped",
+            SessionEndReason::Error => "error",
+        }
+    }
+}
+
+impl ReleaseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseReason::Done => "done",
+            ReleaseReason::Failed => "failed",
+            ReleaseReason::Timeout => "timeout",
+            ReleaseReason::Abandoned => "abandoned",
+            ReleaseReason::Shutdown => "shutdown",
+            ReleaseReason::Conflict => "conflict",
+        }
+    }
+}
+
 impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -8,6 +8,7 @@
 //! - [`load`] rebuilds the state: newest matching checkpoint plus the tail, or a full fold.
 
 pub mod error;
+pub mod failpoint;
 pub mod index;
 pub mod issue_index;
 pub mod load;

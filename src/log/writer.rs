@@ -22,6 +22,7 @@ use crate::event::record::{GENESIS, chain_next, decode_line, encode_record, spli
 use crate::event::{ChainHash, Event, FORMAT_VERSION, Record};
 
 use super::error::{Location, LogError, Problem};
+use super::failpoint::When;
 use super::lock::AppendLock;
 use super::segment::{SEGMENT_MAX_BYTES, list_segments, segment_path};
 use super::walk::TornTail;
@@ -200,9 +201,18 @@ impl LogWriter {
         let mut buf = std::mem::take(&mut tail.buf);
         buf.clear();
         let mut out = Vec::with_capacity(batches.len());
+        let failpoint = super::failpoint::armed();
+        let first_seq = seq;
         for batch in batches {
             let mut records = Vec::with_capacity(batch.events.len());
             for event in batch.events {
+                if let Some((When::Before, at)) = failpoint
+                    && at == seq
+                {
+                    // The crash harness: what came before this record in the commit is durable, then die.
+                    let _ = self.write_durably(tail, &buf);
+                    super::failpoint::crash(When::Before, at);
+                }
                 let record = Record { seq, v: FORMAT_VERSION, ts: ts.clone(), session: self.session.clone(), event };
                 chain = encode_record(&record, &chain, &mut buf);
                 seq += 1;
@@ -213,6 +223,11 @@ impl LogWriter {
         let written = self.write_durably(tail, &buf);
         tail.buf = buf;
         written?;
+        if let Some((When::After, at)) = failpoint
+            && (first_seq..seq).contains(&at)
+        {
+            super::failpoint::crash(When::After, at);
+        }
         tail.chain = chain;
         tail.next_seq = seq;
         Ok(out)

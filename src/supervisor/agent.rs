@@ -167,3 +167,96 @@ pub async fn supervise(
     }
     AgentEnd { code, signal, duration_ms, timed_out, stopped, error }
 }
+
+/// An agent a crashed orchestrator started: not our child, so it is watched by pid and start time (every
+/// 100 ms) instead of waited on, and its status comes from the wrapper's exit file. `elapsed` is how long
+/// it has run already: the timeout counts from its real start.
+#[derive(Debug, Clone)]
+pub struct Adopted {
+    pub pid: u32,
+    pub pgid: u32,
+    pub start_time: Option<u64>,
+    pub elapsed: Duration,
+}
+
+/// Supervises an adopted agent like [`supervise`] does a child: to its end, its timeout, or a stop.
+pub async fn supervise_adopted(
+    agent: Adopted,
+    timeout: Duration,
+    grace: Duration,
+    attempt_dir: PathBuf,
+    mut stop_now: watch::Receiver<bool>,
+) -> AgentEnd {
+    let started = Instant::now().checked_sub(agent.elapsed).unwrap_or_else(Instant::now);
+    let deadline = started + timeout;
+    let alive = || crate::process::is_running(agent.pid, agent.start_time);
+    let (mut timed_out, mut stopped) = (false, false);
+    while alive() {
+        if *stop_now.borrow() {
+            stopped = true;
+            break;
+        }
+        if Instant::now() >= deadline {
+            timed_out = true;
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = stop_now.changed() => {}
+        }
+    }
+    if timed_out || stopped {
+        signal_group(agent.pgid, Signal::TERM);
+        let until = Instant::now() + grace;
+        while alive() && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if alive() {
+            signal_group(agent.pgid, Signal::KILL);
+            while alive() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    if group_alive(agent.pgid) {
+        signal_group(agent.pgid, Signal::TERM);
+        let until = Instant::now() + grace;
+        while group_alive(agent.pgid) && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        signal_group(agent.pgid, Signal::KILL);
+    }
+    let duration_ms = started.elapsed().as_millis() as u64;
+    match read_exit_file(&attempt_dir) {
+        Ok(Some(record)) => {
+            AgentEnd { code: record.code, signal: record.signal, duration_ms, timed_out, stopped, error: record.error }
+        }
+        Ok(None) => AgentEnd {
+            code: None,
+            signal: None,
+            duration_ms,
+            timed_out,
+            stopped,
+            error: (!timed_out && !stopped)
+                .then(|| "the agent ended without an exit file (its wrapper was killed)".to_string()),
+        },
+        Err(e) => AgentEnd { code: None, signal: None, duration_ms, timed_out, stopped, error: Some(e) },
+    }
+}
+
+/// Stops a process group bdp no longer supervises: TERM, up to `grace`, then KILL. Blocks.
+pub fn stop_group_blocking(pgid: u32, grace: Duration) {
+    if !group_alive(pgid) {
+        return;
+    }
+    signal_group(pgid, Signal::TERM);
+    let until = Instant::now() + grace;
+    while group_alive(pgid) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal_group(pgid, Signal::KILL);
+    let until = Instant::now() + Duration::from_secs(5);
+    while group_alive(pgid) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -13,6 +13,7 @@ pub mod options;
 pub mod orchestrator;
 pub mod progress;
 pub mod prompt;
+mod recover;
 mod steps;
 pub mod template;
 pub mod usage;

@@ -126,12 +126,16 @@ pub struct Orchestrator {
     busy_note: Option<String>,
     /// Observations (phase changes) waiting to go out with the next append: they need no fsync of
     /// their own, and are flushed before the dispatcher waits for anything.
-    pending: Vec<Event>,
+    pub(super) pending: Vec<Event>,
     /// A tracker batch is open (see [`Orchestrator::begin_batch`]).
     batch_open: bool,
     /// Held around every git operation that adds, removes or lists worktrees, or moves the base branch:
     /// git does not make concurrent `worktree add`/`prune`/`list` safe, and worktrees are made in tasks.
     pub(super) git_lock: std::sync::Arc<std::sync::Mutex<()>>,
+    /// What this orchestrator writes into the issue lock files it holds (`pid N start T since TS`).
+    pub(super) holder: crate::log::lock::Holder,
+    /// Findings of the recovery to repair before anything new is claimed.
+    pub(super) recovery: Vec<crate::reconcile::Finding>,
 }
 
 /// Everything the orchestrator is built from.
@@ -179,6 +183,8 @@ impl Orchestrator {
             pending: Vec::new(),
             batch_open: false,
             git_lock: Default::default(),
+            holder: crate::log::lock::Holder { pid: std::process::id(), start_time: None, since: String::new() },
+            recovery: Vec::new(),
         }
     }
 
@@ -188,15 +194,27 @@ impl Orchestrator {
     }
 
     /// Records the session's start, with the effective configuration, before the loop runs.
-    pub fn start_session(&mut self, pid: u32, start_time: Option<u64>, config: serde_json::Value) -> RunResult<()> {
+    pub fn start_session(
+        &mut self,
+        holder: crate::log::lock::Holder,
+        config: serde_json::Value,
+        recovers: Option<String>,
+    ) -> RunResult<()> {
+        let (pid, start_time) = (holder.pid, holder.start_time);
+        self.holder = holder;
         self.append(vec![Event::SessionStarted {
             pid,
             start_time,
             host: rustix::system::uname().nodename().to_string_lossy().into_owned(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             config,
-            recovers: None,
+            recovers,
         }])
+    }
+
+    /// Findings to repair first, when the loop starts (see [`super::recover`]).
+    pub fn set_recovery(&mut self, findings: Vec<crate::reconcile::Finding>) {
+        self.recovery = findings;
     }
 
     /// Appends events; the state follows the records the log acknowledged (other processes' first).
@@ -293,7 +311,11 @@ impl Orchestrator {
     /// Runs until nothing is ready, `--max-issues` is reached, or a stop; then ends the session.
     pub async fn run(mut self) -> (RunSummary, RunResult<()>) {
         let started = Instant::now();
-        let result = self.main_loop().await;
+        let findings = std::mem::take(&mut self.recovery);
+        let result = match self.recover(findings).await {
+            Ok(()) => self.main_loop().await,
+            Err(e) => Err(e),
+        };
         let reason = match (&result, self.stop) {
             (Err(_), _) => SessionEndReason::Error,
             (Ok(()), StopLevel::None) => SessionEndReason::Completed,

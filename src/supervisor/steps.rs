@@ -40,6 +40,7 @@ impl Orchestrator {
         }
         events.push(Event::IssueClaimed { issue: id.to_string(), actor: self.opts.actor.clone() });
         self.defer(events);
+        self.take_issue_lock(id)?;
         self.claims_made += 1;
         let mut title = String::new();
         if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id) {
@@ -238,6 +239,11 @@ impl Orchestrator {
             usage,
         }]);
         self.phase(id, Phase::Exited);
+        self.after_exit(id, attempt, &end)
+    }
+
+    /// What an attempt's exit leads to: a retry or giving up, or the check, the merge queue and the close.
+    pub(super) fn after_exit(&mut self, id: &str, attempt: u32, end: &AgentEnd) -> RunResult<()> {
         if end.stopped {
             return self.give_up(id, ReleaseReason::Shutdown, "stopped (bdp stop --now)", false);
         }
@@ -327,7 +333,7 @@ impl Orchestrator {
     }
 
     /// The merge queue: the dispatcher merges one branch at a time, so merges never race.
-    fn merge(&mut self, id: &str) -> RunResult<()> {
+    pub(super) fn merge(&mut self, id: &str) -> RunResult<()> {
         let branch = branch_name(id);
         if self.opts.merge == MergeStrategy::None {
             let head = git::rev_parse(&self.repo.root, &format!("refs/heads/{branch}"))?.unwrap_or_default();
@@ -376,14 +382,24 @@ impl Orchestrator {
         }
     }
 
-    fn close(&mut self, id: &str, reason: &str) -> RunResult<()> {
+    pub(super) fn close(&mut self, id: &str, reason: &str) -> RunResult<()> {
         self.close_keeping_branch(id, reason, false)
     }
 
-    fn close_keeping_branch(&mut self, id: &str, reason: &str, keep_branch: bool) -> RunResult<()> {
-        let mut events = Vec::new();
-        self.tracker.close(id, reason, &mut events)?;
-        self.defer(events);
+    pub(super) fn close_keeping_branch(&mut self, id: &str, reason: &str, keep_branch: bool) -> RunResult<()> {
+        let already = self.issues.iter().any(|i| i.id == id && i.status == "closed");
+        if already {
+            // A close made before a crash and not recorded: never close twice.
+            self.defer(vec![Event::RepairApplied {
+                kind: "close_unrecorded".into(),
+                issue: Some(id.to_string()),
+                action: "the tracker has it closed already; not closed again".into(),
+            }]);
+        } else {
+            let mut events = Vec::new();
+            self.tracker.close(id, reason, &mut events)?;
+            self.defer(events);
+        }
         if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id) {
             issue.status = "closed".into();
         }
@@ -396,7 +412,7 @@ impl Orchestrator {
     }
 
     /// An attempt failed: retry within the budget (not while stopping), else give the issue back.
-    fn failed_attempt(&mut self, id: &str, why: &str, timed_out: bool) -> RunResult<()> {
+    pub(super) fn failed_attempt(&mut self, id: &str, why: &str, timed_out: bool) -> RunResult<()> {
         let made = self.state.issues.get(id).and_then(|i| i.claim.as_ref()).map_or(1, |c| c.attempts_made());
         if self.stop != StopLevel::None {
             return self.give_up(id, ReleaseReason::Shutdown, &format!("{why}; not retried while stopping"), false);
@@ -429,6 +445,39 @@ impl Orchestrator {
         self.give_up(id, reason, &detail, true)
     }
 
+    /// Takes the issue's lock: the file `.bdp/locks/<issue:ID>.lock` naming this orchestrator, and the
+    /// lock in the log. A lock left by a holder that is gone is broken first.
+    pub(super) fn take_issue_lock(&mut self, id: &str) -> RunResult<()> {
+        let name = crate::reconcile::issue_lock(id);
+        let mut events = Vec::new();
+        match self.state.locks.get(&name) {
+            Some(held) if held.holder_pid == self.holder.pid => return Ok(()),
+            Some(held) => events.push(Event::LockBroken {
+                lock: name.clone(),
+                reason: format!("its holder, pid {}, is gone; taken over by pid {}", held.holder_pid, self.holder.pid),
+            }),
+            None => {}
+        }
+        let dir = self.repo.locks_dir();
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        let path = self.repo.lock_path(&name);
+        std::fs::write(&path, self.holder.render()).map_err(io("write", &path))?;
+        events.push(Event::LockAcquired { lock: name, holder_pid: self.holder.pid, issue: Some(id.to_string()) });
+        self.defer(events);
+        Ok(())
+    }
+
+    /// Gives the issue's lock back (file and log), whoever held it.
+    pub(super) fn drop_issue_lock(&mut self, id: &str) {
+        let name = crate::reconcile::issue_lock(id);
+        let _ = std::fs::remove_file(self.repo.lock_path(&name));
+        let held = self.state.locks.contains_key(&name)
+            || self.pending.iter().any(|e| matches!(e, Event::LockAcquired { lock, .. } if *lock == name));
+        if held {
+            self.defer(vec![Event::LockReleased { lock: name }]);
+        }
+    }
+
     pub(super) fn on_retry_due(&mut self, id: &str) -> RunResult<()> {
         if !self.live.contains_key(id) {
             return Ok(());
@@ -440,7 +489,7 @@ impl Orchestrator {
     }
 
     /// Gives the issue back to the tracker as open (labelled `bdp:failed` when `label`).
-    fn give_up(&mut self, id: &str, reason: ReleaseReason, detail: &str, label: bool) -> RunResult<()> {
+    pub(super) fn give_up(&mut self, id: &str, reason: ReleaseReason, detail: &str, label: bool) -> RunResult<()> {
         if label {
             let mut events = Vec::new();
             self.tracker.add_label(id, FAILED_LABEL, &mut events)?;
@@ -467,7 +516,7 @@ impl Orchestrator {
 
     /// Removes the worktree (and the branch unless kept), gives the claim back in the tracker when asked,
     /// and records the release.
-    fn release(
+    pub(super) fn release(
         &mut self,
         id: &str,
         reason: ReleaseReason,
@@ -488,6 +537,7 @@ impl Orchestrator {
                 git::delete_branch(&self.repo.root, &wt.branch)?;
             }
         }
+        self.drop_issue_lock(id);
         let mut events = Vec::new();
         if tracker_release {
             self.tracker.release(id, &mut events)?;
@@ -502,7 +552,7 @@ impl Orchestrator {
     }
 
     /// Before a retry: the branch back to the base, the worktree clean (ignored files are kept).
-    fn reset_worktree(&mut self, id: &str) -> RunResult<()> {
+    pub(super) fn reset_worktree(&mut self, id: &str) -> RunResult<()> {
         if self.opts.isolation == Isolation::Worktree {
             let dir = self.workdir(id);
             git::run(&dir, ["reset", "--hard", "--quiet", &self.base])?;

@@ -30,6 +30,9 @@ pub struct ExitRecord {
     /// Set when the agent could not be started at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The wrapper's pid (the attempt's process group): lets recovery record a spawn the log missed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
 }
 
 impl ExitRecord {
@@ -103,6 +106,7 @@ pub fn run(args: &WrapArgs) -> u8 {
                         signal: status.signal(),
                         duration_ms: start.elapsed().as_millis() as u64,
                         error: None,
+                        pid: Some(std::process::id()),
                     },
                     Err(e) => failure(start, format!("cannot wait for the agent: {e}")),
                 },
@@ -125,5 +129,11 @@ pub fn run(args: &WrapArgs) -> u8 {
 }
 
 fn failure(start: Instant, error: String) -> ExitRecord {
-    ExitRecord { code: Some(127), signal: None, duration_ms: start.elapsed().as_millis() as u64, error: Some(error) }
+    ExitRecord {
+        code: Some(127),
+        signal: None,
+        duration_ms: start.elapsed().as_millis() as u64,
+        error: Some(error),
+        pid: Some(std::process::id()),
+    }
 }

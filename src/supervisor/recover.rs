@@ -1,0 +1,404 @@
+//! Recovery at the start of `bdp run`: the findings of [`crate::reconcile::diff`] (the log of a session
+//! that did not end, against the world) are recorded, printed, and repaired before anything new is
+//! claimed. Each repair is appended as a `repair_applied` event; claims that are kept are taken over
+//! (their issue lock names this orchestrator) and go on through the normal steps: an adopted agent is
+//! supervised to its end, a recorded exit leads to the check and the merge queue, a crash to a retry.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::event::{Event, Phase, ReleaseReason};
+use crate::git;
+use crate::reconcile::{Finding, Repair, Step};
+use crate::state::AttemptOutcome;
+use crate::supervisor::agent::{self, Adopted, AgentEnd};
+
+use super::options::Isolation;
+use super::orchestrator::{Ending, Live, Msg, Orchestrator, RunResult};
+
+impl Orchestrator {
+    /// Records every finding, then applies the repairs in order.
+    pub(super) async fn recover(&mut self, findings: Vec<Finding>) -> RunResult<()> {
+        if findings.is_empty() {
+            return Ok(());
+        }
+        self.append(
+            findings
+                .iter()
+                .map(|f| Event::ReconcileFinding {
+                    kind: f.kind.name().to_string(),
+                    issue: f.issue.clone(),
+                    detail: f.detail(),
+                })
+                .collect(),
+        )?;
+        self.progress.line(&format!("recovering: {} finding(s) from the log against the world", findings.len()));
+        for f in &findings {
+            let what = f.issue.as_deref().or(f.subject.as_deref()).unwrap_or("-");
+            self.progress.line(&format!(
+                "  {:<24} {}  {}; {} → {}",
+                f.kind.name(),
+                super::progress::one_line(what, 40),
+                f.log,
+                f.world,
+                f.repair.describe()
+            ));
+        }
+        // Claims that are kept are taken over before any of their steps go on.
+        let dropped: std::collections::HashSet<String> = findings
+            .iter()
+            .filter(|f| matches!(f.repair, Repair::DropClaim { .. }))
+            .filter_map(|f| f.issue.clone())
+            .collect();
+        let kept: Vec<String> =
+            self.state.claimed().map(|(id, _)| id.clone()).filter(|id| !dropped.contains(id)).collect();
+        self.begin_batch()?;
+        for id in &kept {
+            let title = self.issues.iter().find(|i| &i.id == id).map(|i| i.title.clone()).unwrap_or_default();
+            self.live.insert(id.clone(), Live { title, since: Instant::now(), busy: false });
+            self.take_issue_lock(id)?;
+        }
+        let mut result = Ok(());
+        for f in findings {
+            if let Err(e) = self.repair(f) {
+                result = Err(e);
+                break;
+            }
+        }
+        let ended = self.end_batch();
+        result?;
+        ended?;
+        self.append(Vec::new())
+    }
+
+    fn repaired(&mut self, f: &Finding, action: String) {
+        self.defer(vec![Event::RepairApplied { kind: f.kind.name().to_string(), issue: f.issue.clone(), action }]);
+    }
+
+    fn repair(&mut self, f: Finding) -> RunResult<()> {
+        let id = f.issue.clone().unwrap_or_default();
+        // A claim that an earlier repair of this recovery already ended needs nothing more.
+        let claimed = self.state.issues.get(&id).is_some_and(|i| i.claim.is_some());
+        let claim_repair = !matches!(
+            f.repair,
+            Repair::Manual { .. }
+                | Repair::StopAgent { .. }
+                | Repair::RemoveWorktree { .. }
+                | Repair::DeleteBranch { .. }
+                | Repair::RemoveLockFile { .. }
+                | Repair::BreakLock { .. }
+                | Repair::ReleaseInTracker
+                | Repair::DropCheckpoint { .. }
+        );
+        if claim_repair && (!claimed || !self.live.contains_key(&id)) && !matches!(f.repair, Repair::DropClaim { .. }) {
+            return Ok(());
+        }
+        match &f.repair {
+            // Nothing to do here; a dead holder's issue lock was taken over above, with its claim.
+            Repair::Manual { .. } => Ok(()),
+            Repair::StopAgent { pgid } => {
+                agent::stop_group_blocking(*pgid, self.opts.grace);
+                self.repaired(&f, f.repair.describe());
+                Ok(())
+            }
+            Repair::RemoveWorktree { path } => {
+                {
+                    let _git = self.git_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    git::remove_worktree(&self.repo.root, Path::new(path))?;
+                }
+                if let Some(issue) = &f.issue {
+                    self.defer(vec![Event::WorktreeRemoved { issue: issue.clone(), path: path.clone() }]);
+                }
+                self.repaired(&f, f.repair.describe());
+                Ok(())
+            }
+            Repair::DeleteBranch { branch } => {
+                git::delete_branch(&self.repo.root, branch)?;
+                self.repaired(&f, f.repair.describe());
+                Ok(())
+            }
+            Repair::RemoveLockFile { path } => {
+                let _ = std::fs::remove_file(path);
+                self.repaired(&f, f.repair.describe());
+                Ok(())
+            }
+            Repair::BreakLock { lock } => {
+                let _ = std::fs::remove_file(self.repo.lock_path(lock));
+                if self.state.locks.contains_key(lock) {
+                    self.defer(vec![Event::LockBroken { lock: lock.clone(), reason: f.detail() }]);
+                }
+                self.repaired(&f, f.repair.describe());
+                Ok(())
+            }
+            Repair::ReleaseInTracker => {
+                let mut events = Vec::new();
+                self.tracker.release(&id, &mut events)?;
+                self.defer(events);
+                if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id) {
+                    issue.status = "open".into();
+                    issue.assignee = None;
+                }
+                self.dirty = true;
+                self.repaired(&f, f.repair.describe());
+                Ok(())
+            }
+            Repair::DropCheckpoint { .. } => Ok(()),
+            Repair::DropClaim { reason, release } => self.drop_claim(&f, &id, reason, *release),
+            Repair::Reclaim => {
+                let mut events = Vec::new();
+                match self.tracker.claim(&id, &self.opts.actor, &mut events) {
+                    Ok(_) => {
+                        self.defer(events);
+                        if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id) {
+                            issue.status = "in_progress".into();
+                            issue.assignee = Some(self.opts.actor.clone());
+                        }
+                        self.repaired(&f, f.repair.describe());
+                        Ok(())
+                    }
+                    Err(e) => {
+                        self.defer(events);
+                        let reason = format!("claiming it again failed: {e}");
+                        self.drop_claim(&f, &id, &reason, ReleaseReason::Abandoned)
+                    }
+                }
+            }
+            Repair::Adopt { attempt, pid, pgid, start_time } => {
+                self.repaired(&f, f.repair.describe());
+                self.adopt(&id, *attempt, *pid, *pgid, *start_time);
+                Ok(())
+            }
+            Repair::RecordSpawnAndAdopt { attempt, pid, pgid, start_time } => {
+                self.defer(vec![Event::AgentSpawned {
+                    issue: id.clone(),
+                    attempt: *attempt,
+                    pid: *pid,
+                    pgid: *pgid,
+                    start_time: *start_time,
+                }]);
+                self.repaired(&f, f.repair.describe());
+                self.append(Vec::new())?;
+                self.adopt(&id, *attempt, *pid, *pgid, *start_time);
+                Ok(())
+            }
+            Repair::ApplyExit { attempt, record_spawn, code, signal, duration_ms } => {
+                if let Some(pid) = record_spawn {
+                    self.defer(vec![Event::AgentSpawned {
+                        issue: id.clone(),
+                        attempt: *attempt,
+                        pid: *pid,
+                        pgid: *pid,
+                        start_time: None,
+                    }]);
+                }
+                self.repaired(&f, f.repair.describe());
+                let dir = self.repo.attempt_dir(&id, *attempt);
+                let error = agent_error(&dir);
+                let usage = std::fs::read(dir.join("stdout")).ok().and_then(|out| super::usage::parse(&out));
+                let end = AgentEnd {
+                    code: *code,
+                    signal: *signal,
+                    duration_ms: *duration_ms,
+                    timed_out: false,
+                    stopped: false,
+                    error,
+                };
+                self.on_exited(&id, *attempt, end, usage)
+            }
+            Repair::RecordCrash { attempt, pgid } => {
+                if let Some(pgid) = pgid {
+                    agent::stop_group_blocking(*pgid, self.opts.grace);
+                }
+                self.repaired(&f, f.repair.describe());
+                let end = AgentEnd {
+                    code: None,
+                    signal: None,
+                    duration_ms: 0,
+                    timed_out: false,
+                    stopped: false,
+                    error: Some(
+                        "the agent ended while no bdp watched it and left no exit file (crashed or killed)".into(),
+                    ),
+                };
+                self.on_exited(&id, *attempt, end, None)
+            }
+            Repair::AbandonAttempt { attempt } => {
+                // What is left of the wrapper's group would run unwatched.
+                if let Some(g) = self
+                    .state
+                    .issues
+                    .get(&id)
+                    .and_then(|i| i.claim.as_ref()?.attempt.clone())
+                    .and_then(|a| self.marked_group(&a.marker))
+                {
+                    agent::stop_group_blocking(g, self.opts.grace);
+                }
+                let reason = "its spawn was never confirmed and nothing of it runs (bdp stopped in between)";
+                self.defer(vec![Event::AttemptAbandoned {
+                    issue: id.clone(),
+                    attempt: *attempt,
+                    reason: reason.into(),
+                }]);
+                self.repaired(&f, f.repair.describe());
+                self.failed_attempt(&id, reason, false)
+            }
+            Repair::RecordMerge { commit } => {
+                self.defer(vec![Event::Merged { issue: id.clone(), commit: commit.clone() }]);
+                self.repaired(&f, f.repair.describe());
+                self.phase(&id, Phase::Merged);
+                let reason = format!("bdp: merged {} into {}", commit.get(..12).unwrap_or(commit), self.base);
+                self.close(&id, &reason)
+            }
+            Repair::RedoMerge => {
+                if self.opts.isolation == Isolation::Worktree {
+                    // A rebase the crash interrupted.
+                    let _ = git::run(&self.repo.worktree_path(&id), ["rebase", "--abort"]);
+                }
+                self.repaired(&f, f.repair.describe());
+                self.merge(&id)
+            }
+            Repair::Resume { step } => {
+                self.repaired(&f, f.repair.describe());
+                self.resume(&id, *step)
+            }
+        }
+    }
+
+    /// Carries a claim on from the step the log says it reached.
+    fn resume(&mut self, id: &str, step: Step) -> RunResult<()> {
+        let claim = self.state.issues.get(id).and_then(|i| i.claim.clone());
+        let Some(claim) = claim else { return Ok(()) };
+        match step {
+            Step::Worktree if self.opts.isolation == Isolation::Worktree => {
+                self.start_worktree(id);
+                Ok(())
+            }
+            Step::Worktree => self.spawn_attempts(vec![id.to_string()]),
+            Step::Spawn => {
+                if let Some(wt) = &claim.worktree
+                    && self.opts.isolation == Isolation::Worktree
+                {
+                    if !Path::new(&wt.path).is_dir() {
+                        self.defer(vec![Event::WorktreeRemoved { issue: id.to_string(), path: wt.path.clone() }]);
+                        self.append(Vec::new())?;
+                        self.start_worktree(id);
+                        return Ok(());
+                    }
+                    self.reset_worktree(id)?;
+                }
+                if claim.worktree.is_none() && self.opts.isolation == Isolation::Worktree {
+                    self.start_worktree(id);
+                    return Ok(());
+                }
+                self.spawn_attempts(vec![id.to_string()])
+            }
+            Step::AfterExit => {
+                let Some(a) = &claim.attempt else { return self.spawn_attempts(vec![id.to_string()]) };
+                if a.check_passed == Some(false) {
+                    return self.failed_attempt(id, "the check failed", false);
+                }
+                let end = match &a.outcome {
+                    Some(AttemptOutcome::Exited { code, signal, duration_ms, timed_out, .. }) => AgentEnd {
+                        code: *code,
+                        signal: *signal,
+                        duration_ms: *duration_ms,
+                        timed_out: *timed_out,
+                        stopped: false,
+                        error: None,
+                    },
+                    Some(AttemptOutcome::Abandoned { reason, .. }) => {
+                        return self.failed_attempt(id, &format!("attempt abandoned: {reason}"), false);
+                    }
+                    None => return Ok(()),
+                };
+                self.after_exit(id, a.number, &end)
+            }
+            Step::Merge => self.merge(id),
+            Step::Close => {
+                let commit = claim.merge.and_then(|m| m.commit).unwrap_or_default();
+                let reason = format!("bdp: merged {} into {}", commit.get(..12).unwrap_or(&commit), self.base);
+                self.close(id, &reason)
+            }
+            Step::Release => {
+                self.release(
+                    id,
+                    ReleaseReason::Done,
+                    "bdp: closed before bdp stopped; released by recovery",
+                    false,
+                    false,
+                )?;
+                self.ended(id, Ending::Done, &format!("done     {id}  closed before bdp stopped; released now"));
+                Ok(())
+            }
+        }
+    }
+
+    /// Gives a claim up without touching the tracker: its agent is stopped and its attempt closed first.
+    fn drop_claim(&mut self, f: &Finding, id: &str, reason: &str, release: ReleaseReason) -> RunResult<()> {
+        let claim = self.state.issues.get(id).and_then(|i| i.claim.clone());
+        let Some(claim) = claim else { return Ok(()) };
+        if let Some(a) = claim.attempt.as_ref().filter(|a| a.is_open()) {
+            let pgid = a.spawned.as_ref().map(|s| s.pgid).or_else(|| self.marked_group(&a.marker));
+            if let Some(pgid) = pgid {
+                agent::stop_group_blocking(pgid, self.opts.grace);
+            }
+            self.defer(vec![Event::AttemptAbandoned {
+                issue: id.to_string(),
+                attempt: a.number,
+                reason: format!("the claim was given up: {reason}"),
+            }]);
+        }
+        if claim.merge.as_ref().is_some_and(|m| m.commit.is_none()) {
+            self.defer(vec![Event::MergeConflicted {
+                issue: id.to_string(),
+                detail: format!("not finished: the claim was given up ({reason})"),
+            }]);
+        }
+        self.defer(vec![Event::ClaimLost { issue: id.to_string(), holder: None, detail: reason.to_string() }]);
+        self.repaired(f, f.repair.describe());
+        self.append(Vec::new())?;
+        self.live.entry(id.to_string()).or_insert(Live { title: String::new(), since: Instant::now(), busy: false });
+        self.release(id, release, reason, false, true)?;
+        let ending = match release {
+            ReleaseReason::Conflict => Ending::Conflict,
+            ReleaseReason::Failed | ReleaseReason::Timeout => Ending::Failed,
+            _ => Ending::Released,
+        };
+        self.ended(id, ending, &format!("released {id}  {reason}"));
+        Ok(())
+    }
+
+    /// The process group of a running process that carries `marker`, if any.
+    fn marked_group(&self, marker: &str) -> Option<u32> {
+        let root = self.repo.root.display().to_string();
+        crate::process::with_env(&["BDP_MARKER", "BDP_WORKTREE"])
+            .into_iter()
+            .find(|p| {
+                p.values[0].as_deref() == Some(marker) && p.values[1].as_deref().is_some_and(|w| w.starts_with(&root))
+            })
+            .map(|p| p.pgid)
+    }
+
+    /// Supervises an agent a crashed orchestrator started, to its end.
+    fn adopt(&mut self, id: &str, attempt: u32, pid: u32, pgid: u32, start_time: Option<u64>) {
+        let elapsed = start_time.and_then(crate::process::age).unwrap_or_default();
+        let title = self.live.get(id).map(|l| l.title.clone()).unwrap_or_default();
+        self.progress.started(id, attempt, &title);
+        self.phase(id, Phase::Running);
+        self.set_busy(id, true);
+        let (tx, stop, issue) = (self.tx.clone(), self.stop_now.subscribe(), id.to_string());
+        let (timeout, grace) = (self.opts.timeout, self.opts.grace);
+        let dir = self.repo.attempt_dir(id, attempt);
+        tokio::spawn(async move {
+            let adopted = Adopted { pid, pgid, start_time, elapsed };
+            let end = agent::supervise_adopted(adopted, timeout, grace, dir.clone(), stop).await;
+            let usage = std::fs::read(dir.join("stdout")).ok().and_then(|out| super::usage::parse(&out));
+            let _ = tx.send(Msg::Exited { issue, attempt, end, usage });
+        });
+    }
+}
+
+/// The wrapper's error (the agent could not be started), from the exit file.
+fn agent_error(dir: &Path) -> Option<String> {
+    super::wrapper::read_exit_file(dir).ok().flatten().and_then(|r| r.error)
+}
