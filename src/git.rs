@@ -109,10 +109,22 @@ pub fn add_worktree(repo: &Path, path: &Path, branch: &str, base: &str) -> GitRe
     Ok(())
 }
 
-/// Removes a worktree (forcefully: it is bdp's own) and prunes stale worktree records.
+/// Removes a worktree (forcefully, even one git left locked "initializing" when a crash interrupted its
+/// creation: it is bdp's own; a directory git no longer knows as a worktree is deleted) and prunes stale
+/// worktree records.
 pub fn remove_worktree(repo: &Path, path: &Path) -> GitResult<()> {
     if path.exists() {
-        run(repo, [OsStr::new("worktree"), OsStr::new("remove"), OsStr::new("--force"), path.as_os_str()])?;
+        let force = OsStr::new("--force");
+        let removed = run(repo, [OsStr::new("worktree"), OsStr::new("remove"), force, force, path.as_os_str()]);
+        if let Err(e) = removed {
+            if !path.exists() {
+                return Err(e);
+            }
+            std::fs::remove_dir_all(path).map_err(|io| GitError::Failed {
+                command: format!("remove {}", path.display()),
+                stderr: format!("{e}; then: {io}"),
+            })?;
+        }
     }
     run(repo, ["worktree", "prune"])?;
     Ok(())

@@ -13,6 +13,7 @@ pub mod observe;
 pub mod plan;
 pub mod process;
 pub mod reconcile;
+pub mod repair;
 pub mod repo;
 pub mod state;
 pub mod supervisor;

@@ -1,6 +1,7 @@
 //! The command line: global options, the subcommand enum, dispatch, and printing errors.
 //! One file per subcommand; each parses nothing itself and calls into the library.
 
+mod audit;
 mod clean;
 mod config;
 mod live;
@@ -81,6 +82,12 @@ pub enum Command {
     /// Internal: the wrapper bdp spawns around each agent (writes the attempt's exit.json).
     #[command(name = "__wrap", hide = true)]
     Wrap(crate::supervisor::wrapper::WrapArgs),
+    /// Compare the log with the world: locks, tracker, processes, worktrees, branches, checkpoints.
+    ///
+    /// One line per finding (kind, issue, what the log and the world say, the repair), a summary, and the
+    /// classic check (lock files against in_progress issues). Read-only, also while a run is live. Exit 0
+    /// when nothing is found, 1 otherwise; --fix applies the safe repairs and exits 0 if nothing is left.
+    Audit(audit::AuditArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -125,6 +132,7 @@ fn run(cli: Cli) -> CliResult<Outcome> {
         Command::Plan(args) => plan::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),
         Command::Status(args) => status::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),
         Command::Logs(args) => logs::run(&Repo::discover(cli.repo.as_deref())?, &args),
+        Command::Audit(args) => audit::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),
         Command::Clean(args) => clean::run(&Repo::discover(cli.repo.as_deref())?, &args),
     }
 }

@@ -2,7 +2,8 @@
 //! right before the record with seq N is written — every record before it in the same commit is made
 //! durable first — and `BDP_FAILPOINT=after:N` right after the commit that holds seq N is durable.
 //!
-//! Read only in debug builds (the ones tests run); a release build never looks at the variable.
+//! Read only in debug builds (the ones tests run) or with the `failpoints` feature; a release build never
+//! looks at the variable.
 
 /// Where the armed crash point is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,12 +14,12 @@ pub enum When {
 
 /// The crash point set for this process, if any.
 pub fn armed() -> Option<(When, u64)> {
-    #[cfg(debug_assertions)]
+    #[cfg(any(debug_assertions, feature = "failpoints"))]
     {
         static ARMED: std::sync::OnceLock<Option<(When, u64)>> = std::sync::OnceLock::new();
         *ARMED.get_or_init(|| parse(&std::env::var("BDP_FAILPOINT").ok()?))
     }
-    #[cfg(not(debug_assertions))]
+    #[cfg(not(any(debug_assertions, feature = "failpoints")))]
     {
         None
     }

@@ -127,6 +127,12 @@ impl Index {
         Ok(())
     }
 
+    /// Deletes the checkpoint at `seq` (a cache entry: nothing is lost).
+    pub fn drop_checkpoint(&self, seq: u64) -> Result<(), LogError> {
+        self.conn.execute("DELETE FROM checkpoints WHERE seq = ?1", params![seq as i64]).map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// The record the issue index was built up to, if any.
     pub fn indexed_upto(&self) -> Result<Option<CheckpointMeta>, LogError> {
         self.conn

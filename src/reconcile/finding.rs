@@ -137,6 +137,8 @@ pub enum Repair {
     ReleaseInTracker,
     /// Remove the lock from the log (and its file).
     BreakLock { lock: String },
+    /// The recovering run takes the lock over with the claim it belongs to.
+    TakeOverLock { lock: String },
     /// Remove the lock file.
     RemoveLockFile { path: String },
     /// Stop the process group (TERM, grace, KILL).
@@ -165,6 +167,7 @@ impl Repair {
             Repair::DropClaim { .. } => "drop_claim",
             Repair::ReleaseInTracker => "release_in_tracker",
             Repair::BreakLock { .. } => "break_lock",
+            Repair::TakeOverLock { .. } => "take_over_lock",
             Repair::RemoveLockFile { .. } => "remove_lock_file",
             Repair::StopAgent { .. } => "stop_agent",
             Repair::RemoveWorktree { .. } => "remove_worktree",
@@ -217,6 +220,7 @@ impl Repair {
             Repair::DropClaim { reason, .. } => format!("give the claim up ({reason}); the tracker is left as it is"),
             Repair::ReleaseInTracker => "set it back to open and unassigned in the tracker".into(),
             Repair::BreakLock { lock } => format!("break the lock {lock}"),
+            Repair::TakeOverLock { lock } => format!("take the lock {lock} over with its claim"),
             Repair::RemoveLockFile { path } => format!("remove {path}"),
             Repair::StopAgent { pgid } => format!("stop process group {pgid} (TERM, then KILL)"),
             Repair::RemoveWorktree { path } => format!("remove the worktree {path}"),
@@ -238,7 +242,7 @@ fn step_text(step: Step) -> &'static str {
 }
 
 /// One finding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Finding {
     pub kind: FindingKind,
     #[serde(skip_serializing_if = "Option::is_none")]

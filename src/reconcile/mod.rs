@@ -191,7 +191,7 @@ fn locks(state: &State, world: &World, out: &mut Vec<Finding>) {
             });
         } else if !holder_alive {
             let repair = match claimed {
-                Some(_) => Repair::Manual { hint: "`bdp run` takes it over when it recovers the claim".into() },
+                Some(_) => Repair::TakeOverLock { lock: name.clone() },
                 None => Repair::BreakLock { lock: name.clone() },
             };
             out.push(Finding {

@@ -1,1 +1,349 @@
+//! Tables of (log, world) in, findings out.
+
 use super::*;
+use crate::event::{Event, FORMAT_VERSION, MergeStrategy, Record};
+
+fn fold(events: Vec<Event>) -> State {
+    let mut state = State::new();
+    let mut all = vec![Event::SessionStarted {
+        pid: 1,
+        start_time: Some(7),
+        host: "h".into(),
+        version: "0".into(),
+        config: serde_json::Value::Null,
+        recovers: None,
+    }];
+    all.extend(events);
+    for (i, event) in all.into_iter().enumerate() {
+        let record = Record {
+            seq: i as u64 + 1,
+            v: FORMAT_VERSION,
+            ts: "2026-11-25T06:00:00.000Z".into(),
+            session: "s1".into(),
+            event,
+        };
+        state.apply(&record).unwrap();
+    }
+    state
+}
+
+fn claim(issue: &str) -> Vec<Event> {
+    vec![
+        Event::IssueClaimed { issue: issue.into(), actor: "bdp".into() },
+        Event::LockAcquired { lock: issue_lock(issue), holder_pid: 1, issue: Some(issue.into()) },
+        Event::WorktreeCreated {
+            issue: issue.into(),
+            path: format!("/r/.bdp/worktrees/{issue}"),
+            branch: format!("bdp/{issue}"),
+            base: "main".into(),
+        },
+    ]
+}
+
+fn requested(issue: &str) -> Event {
+    Event::SpawnRequested {
+        issue: issue.into(),
+        attempt: 1,
+        argv: vec!["agent".into()],
+        cwd: ".".into(),
+        marker: format!("s1/{issue}/1"),
+        stdout: "o".into(),
+        stderr: "e".into(),
+    }
+}
+
+fn spawned(issue: &str) -> Event {
+    Event::AgentSpawned { issue: issue.into(), attempt: 1, pid: 100, pgid: 100, start_time: Some(42) }
+}
+
+fn exited(issue: &str, code: i32) -> Event {
+    Event::AgentExited {
+        issue: issue.into(),
+        attempt: 1,
+        code: Some(code),
+        signal: None,
+        duration_ms: 5,
+        timed_out: false,
+        usage: None,
+    }
+}
+
+/// The world where the tracker agrees with the log (`in_progress`, ours) and the lock files and holders
+/// are as the log says.
+fn world_for(state: &State) -> World {
+    let mut world = World { actor: "bdp".into(), ..World::default() };
+    for (id, issue) in &state.issues {
+        let status = if issue.claim.is_some() { "in_progress" } else { "closed" };
+        let assignee = issue.claim.as_ref().map(|_| "bdp".to_string());
+        world.tracker.insert(id.clone(), TrackerView { status: status.into(), assignee, labels: vec![] });
+    }
+    for (name, lock) in &state.locks {
+        world.lock_files.push(LockFile {
+            name: name.clone(),
+            path: format!(".bdp/locks/{name}.lock"),
+            holder_pid: Some(lock.holder_pid),
+            holder_alive: true,
+            flocked: false,
+        });
+        world.lock_holders.insert(lock.holder_pid, true);
+    }
+    world
+}
+
+fn kinds(findings: &[Finding]) -> Vec<(FindingKind, &'static str)> {
+    findings.iter().map(|f| (f.kind, f.repair.name())).collect()
+}
+
+#[test]
+fn agreement_gives_no_findings() {
+    assert!(diff(&State::new(), &World::default()).is_empty());
+    let mut events = claim("a");
+    events.extend([requested("a"), spawned("a")]);
+    let state = fold(events);
+    let mut world = world_for(&state);
+    world.live_orchestrator = Some(1);
+    assert!(diff(&state, &world).is_empty(), "a live run's work is its own business");
+}
+
+#[test]
+fn a_running_attempt_is_adopted_only_when_pid_and_start_time_match() {
+    let mut events = claim("a");
+    events.extend([requested("a"), spawned("a")]);
+    let state = fold(events);
+    let mut world = world_for(&state);
+    world.attempts.insert("a".into(), AttemptView { attempt: 1, alive: true, ..AttemptView::default() });
+    let found = diff(&state, &world);
+    assert_eq!(kinds(&found), vec![(FindingKind::AgentAlive, "adopt")]);
+    assert_eq!(found[0].repair, Repair::Adopt { attempt: 1, pid: 100, pgid: 100, start_time: Some(42) });
+
+    // The pid now belongs to another process: a crash, never an adoption.
+    world.attempts.insert("a".into(), AttemptView { attempt: 1, pid_reused: Some(99), ..AttemptView::default() });
+    let found = diff(&state, &world);
+    assert_eq!(kinds(&found), vec![(FindingKind::AgentCrashed, "record_crash")]);
+    assert!(found[0].world.contains("another process"), "{}", found[0].world);
+    assert_eq!(found[0].repair, Repair::RecordCrash { attempt: 1, pgid: None });
+
+    // Gone, with an exit file: its outcome is applied.
+    let exit = ExitView { code: Some(0), signal: None, duration_ms: 9, error: None, pid: Some(100) };
+    world.attempts.insert("a".into(), AttemptView { attempt: 1, exit: Some(exit), ..AttemptView::default() });
+    let found = diff(&state, &world);
+    assert_eq!(kinds(&found), vec![(FindingKind::AgentExitedUnrecorded, "apply_exit")]);
+
+    // Gone, the wrapper too, but its children still run: stop them, then count it a crash.
+    world.attempts.insert("a".into(), AttemptView { attempt: 1, group_alive: true, ..AttemptView::default() });
+    assert_eq!(diff(&state, &world)[0].repair, Repair::RecordCrash { attempt: 1, pgid: Some(100) });
+}
+
+#[test]
+fn an_unconfirmed_spawn_is_found_by_its_marker_or_its_exit_file_or_abandoned() {
+    let mut events = claim("a");
+    events.push(requested("a"));
+    let state = fold(events);
+    let mut world = world_for(&state);
+    assert_eq!(kinds(&diff(&state, &world)), vec![(FindingKind::SpawnUnconfirmedGone, "abandon_attempt")]);
+
+    world.marked.push(MarkedGroup {
+        marker: "s1/a/1".into(),
+        pgid: 300,
+        leader: Some(300),
+        leader_start_time: Some(77),
+        pids: vec![300, 301],
+    });
+    let found = diff(&state, &world);
+    assert_eq!(found[0].repair, Repair::RecordSpawnAndAdopt { attempt: 1, pid: 300, pgid: 300, start_time: Some(77) });
+    assert_eq!(found.len(), 1, "its group belongs to the open attempt: not a stray");
+
+    world.marked.clear();
+    let exit = ExitView { code: Some(3), signal: None, duration_ms: 9, error: None, pid: Some(300) };
+    world.attempts.insert("a".into(), AttemptView { attempt: 1, exit: Some(exit), ..AttemptView::default() });
+    let found = diff(&state, &world);
+    assert_eq!(found[0].kind, FindingKind::SpawnUnconfirmedExited);
+    assert!(matches!(found[0].repair, Repair::ApplyExit { record_spawn: Some(300), code: Some(3), .. }));
+}
+
+#[test]
+fn an_unfinished_merge_is_recorded_when_done_and_redone_when_not() {
+    let mut events = claim("a");
+    events.extend([
+        requested("a"),
+        spawned("a"),
+        exited("a", 0),
+        Event::MergeStarted {
+            issue: "a".into(),
+            branch: "bdp/a".into(),
+            base: "main".into(),
+            strategy: MergeStrategy::Merge,
+        },
+    ]);
+    let state = fold(events);
+    let mut world = world_for(&state);
+    world.merges.insert("a".into(), MergeView::Done { commit: "c0ffee".into() });
+    assert_eq!(diff(&state, &world)[0].repair, Repair::RecordMerge { commit: "c0ffee".into() });
+    world.merges.insert("a".into(), MergeView::NotDone { tip: Some("abc".into()) });
+    assert_eq!(kinds(&diff(&state, &world)), vec![(FindingKind::MergeInterrupted, "redo_merge")]);
+}
+
+#[test]
+fn interrupted_steps_resume_where_the_log_stood() {
+    let step = |events: Vec<Event>, tracker_closed: bool| {
+        let state = fold(events);
+        let mut world = world_for(&state);
+        if tracker_closed {
+            world.tracker.get_mut("a").unwrap().status = "closed".into();
+        }
+        let found = diff(&state, &world);
+        assert_eq!(found.len(), 1, "{found:?}");
+        found[0].repair.clone()
+    };
+    let mut base = claim("a");
+    assert_eq!(step(base.clone(), false), Repair::Resume { step: Step::Spawn });
+    base.extend([requested("a"), spawned("a"), exited("a", 0)]);
+    assert_eq!(step(base.clone(), false), Repair::Resume { step: Step::AfterExit });
+    // The close happened and was not recorded: release, never close again.
+    assert_eq!(step(base.clone(), true), Repair::Resume { step: Step::Release });
+    base.push(Event::CheckPassed { issue: "a".into(), attempt: 1, command: "true".into(), duration_ms: 1 });
+    assert_eq!(step(base.clone(), false), Repair::Resume { step: Step::Merge });
+    base.extend([
+        Event::MergeStarted {
+            issue: "a".into(),
+            branch: "bdp/a".into(),
+            base: "main".into(),
+            strategy: MergeStrategy::Merge,
+        },
+        Event::Merged { issue: "a".into(), commit: "c1".into() },
+    ]);
+    assert_eq!(step(base.clone(), false), Repair::Resume { step: Step::Close });
+    base.push(Event::TrackerIssueClosed { issue: "a".into(), reason: "r".into(), backend: "jsonl".into() });
+    assert_eq!(step(base, true), Repair::Resume { step: Step::Release });
+
+    let mut failed = claim("a");
+    failed.extend([requested("a"), spawned("a"), exited("a", 1)]);
+    assert_eq!(step(failed.clone(), false), Repair::Resume { step: Step::AfterExit });
+    failed.push(Event::RetryScheduled { issue: "a".into(), next_attempt: 2, backoff_ms: 10, reason: "r".into() });
+    assert_eq!(step(failed, false), Repair::Resume { step: Step::Spawn });
+}
+
+#[test]
+fn the_tracker_side_of_a_claim() {
+    let state = fold(claim("a"));
+    let findings = |edit: &dyn Fn(&mut World)| {
+        let mut world = world_for(&state);
+        edit(&mut world);
+        kinds(&diff(&state, &world))
+    };
+    assert_eq!(
+        findings(&|w| {
+            w.tracker.remove("a");
+        }),
+        vec![(FindingKind::ClaimedIssueMissing, "drop_claim")]
+    );
+    assert_eq!(
+        findings(&|w| w.tracker.get_mut("a").unwrap().assignee = Some("alice".into())),
+        vec![(FindingKind::ClaimTaken, "drop_claim")]
+    );
+    assert_eq!(
+        findings(&|w| w.tracker.get_mut("a").unwrap().status = "closed".into()),
+        vec![(FindingKind::ClaimClosedElsewhere, "drop_claim")]
+    );
+    assert_eq!(
+        findings(&|w| {
+            let t = w.tracker.get_mut("a").unwrap();
+            t.status = "open".into();
+            t.assignee = None;
+        }),
+        vec![(FindingKind::ClaimNotInTracker, "reclaim"), (FindingKind::StepInterrupted, "resume")]
+    );
+    let mut world = world_for(&state);
+    let t = world.tracker.get_mut("a").unwrap();
+    t.status = "open".into();
+    t.assignee = None;
+    t.labels.push("bdp:conflict".into());
+    let found = diff(&state, &world);
+    assert!(matches!(found[0].repair, Repair::DropClaim { release: ReleaseReason::Conflict, .. }), "{found:?}");
+}
+
+#[test]
+fn tracker_claims_locks_and_strays_without_a_claim() {
+    let mut events = claim("a");
+    events.extend([
+        Event::IssueReleased { issue: "a".into(), reason: ReleaseReason::Failed, detail: None },
+        Event::LockReleased { lock: issue_lock("a") },
+        Event::LockAcquired { lock: "src/main.rs".into(), holder_pid: 555, issue: Some("a".into()) },
+    ]);
+    let state = fold(events);
+    let mut world = world_for(&state);
+    world.tracker.insert("a".into(), TrackerView { status: "open".into(), assignee: None, labels: vec![] });
+    world
+        .tracker
+        .insert("b".into(), TrackerView { status: "in_progress".into(), assignee: Some("bdp".into()), labels: vec![] });
+    world.tracker.insert(
+        "c".into(),
+        TrackerView { status: "in_progress".into(), assignee: Some("alice".into()), labels: vec![] },
+    );
+    world.lock_files.push(LockFile {
+        name: "issue:z".into(),
+        path: ".bdp/locks/issue%3Az.lock".into(),
+        holder_pid: Some(9),
+        holder_alive: false,
+        flocked: false,
+    });
+    world.lock_files.push(LockFile {
+        name: "held-by-someone".into(),
+        path: ".bdp/locks/held-by-someone.lock".into(),
+        holder_pid: None,
+        holder_alive: false,
+        flocked: true,
+    });
+    world.marked.push(MarkedGroup {
+        marker: "s0/x/1".into(),
+        pgid: 700,
+        leader: Some(700),
+        leader_start_time: None,
+        pids: vec![700],
+    });
+    world.worktrees.push(WorktreeView {
+        path: "/r/.bdp/worktrees/a".into(),
+        branch: Some("bdp/a".into()),
+        issue: Some("a".into()),
+        users: vec![],
+    });
+    world.branches.push("bdp/a".into());
+    let found = diff(&state, &world);
+    assert_eq!(
+        kinds(&found),
+        vec![
+            (FindingKind::AgentWithoutClaim, "stop_agent"),
+            (FindingKind::WorktreeWithoutClaim, "remove_worktree"),
+            (FindingKind::BranchWithoutClaim, "delete_branch"),
+            (FindingKind::LockOfFinishedIssue, "break_lock"),
+            (FindingKind::LockFileWithoutLock, "remove_lock_file"),
+            (FindingKind::TrackerClaimWithoutLog, "release_in_tracker"),
+        ]
+    );
+    assert!(found.iter().all(|f| f.repair.is_safe()));
+}
+
+#[test]
+fn what_bdp_kept_on_purpose_is_not_a_finding_and_damage_hides_the_rest() {
+    let mut events = claim("a");
+    events.push(Event::IssueReleased { issue: "a".into(), reason: ReleaseReason::Conflict, detail: None });
+    events.push(Event::LockReleased { lock: issue_lock("a") });
+    let state = fold(events);
+    let mut world = world_for(&state);
+    world.branches.push("bdp/a".into());
+    assert!(diff(&state, &world).is_empty());
+
+    world.log_damage = Some("seq 3: chain mismatch".into());
+    world.branches.push("bdp/zz".into());
+    assert_eq!(kinds(&diff(&state, &world)), vec![(FindingKind::LogDamaged, "manual")]);
+}
+
+#[test]
+fn a_dead_holder_of_a_claimed_issue_lock_is_taken_over() {
+    let state = fold(claim("a"));
+    let mut world = world_for(&state);
+    world.lock_holders.insert(1, false);
+    let found = diff(&state, &world);
+    assert!(found.iter().any(|f| f.repair == Repair::TakeOverLock { lock: issue_lock("a") }), "{found:?}");
+    assert!(found.iter().all(|f| !f.repair.is_safe()));
+}

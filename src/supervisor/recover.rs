@@ -79,70 +79,36 @@ impl Orchestrator {
         let id = f.issue.clone().unwrap_or_default();
         // A claim that an earlier repair of this recovery already ended needs nothing more.
         let claimed = self.state.issues.get(&id).is_some_and(|i| i.claim.is_some());
-        let claim_repair = !matches!(
-            f.repair,
-            Repair::Manual { .. }
-                | Repair::StopAgent { .. }
-                | Repair::RemoveWorktree { .. }
-                | Repair::DeleteBranch { .. }
-                | Repair::RemoveLockFile { .. }
-                | Repair::BreakLock { .. }
-                | Repair::ReleaseInTracker
-                | Repair::DropCheckpoint { .. }
-        );
+        let claim_repair =
+            !f.repair.is_safe() && !matches!(f.repair, Repair::Manual { .. } | Repair::TakeOverLock { .. });
         if claim_repair && (!claimed || !self.live.contains_key(&id)) && !matches!(f.repair, Repair::DropClaim { .. }) {
             return Ok(());
         }
         match &f.repair {
             // Nothing to do here; a dead holder's issue lock was taken over above, with its claim.
             Repair::Manual { .. } => Ok(()),
-            Repair::StopAgent { pgid } => {
-                agent::stop_group_blocking(*pgid, self.opts.grace);
+            Repair::TakeOverLock { .. } => {
                 self.repaired(&f, f.repair.describe());
                 Ok(())
             }
-            Repair::RemoveWorktree { path } => {
-                {
+            r if r.is_safe() => {
+                let outcome = {
                     let _git = self.git_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    git::remove_worktree(&self.repo.root, Path::new(path))?;
+                    crate::repair::apply_safe(&self.repo, &self.state, self.tracker.as_mut(), &f, self.opts.grace)
+                };
+                match outcome {
+                    Ok(events) => self.defer(events.unwrap_or_default()),
+                    Err(e) => self.progress.line(&format!("  could not {}: {e}", f.repair.describe())),
                 }
-                if let Some(issue) = &f.issue {
-                    self.defer(vec![Event::WorktreeRemoved { issue: issue.clone(), path: path.clone() }]);
-                }
-                self.repaired(&f, f.repair.describe());
-                Ok(())
-            }
-            Repair::DeleteBranch { branch } => {
-                git::delete_branch(&self.repo.root, branch)?;
-                self.repaired(&f, f.repair.describe());
-                Ok(())
-            }
-            Repair::RemoveLockFile { path } => {
-                let _ = std::fs::remove_file(path);
-                self.repaired(&f, f.repair.describe());
-                Ok(())
-            }
-            Repair::BreakLock { lock } => {
-                let _ = std::fs::remove_file(self.repo.lock_path(lock));
-                if self.state.locks.contains_key(lock) {
-                    self.defer(vec![Event::LockBroken { lock: lock.clone(), reason: f.detail() }]);
-                }
-                self.repaired(&f, f.repair.describe());
-                Ok(())
-            }
-            Repair::ReleaseInTracker => {
-                let mut events = Vec::new();
-                self.tracker.release(&id, &mut events)?;
-                self.defer(events);
-                if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id) {
+                if matches!(f.repair, Repair::ReleaseInTracker)
+                    && let Some(issue) = self.issues.iter_mut().find(|i| i.id == id)
+                {
                     issue.status = "open".into();
                     issue.assignee = None;
+                    self.dirty = true;
                 }
-                self.dirty = true;
-                self.repaired(&f, f.repair.describe());
                 Ok(())
             }
-            Repair::DropCheckpoint { .. } => Ok(()),
             Repair::DropClaim { reason, release } => self.drop_claim(&f, &id, reason, *release),
             Repair::Reclaim => {
                 let mut events = Vec::new();
@@ -261,6 +227,14 @@ impl Orchestrator {
                 self.repaired(&f, f.repair.describe());
                 self.resume(&id, *step)
             }
+            // Handled by the `is_safe` arm above.
+            Repair::ReleaseInTracker
+            | Repair::BreakLock { .. }
+            | Repair::RemoveLockFile { .. }
+            | Repair::StopAgent { .. }
+            | Repair::RemoveWorktree { .. }
+            | Repair::DeleteBranch { .. }
+            | Repair::DropCheckpoint { .. } => Ok(()),
         }
     }
 

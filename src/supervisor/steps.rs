@@ -528,6 +528,9 @@ impl Orchestrator {
         if let Some(wt) = worktree
             && !self.opts.keep_worktrees
         {
+            // What happened so far (the merge, the close) is durable before its evidence, the branch and the
+            // worktree, goes: a crash in between must not leave a merge recovery cannot see.
+            self.append(Vec::new())?;
             {
                 let _git = self.git_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 git::remove_worktree(&self.repo.root, Path::new(&wt.path))?;
