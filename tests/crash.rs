@@ -174,6 +174,7 @@ fn sweep(n: usize, agents: usize) -> (usize, usize) {
     let next = AtomicUsize::new(0);
     let exercised = AtomicUsize::new(0);
     let missed = Mutex::new(Vec::new());
+    let failures = Mutex::new(Vec::<String>::new());
     let started = Instant::now();
     let jobs = env_or("BDP_CRASH_JOBS", 2);
     std::thread::scope(|scope| {
@@ -182,27 +183,38 @@ fn sweep(n: usize, agents: usize) -> (usize, usize) {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(point) = points.get(i) else { break };
-                    let h = Harness::new(n, agents);
-                    if h.run_crashing(point) {
-                        exercised.fetch_add(1, Ordering::SeqCst);
-                        let before = h.sb.records();
-                        let crashed_open = before.last().is_some_and(|r| r["event"]["type"] != "session_ended");
-                        h.run_to_end(point);
-                        // The run after the crash says which session it recovers, when that one did not end.
-                        if crashed_open {
-                            let crashed = before.last().unwrap()["session"].clone();
-                            let started = h.sb.events("session_started");
-                            assert_eq!(started.last().unwrap()["recovers"], crashed, "{point}");
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let h = Harness::new(n, agents);
+                        if h.run_crashing(point) {
+                            exercised.fetch_add(1, Ordering::SeqCst);
+                            let before = h.sb.records();
+                            let crashed_open = before.last().is_some_and(|r| r["event"]["type"] != "session_ended");
+                            h.run_to_end(point);
+                            // The run after the crash says which session it recovers, when that one did not end.
+                            if crashed_open {
+                                let crashed = before.last().unwrap()["session"].clone();
+                                let started = h.sb.events("session_started");
+                                assert_eq!(started.last().unwrap()["recovers"], crashed, "{point}");
+                            }
+                        } else {
+                            missed.lock().unwrap().push(point.clone());
                         }
-                    } else {
-                        missed.lock().unwrap().push(point.clone());
+                        h.assert_whole(point);
+                    }));
+                    if let Err(panic) = result {
+                        let why = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_default();
+                        failures.lock().unwrap().push(format!("{point}: {why}"));
                     }
-                    h.assert_whole(point);
                 }
             });
         }
     });
     let exercised = exercised.into_inner();
+    let failures = failures.into_inner().unwrap();
     eprintln!(
         "crash sweep, {n} issues, {agents} agents: {exercised} of {} crash points exercised ({} records in a clean run), in {:.1?}; not reached: {:?}",
         points.len(),
@@ -210,6 +222,7 @@ fn sweep(n: usize, agents: usize) -> (usize, usize) {
         started.elapsed(),
         missed.lock().unwrap()
     );
+    assert!(failures.is_empty(), "{} crash point(s) failed:\n{}", failures.len(), failures.join("\n\n"));
     (exercised, points.len())
 }
 

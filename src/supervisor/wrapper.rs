@@ -53,14 +53,16 @@ pub fn read_exit_file(attempt_dir: &Path) -> Result<Option<ExitRecord>, String> 
     }
 }
 
-/// Writes `bytes` to `path` atomically: temp file in the same directory, fsync, rename, fsync the directory.
+/// Writes `bytes` to `path` atomically: a temp file in the same directory, renamed over it. Readers see the
+/// whole record or none. Not fsynced, on purpose: the file outlives any crash of a process (it is in the
+/// page cache), and only a machine crash can lose it — recovery then finds no exit file and retries the
+/// attempt, which loses nothing. Two fsyncs per agent were a large part of the cost of a short agent.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()
+    Ok(())
 }
 
 /// Arguments of `bdp __wrap`.
