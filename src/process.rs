@@ -104,10 +104,21 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// Whether another process holds a flock on `path`. Probes with a shared, non-blocking lock that is
-/// released at once (closing the file releases it too), so it never waits and never keeps anyone out
-/// for longer than the probe.
+/// Whether some process holds a flock on `path`. Reads /proc/locks, so it never touches the lock (a probe
+/// with a shared lock would make a `bdp run` starting at that instant fail); where /proc/locks cannot be
+/// read it probes with a shared, non-blocking lock released at once.
 pub fn flock_held(path: &std::path::Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    if let Ok(locks) = std::fs::read_to_string("/proc/locks") {
+        let dev = meta.dev();
+        let id = format!("{:02x}:{:02x}:{}", rustix::fs::major(dev), rustix::fs::minor(dev), meta.ino());
+        // `N: FLOCK  ADVISORY  WRITE PID MAJ:MIN:INODE 0 EOF`; waiters have `->` before FLOCK and hold nothing.
+        return Ok(locks.lines().any(|line| {
+            let mut fields = line.split_whitespace();
+            fields.nth(1) == Some("FLOCK") && fields.nth(3) == Some(id.as_str())
+        }));
+    }
     let file = std::fs::File::open(path)?;
     use rustix::fs::{FlockOperation, flock};
     match flock(&file, FlockOperation::NonBlockingLockShared) {
@@ -168,5 +179,19 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(100));
         assert!(!is_running(child.id(), Some(found[0].start_time)));
         child.wait().expect("reap");
+    }
+
+    #[test]
+    fn a_held_flock_is_seen_without_touching_it() {
+        use rustix::fs::{FlockOperation, flock};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        std::fs::write(&path, "").unwrap();
+        assert!(!flock_held(&path).unwrap());
+        let file = std::fs::File::open(&path).unwrap();
+        flock(&file, FlockOperation::NonBlockingLockExclusive).unwrap();
+        assert!(flock_held(&path).unwrap());
+        drop(file);
+        assert!(!flock_held(&path).unwrap());
     }
 }

@@ -21,7 +21,7 @@ pub use crate::process::{flock_held, processes_in};
 pub struct Orchestrator {
     /// The lock file exists.
     pub lock_file: bool,
-    /// The holder the file names is running (pid and start time): an orchestrator is running.
+    /// Someone holds the flock on it: an orchestrator is running.
     pub running: bool,
     /// What the file says (the current holder when `running`, else the last one).
     pub holder: Option<Holder>,
@@ -31,11 +31,8 @@ impl Orchestrator {
     pub fn look(repo: &Repo) -> Orchestrator {
         let path = repo.orchestrator_lock_path();
         let lock_file = path.exists();
-        let holder = Holder::read(&path);
-        // The holder the file names runs (pid and start time): no flock probe, which would make a `bdp run`
-        // starting at that instant fail.
-        let running = holder.as_ref().is_some_and(|h| process::is_running(h.pid, h.start_time));
-        Orchestrator { lock_file, running, holder }
+        let running = lock_file && flock_held(&path).unwrap_or(false);
+        Orchestrator { lock_file, running, holder: Holder::read(&path) }
     }
 
     /// Whether the pid the lock file names is alive (and started when the file says).
