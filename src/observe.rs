@@ -73,10 +73,12 @@ impl Observer<'_> {
             let Some(a) = &claim.attempt else { continue };
             let mut view = AttemptView { attempt: a.number, ..AttemptView::default() };
             if let Some(sp) = &a.spawned {
-                view.alive = process::is_running(sp.pid, sp.start_time);
+                // Without a recorded start time a live pid cannot be told from a reused one: it is never
+                // taken for the agent (and so never adopted or signalled).
+                view.alive = sp.start_time.is_some() && process::is_running(sp.pid, sp.start_time);
                 if !view.alive
-                    && let (Some(now), Some(then)) = (process::start_time(sp.pid), sp.start_time)
-                    && now != then
+                    && let Some(now) = process::start_time(sp.pid)
+                    && sp.start_time != Some(now)
                 {
                     view.pid_reused = Some(now);
                 }

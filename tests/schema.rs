@@ -1,9 +1,11 @@
-//! schema/: the record schema and the state schema are generated from the Rust types (and must match
-//! the committed files); every replay fixture's records, and the `--json` output of verify, replay and
-//! status on every fixture, must validate against the committed schemas.
+//! schema/: the record, state and audit schemas are generated from the Rust types (and must match the
+//! committed files); every replay fixture's records, the `--json` output of verify, replay and status on
+//! every fixture, and of `bdp audit` (and `--fix`) on every audit fixture, must validate against the
+//! committed schemas.
 //!
 //! After changing an event or the state: `BDP_BLESS=1 cargo test --test schema` rewrites the generated files.
 
+mod audit_support;
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -51,6 +53,7 @@ fn check_generated(file: &str, generated: &schemars::Schema) {
 fn generated_schemas_match_the_committed_files() {
     check_generated("record.schema.json", &schemars::schema_for!(Record));
     check_generated("state.schema.json", &schemars::schema_for!(bdp::state::State));
+    check_generated("audit.schema.json", &schemars::schema_for!(bdp::cli::audit::AuditReport));
 }
 
 fn load(file: &str) -> jsonschema::Validator {
@@ -69,6 +72,9 @@ fn every_fixture_record_validates_against_the_record_schema() {
     let mut checked = 0;
     for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("replay-fixtures")).unwrap() {
         let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue; // the README
+        }
         let segment = dir.join(".bdp/events/000001.jsonl");
         let bytes = std::fs::read(&segment).unwrap();
         for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
@@ -164,4 +170,39 @@ fn json_output_of_status_validates_on_every_fixture_and_without_data() {
     bad["session"] = serde_json::json!({"id": "s", "state": "sleeping", "started_at": "t", "pid": 1,
         "ended_at": null, "end_reason": null, "counts": {}});
     assert!(!status.is_valid(&bad));
+}
+
+#[test]
+fn json_output_of_audit_validates_on_every_audit_fixture() {
+    let audit = load("audit.schema.json");
+    let run = |root: &Path, args: &[&str]| -> Value {
+        let (stdout, stderr, _) = audit_support::bdp(root, args);
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("bdp {args:?} in {}: {e}\n{stderr}", root.display()))
+    };
+    let mut kinds = std::collections::BTreeSet::new();
+    for f in audit_support::AUDIT_FIXTURES {
+        let tmp = audit_support::materialize(f);
+        let report = run(tmp.path(), &["audit", "--json"]);
+        assert_valid(&audit, &report, &format!("{}: audit --json", f.name));
+        assert_eq!(report["schema"], "bdp.audit/1");
+        for finding in report["findings"].as_array().unwrap() {
+            kinds.insert(finding["kind"].as_str().unwrap().to_string());
+        }
+        let fixed = run(tmp.path(), &["audit", "--fix", "--json"]);
+        assert_valid(&audit, &fixed, &format!("{}: audit --fix --json", f.name));
+    }
+    // Every kind and repair the fixtures show went through the schema (the live ones: tests/audit_live.rs).
+    assert_eq!(kinds.len(), 20, "{kinds:?}");
+    // Not vacuous: an unknown finding kind, or a repair without its fields, is refused.
+    let tmp = audit_support::materialize(audit_support::fixture("audit-lock-holder-dead"));
+    let mut bad = run(tmp.path(), &["audit", "--json"]);
+    assert!(audit.is_valid(&bad));
+    bad["findings"][0]["kind"] = "teleported".into();
+    assert!(!audit.is_valid(&bad));
+    let mut bad = run(tmp.path(), &["audit", "--json"]);
+    bad["findings"][0]["repair"] = serde_json::json!({"action": "take_over_lock"});
+    assert!(!audit.is_valid(&bad));
+    let mut bad = run(tmp.path(), &["audit", "--json"]);
+    bad["schema"] = "bdp.audit/2".into();
+    assert!(!audit.is_valid(&bad));
 }

@@ -19,7 +19,7 @@ use crate::event::Event;
 use crate::log::index::Index;
 use crate::log::{LogError, LogWriter, load, system_clock};
 use crate::observe::Observer;
-use crate::reconcile::{Finding, Repair, World, diff};
+use crate::reconcile::{Finding, FindingKind, Repair, World, diff};
 use crate::repo::Repo;
 use crate::state::State;
 use crate::tracker::{ListFilter, TrackerKind};
@@ -43,11 +43,12 @@ pub struct AuditArgs {
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct AuditReport {
     /// Always `bdp.audit/1`.
+    #[schemars(extend("const" = "bdp.audit/1"))]
     pub schema: String,
     /// The pid of the orchestrator running now, if any: findings about its work are left to it.
     pub live_orchestrator: Option<u32>,
     pub tracker: String,
-    /// Records in the log (0 when there is none).
+    /// Records in the log (0 when there is none, or when it is damaged: see the `log_damaged` finding).
     pub records: u64,
     /// What was found (with --fix: what is left after the repairs).
     pub findings: Vec<Finding>,
@@ -210,11 +211,13 @@ fn render(report: &AuditReport, state: &State) -> String {
         Some(pid) => format!("a run is live (pid {pid}): what it is doing now is left to it"),
         None => "no run is live".into(),
     };
-    let claims = state.claimed().count();
-    out.push_str(&format!(
-        "bdp audit: {} record(s) in the log, {} claim(s); tracker {}; {orchestrator}\n",
-        report.records, claims, report.tracker
-    ));
+    // A damaged log is not folded: its records and claims are unknown, not zero.
+    let log = if report.findings.iter().any(|f| f.kind == FindingKind::LogDamaged) {
+        "the log is damaged".to_string()
+    } else {
+        format!("{} record(s) in the log, {} claim(s)", report.records, state.claimed().count())
+    };
+    out.push_str(&format!("bdp audit: {log}; tracker {}; {orchestrator}\n", report.tracker));
     for f in &report.fixed {
         match &f.error {
             None => out.push_str(&format!(

@@ -1,7 +1,7 @@
 //! The command line: global options, the subcommand enum, dispatch, and printing errors.
 //! One file per subcommand; each parses nothing itself and calls into the library.
 
-mod audit;
+pub mod audit;
 mod clean;
 mod config;
 mod live;

@@ -293,7 +293,7 @@ fn claim_findings(
         Some(t) if t.status != "closed" && t.assignee.is_some() && !ours(t) => {
             out.push(finding(
                 FindingKind::ClaimTaken,
-                format!("claimed by {session} as {}", claim.actor),
+                format!("claimed as {} by {session}", claim.actor),
                 format!("{}, assigned to {}", t.status, t.assignee.as_deref().unwrap_or_default()),
                 Repair::DropClaim {
                     reason: format!("the tracker gives it to {}", t.assignee.as_deref().unwrap_or("?")),
@@ -456,6 +456,9 @@ fn open_attempt(
             );
         }
         let mut world_text = match view.and_then(|v| v.pid_reused) {
+            Some(_) if sp.start_time.is_none() => {
+                format!("pid {} runs, but the log has no start time to tell it from a reused pid; no exit file", sp.pid)
+            }
             Some(start) => format!("pid {} is another process now (started at tick {start}); no exit file", sp.pid),
             None => format!("pid {} gone; no exit file", sp.pid),
         };

@@ -50,9 +50,11 @@ pub struct TrackerView {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AttemptView {
     pub attempt: u32,
-    /// The recorded pid runs and started when the log says (not a zombie).
+    /// The recorded pid runs and started when the log says (not a zombie). Never set when the log has
+    /// no start time.
     pub alive: bool,
-    /// The recorded pid exists but is another process (a reused pid): its start time.
+    /// The recorded pid exists but is another process (a reused pid), or the log has no start time to
+    /// tell: its start time.
     pub pid_reused: Option<u64>,
     /// Some process of the recorded group still runs (the wrapper may be gone, its children not).
     pub group_alive: bool,

@@ -92,8 +92,12 @@ pub fn wrapper_blocked_signals() -> nix::sys::signal::SigSet {
     set
 }
 
-/// Sends `signal` to the process group `pgid`; a group that is already gone is fine.
+/// Sends `signal` to the process group `pgid`; a group that is already gone is fine. Never to group 1
+/// (init's): `kill(-1)` means every process we may signal, and a pgid read from an old log can be 1.
 pub fn signal_group(pgid: u32, signal: Signal) {
+    if pgid <= 1 {
+        return;
+    }
     if let Some(pid) = Pid::from_raw(pgid as i32) {
         let _ = kill_process_group(pid, signal);
     }
@@ -101,7 +105,8 @@ pub fn signal_group(pgid: u32, signal: Signal) {
 
 /// Whether any process of the group is still alive (zombies waiting to be reaped do not count).
 pub fn group_alive(pgid: u32) -> bool {
-    Pid::from_raw(pgid as i32).is_some_and(|pid| test_kill_process_group(pid).is_ok())
+    pgid > 1
+        && Pid::from_raw(pgid as i32).is_some_and(|pid| test_kill_process_group(pid).is_ok())
         && !crate::process::group_members(pgid).is_empty()
 }
 

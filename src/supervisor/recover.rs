@@ -312,7 +312,14 @@ impl Orchestrator {
         let claim = self.state.issues.get(id).and_then(|i| i.claim.clone());
         let Some(claim) = claim else { return Ok(()) };
         if let Some(a) = claim.attempt.as_ref().filter(|a| a.is_open()) {
-            let pgid = a.spawned.as_ref().map(|s| s.pgid).or_else(|| self.marked_group(&a.marker));
+            // The recorded group only while its leader is still the agent (pid and start time): a pgid
+            // left by a dead agent may be someone else's now. Else the group that carries its marker.
+            let pgid = a
+                .spawned
+                .as_ref()
+                .filter(|s| s.start_time.is_some() && crate::process::is_running(s.pid, s.start_time))
+                .map(|s| s.pgid)
+                .or_else(|| self.marked_group(&a.marker));
             if let Some(pgid) = pgid {
                 agent::stop_group_blocking(pgid, self.opts.grace);
             }
