@@ -47,7 +47,8 @@ pub fn claim_liveness(orchestrator: &Orchestrator, claim: &Claim) -> Option<Stri
     if let Some(attempt) = &claim.attempt
         && let Some(spawned) = &attempt.spawned
         && attempt.outcome.is_none()
-        && process::is_alive(spawned.pid, spawned.start_time)
+        && spawned.start_time.is_some()
+        && process::is_running(spawned.pid, spawned.start_time)
     {
         return Some(format!("agent pid {} is running", spawned.pid));
     }
