@@ -20,6 +20,7 @@ pub(crate) mod fault {
     static ARMED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
 
     /// The next commit to the log in `events_dir` fails (once).
+    #[cfg(test)]
     pub(crate) fn fail_next_sync(events_dir: &Path) {
         ARMED.lock().unwrap().get_or_insert_with(HashSet::new).insert(events_dir.to_path_buf());
     }
