@@ -3,7 +3,10 @@
 //! - The orchestrator lock (`.bdp/orchestrator.lock`): held exclusively for a whole `bdp run`, so there
 //!   is one orchestrator per repo. The file says who holds it (pid and since when) for the error a
 //!   second orchestrator prints. flock is released by the kernel when the holder dies, so a stale file is
-//!   never a stale lock.
+//!   never a stale lock. Taking it and writing the holder, or finding it taken and reading the holder,
+//!   happen under a brief flock on the lock file's directory, so a refused orchestrator reads the whole
+//!   text of the process that holds the lock: never the empty file between the holder's flock and its
+//!   write, nor an earlier holder's text.
 //! - The append lock (`.bdp/append.lock`): held only around one write + fsync, by every process that
 //!   appends (the orchestrator, and short-lived helpers such as an agent calling `bdp lock`).
 
@@ -32,6 +35,7 @@ impl OrchestratorLock {
             .truncate(false)
             .open(path)
             .map_err(|e| LogError::io("open", path, e))?;
+        let _turn = lock_directory_of(path)?;
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(rustix::io::Errno::WOULDBLOCK) => {
@@ -48,6 +52,14 @@ impl OrchestratorLock {
         file.write_all(format!("{holder}\n").as_bytes()).map_err(|e| LogError::io("write", path, e))?;
         Ok(OrchestratorLock { _file: file, path: path.to_path_buf() })
     }
+}
+
+/// Takes an exclusive flock on the directory holding `path`, released when the returned file is closed.
+fn lock_directory_of(path: &Path) -> Result<File, LogError> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let file = File::open(dir).map_err(|e| LogError::io("open", dir, e))?;
+    flock(&file, FlockOperation::LockExclusive).map_err(|e| LogError::io("lock", dir, e.into()))?;
+    Ok(file)
 }
 
 /// Who holds the orchestrator lock, as written into its file: `pid 123 start 456 since 2026-11-25T06:00:00Z`.

@@ -5,7 +5,8 @@
 //! - [`lock`] holds the orchestrator lock and the append lock;
 //! - [`index`] keeps checkpoints and the query index in `.bdp/index.sqlite` (a cache: deleting it
 //!   changes no answer);
-//! - [`load`] rebuilds the state: newest matching checkpoint plus the tail, or a full fold.
+//! - [`load`] rebuilds the state: newest matching checkpoint plus the tail, or a full fold;
+//! - `sync` gives the writer std's locks, or loom's for the loom models (`loom_tests`, `--cfg loom`).
 
 pub mod error;
 pub mod failpoint;
@@ -14,8 +15,12 @@ pub mod issue_index;
 pub mod load;
 pub mod lock;
 pub mod segment;
+mod sync;
 pub mod walk;
 pub mod writer;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
 
 pub use error::{Corruption, Location, LogError, Problem};
 pub use walk::{Decode, Position, StartAfter, TornTail, WalkSummary, walk};

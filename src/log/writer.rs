@@ -16,7 +16,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 
 use crate::event::record::{GENESIS, chain_next, decode_line, encode_record, split_line};
 use crate::event::{ChainHash, Event, FORMAT_VERSION, Record};
@@ -25,6 +25,7 @@ use super::error::{Location, LogError, Problem};
 use super::failpoint::When;
 use super::lock::AppendLock;
 use super::segment::{SEGMENT_MAX_BYTES, list_segments, segment_path};
+use super::sync::{Condvar, Mutex};
 use super::walk::TornTail;
 
 /// The writer's clock: returns an RFC 3339 UTC timestamp. Tests and fixtures pass a fixed one.
@@ -241,6 +242,8 @@ impl LogWriter {
         }
         let path = segment_path(&self.events_dir, tail.segment);
         let result = tail.file.write_all(buf).and_then(|()| tail.file.sync_data());
+        #[cfg(loom)]
+        let result = result.and_then(|()| super::sync::fault::after_sync(&self.events_dir));
         if let Err(e) = result {
             let cut = tail.file.set_len(tail.len).and_then(|()| tail.file.sync_data());
             if let Err(cut_err) = cut {
