@@ -11,7 +11,7 @@ N=${1:-10000}
 L=${2:-500}
 RUNS=${3:-5}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BDP="$ROOT/target/release/bdp"
+BDP="${CARGO_TARGET_DIR:-$ROOT/target}/release/bdp"
 DIR=$(mktemp -d /tmp/bdp-audit-bench.XXXXXX)
 trap 'rm -rf "$DIR"' EXIT
 
