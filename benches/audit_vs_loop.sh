@@ -38,7 +38,7 @@ seed_loop() {
   done
 }
 
-ms() { date +%s%N | awk '{printf "%d", $1 / 1000000}'; }
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
 
 echo "machine: $(nproc) cores; $N issues, $L lock files; tracker br $(br --version 2>/dev/null | head -1)"

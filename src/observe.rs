@@ -133,6 +133,7 @@ impl Observer<'_> {
         let Ok(read) = std::fs::read_dir(self.repo.locks_dir()) else { return out };
         let mut paths: Vec<_> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
+        let flocks = process::FlockTable::read();
         for path in paths {
             let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else { continue };
             let stem = file_name.strip_suffix(".lock").unwrap_or(file_name);
@@ -143,7 +144,10 @@ impl Observer<'_> {
                 path: path.display().to_string(),
                 holder_pid: holder.as_ref().map(|h| h.pid),
                 holder_alive: holder.as_ref().is_some_and(|h| process::is_running(h.pid, h.start_time)),
-                flocked: process::flock_held(&path).unwrap_or(false),
+                flocked: match (&flocks, std::fs::metadata(&path)) {
+                    (Some(table), Ok(meta)) => table.holds(&meta),
+                    _ => process::flock_held(&path).unwrap_or(false),
+                },
             });
         }
         out

@@ -108,16 +108,9 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
 /// with a shared lock would make a `bdp run` starting at that instant fail); where /proc/locks cannot be
 /// read it probes with a shared, non-blocking lock released at once.
 pub fn flock_held(path: &std::path::Path) -> std::io::Result<bool> {
-    use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path)?;
-    if let Ok(locks) = std::fs::read_to_string("/proc/locks") {
-        let dev = meta.dev();
-        let id = format!("{:02x}:{:02x}:{}", rustix::fs::major(dev), rustix::fs::minor(dev), meta.ino());
-        // `N: FLOCK  ADVISORY  WRITE PID MAJ:MIN:INODE 0 EOF`; waiters have `->` before FLOCK and hold nothing.
-        return Ok(locks.lines().any(|line| {
-            let mut fields = line.split_whitespace();
-            fields.nth(1) == Some("FLOCK") && fields.nth(3) == Some(id.as_str())
-        }));
+    if let Some(held) = FlockTable::read() {
+        return Ok(held.holds(&meta));
     }
     let file = std::fs::File::open(path)?;
     use rustix::fs::{FlockOperation, flock};
@@ -128,6 +121,32 @@ pub fn flock_held(path: &std::path::Path) -> std::io::Result<bool> {
         }
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(true),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The files some process holds a flock on, from one read of /proc/locks (to ask about many files).
+pub struct FlockTable(std::collections::HashSet<String>);
+
+impl FlockTable {
+    /// `None` where /proc/locks cannot be read.
+    pub fn read() -> Option<FlockTable> {
+        let locks = std::fs::read_to_string("/proc/locks").ok()?;
+        // `N: FLOCK  ADVISORY  WRITE PID MAJ:MIN:INODE 0 EOF`; waiters have `->` before FLOCK and hold nothing.
+        let held = locks
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                (fields.nth(1) == Some("FLOCK")).then(|| fields.nth(3).map(str::to_string)).flatten()
+            })
+            .collect();
+        Some(FlockTable(held))
+    }
+
+    /// Whether the file with this metadata is flocked.
+    pub fn holds(&self, meta: &std::fs::Metadata) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let dev = meta.dev();
+        self.0.contains(&format!("{:02x}:{:02x}:{}", rustix::fs::major(dev), rustix::fs::minor(dev), meta.ino()))
     }
 }
 
