@@ -13,6 +13,7 @@ pub mod issue_index;
 pub mod load;
 pub mod lock;
 pub mod segment;
+mod torn;
 pub mod walk;
 pub mod writer;
 
