@@ -37,6 +37,18 @@ fn lock(name: &str) -> Event {
     Event::LockAcquired { lock: name.into(), holder_pid: 1, issue: None }
 }
 
+/// A directory for one of the many cut cases: in memory when the machine has `/dev/shm`, since each case
+/// fsyncs a few times and what is tested does not depend on the disk.
+fn scratch_dir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir()
+        && let Ok(dir) = tempfile::tempdir_in(shm)
+    {
+        return dir;
+    }
+    tempfile::tempdir().unwrap()
+}
+
 /// A log laid out in segments: the bytes of each segment file, in order.
 struct Layout {
     name: &'static str,
@@ -114,7 +126,7 @@ fn a_cut_at_any_byte_of_the_last_three_records_keeps_exactly_the_prefix_and_appe
         for cut in layout.cuts() {
             cases += 1;
             let what = format!("{}, last segment cut at byte {cut} of {}", layout.name, last.len());
-            let case = tempfile::tempdir().unwrap();
+            let case = scratch_dir();
             let events = layout.write(case.path(), cut);
             let segment = events.join(format!("{:06}.jsonl", layout.segments.len()));
             let kept_len = ends.iter().copied().filter(|&e| e <= cut).max().unwrap_or(0);
