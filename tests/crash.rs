@@ -183,6 +183,9 @@ fn sweep(n: usize, agents: usize) -> (usize, usize) {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(point) = points.get(i) else { break };
+                    if i > 0 && i % 50 == 0 {
+                        eprintln!("crash sweep: {i} of {} points started, {:.0?}", points.len(), started.elapsed());
+                    }
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         let h = Harness::new(n, agents);
                         if h.run_crashing(point) {
@@ -207,6 +210,7 @@ fn sweep(n: usize, agents: usize) -> (usize, usize) {
                             .cloned()
                             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                             .unwrap_or_default();
+                        eprintln!("crash sweep: FAILED at {point}: {why}");
                         failures.lock().unwrap().push(format!("{point}: {why}"));
                     }
                 }

@@ -114,6 +114,18 @@ fn bad_input_is_refused_with_file_and_line_and_nothing_is_rewritten() {
         ("duplicate", format!("{good}{good}").into_bytes(), ":2: duplicate issue id a (first at line 1)"),
         ("not an object", format!("{good}[1,2]\n").into_bytes(), ":2: not a JSON object"),
         ("no status", format!("{good}{{\"id\":\"b\",\"title\":\"B\"}}\n").into_bytes(), ":2: not a beads issue"),
+        // Found by the tracker_jsonl fuzz target: an edit changed the first `status`, readers took the second.
+        (
+            "a field twice",
+            format!("{good}{{\"id\":\"b\",\"status\":\"closed\",\"title\":\"B\",\"status\":\"open\"}}\n").into_bytes(),
+            ":2: the field `status` appears twice",
+        ),
+        (
+            "a field twice, once escaped",
+            format!("{good}{{\"id\":\"b\",\"status\":\"closed\",\"title\":\"B\",\"st\\u0061tus\":\"open\"}}\n")
+                .into_bytes(),
+            ":2: the field `status` appears twice",
+        ),
     ];
     for (name, bytes, expected) in cases {
         let (dir, store) = store_with(&bytes);

@@ -103,6 +103,12 @@ pub enum Outcome {
 }
 
 pub fn main() -> ExitCode {
+    // A file-size limit (RLIMIT_FSIZE) must give a write error (EFBIG) that bdp reports, not kill it
+    // mid-append. The wrapper gives agents the default back.
+    // SAFETY: setting a signal's disposition to SIG_IGN touches no memory; nothing else runs yet.
+    unsafe {
+        let _ = nix::sys::signal::signal(nix::sys::signal::Signal::SIGXFSZ, nix::sys::signal::SigHandler::SigIgn);
+    }
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     match run(cli) {

@@ -186,6 +186,15 @@ pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &RunArgs) -> CliResult<
         CliError::from(e).with_hint("one `bdp run` per repository; `bdp stop` asks the running one to stop")
     })?;
     let session = new_session_id();
+    // Read (and so check) the whole log before anything is written to it: a damaged log is refused as it is.
+    let damaged = |e: crate::log::LogError| {
+        CliError::from(e).with_hint("`bdp verify` says exactly where the log is damaged; nothing was written")
+    };
+    let mut loaded = match crate::log::load::recover(repo) {
+        Ok(loaded) => Some(loaded),
+        Err(crate::log::LogError::NoLog { .. }) => None,
+        Err(e) => return Err(damaged(e)),
+    };
     let (log, torn) =
         LogWriter::open(&repo.events_dir(), &repo.append_lock_path(), &session, crate::log::system_clock())?;
     if let Some(torn) = torn {
@@ -194,9 +203,13 @@ pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &RunArgs) -> CliResult<
             torn.bytes,
             torn.segment.display()
         );
+        loaded = None;
     }
-    let loaded = crate::log::load::recover(repo)
-        .map_err(|e| CliError::from(e).with_hint("`bdp verify` says exactly where the log is damaged"))?;
+    // Again after a cut: the state must include the log_truncated record the writer appended.
+    let loaded = match loaded {
+        Some(loaded) => loaded,
+        None => crate::log::load::recover(repo).map_err(damaged)?,
+    };
     // The last session did not end (or left things behind): compare the log with the world first.
     let recovers = loaded.state.open_session.clone();
     let observer = crate::observe::Observer { repo, actor: &opts.actor, live_orchestrator: None };

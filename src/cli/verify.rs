@@ -126,6 +126,7 @@ fn problem_kind(problem: &crate::log::Problem) -> &'static str {
         Problem::MissingSegment { .. } => "missing_segment",
         Problem::EmptySegment => "empty_segment",
         Problem::IncompleteLine => "incomplete_line",
+        Problem::OverwrittenNewline => "overwritten_newline",
     }
 }
 

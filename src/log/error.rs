@@ -43,6 +43,10 @@ pub enum Problem {
     EmptySegment,
     #[error("a line in the middle of the log is incomplete (no newline) but later segments exist")]
     IncompleteLine,
+    #[error(
+        "the last record is whole but the byte after it is not a newline (it was overwritten: an interrupted write never leaves that)"
+    )]
+    OverwrittenNewline,
 }
 
 /// A damaged record, reported by the seq it holds or the seq that was expected at its place.

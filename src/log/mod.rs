@@ -16,6 +16,7 @@ pub mod load;
 pub mod lock;
 pub mod segment;
 mod sync;
+mod torn;
 pub mod walk;
 pub mod writer;
 

@@ -175,6 +175,11 @@ fn verify(
                 line_no += 1;
                 let Some(nl) = memchr::memchr(b'\n', &data[at..]) else {
                     // No newline: an interrupted write. Legal only at the very end of the log.
+                    if is_last && super::torn::overwritten_newline(&data[at..], expected_seq, &chain) {
+                        pipe.publish(&part, &mut wanted);
+                        let location = part.location(line_no, at);
+                        return Err(LogError::corrupt(expected_seq, location, Problem::OverwrittenNewline));
+                    }
                     if is_last {
                         summary.torn_tail = Some(TornTail {
                             segment: segment.path.clone(),

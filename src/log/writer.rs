@@ -18,7 +18,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
 
-use crate::event::record::{GENESIS, chain_next, decode_line, encode_record, split_line};
+use crate::event::record::{GENESIS, MAX_RECORD_BYTES, chain_next, decode_line, encode_record, split_line};
 use crate::event::{ChainHash, Event, FORMAT_VERSION, Record};
 
 use super::error::{Location, LogError, Problem};
@@ -26,6 +26,7 @@ use super::failpoint::When;
 use super::lock::AppendLock;
 use super::segment::{SEGMENT_MAX_BYTES, list_segments, segment_path};
 use super::sync::{Condvar, Mutex};
+use super::torn::overwritten_newline;
 use super::walk::TornTail;
 
 /// The writer's clock: returns an RFC 3339 UTC timestamp. Tests and fixtures pass a fixed one.
@@ -350,15 +351,6 @@ fn open_tail(events_dir: &Path) -> Result<(Tail, Option<TornTail>), LogError> {
         Some(nl) => nl + 1,
         None => 0,
     };
-    let torn = if valid_len < len {
-        file.set_len(valid_len)
-            .and_then(|()| file.sync_data())
-            .map_err(|e| LogError::io("cut the torn tail of", &last.path, e))?;
-        tracing::warn!("cut a torn tail of {} bytes from {}", len - valid_len, last.path.display());
-        Some(TornTail { segment: last.path.clone(), offset: valid_len, bytes: len - valid_len })
-    } else {
-        None
-    };
     // The last complete record: in this segment, or an earlier one if this one is empty.
     let mut found = None;
     for segment in segments.iter().rev() {
@@ -381,6 +373,21 @@ fn open_tail(events_dir: &Path) -> Result<(Tail, Option<TornTail>), LogError> {
     let (next_seq, chain) = match found {
         Some(record_end) => record_end,
         None => (1, GENESIS),
+    };
+    let torn = if valid_len < len {
+        let mut tail = vec![0; (len - valid_len).min(MAX_RECORD_BYTES as u64 + 2) as usize];
+        file.read_exact_at(&mut tail, valid_len).map_err(|e| LogError::io("read", &last.path, e))?;
+        if overwritten_newline(&tail, next_seq, &chain) {
+            let location = Location { segment: last.path.clone(), line: 0, offset: valid_len };
+            return Err(LogError::corrupt(next_seq, location, Problem::OverwrittenNewline));
+        }
+        file.set_len(valid_len)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| LogError::io("cut the torn tail of", &last.path, e))?;
+        tracing::warn!("cut a torn tail of {} bytes from {}", len - valid_len, last.path.display());
+        Some(TornTail { segment: last.path.clone(), offset: valid_len, bytes: len - valid_len })
+    } else {
+        None
     };
     let tail = Tail {
         file,

@@ -95,6 +95,12 @@ pub fn run(args: &WrapArgs) -> u8 {
     let open = |name: &str| std::fs::File::create(args.dir.join(name));
     let record = match (open("stdout"), open("stderr")) {
         (Ok(out), Ok(err)) => {
+            // bdp ignores SIGXFSZ (see `cli::main`); the agent gets the default back.
+            // SAFETY: setting a disposition to SIG_DFL touches no memory; the wrapper is single-threaded here.
+            unsafe {
+                let _ =
+                    nix::sys::signal::signal(nix::sys::signal::Signal::SIGXFSZ, nix::sys::signal::SigHandler::SigDfl);
+            }
             let spawned = Command::new(&args.argv[0])
                 .args(&args.argv[1..])
                 .stdin(Stdio::null())

@@ -6,8 +6,8 @@
 //! New values follow the line's own style (`"k": v, ` as Python/bd write, or compact `"k":v,`).
 //! Records whose `_type` is not `issue` are kept and ignored; blank lines are kept.
 //!
-//! Reading refuses the whole file on the first bad line (the error names `file:line`), and on duplicate
-//! ids: a store whose records are ambiguous must not be written. Writes are atomic: under an exclusive
+//! Reading refuses the whole file on the first bad line (the error names `file:line`), on duplicate ids,
+//! and on an issue line that holds a field twice: a store whose records are ambiguous must not be written. Writes are atomic: under an exclusive
 //! `flock` on the file, re-read, edit, write a temp file in `.beads/`, fsync it, rename it over the file,
 //! fsync the directory. A failed write leaves the old file untouched.
 
@@ -70,6 +70,10 @@ impl JsonlFile {
                     continue;
                 }
                 let issue = Issue::from_json(&value).map_err(|e| err(lineno, format!("not a beads issue: {e}")))?;
+                if let Some(key) = repeated_key(raw, &value) {
+                    let why = "JSON readers keep only one of them, and an edit could change the other";
+                    return Err(err(lineno, format!("the field `{key}` appears twice ({why})")));
+                }
                 if let Some(&first) = first_line.get(&issue.id) {
                     return Err(TrackerError::DuplicateId {
                         path: path.to_path_buf(),
@@ -196,6 +200,16 @@ fn value_end(raw: &[u8], i: usize) -> usize {
 /// The top-level fields of a valid JSON object line, and the position of its closing `}`.
 fn fields(raw: &[u8]) -> (Vec<FieldSpan>, usize) {
     let mut out = Vec::new();
+    let close = each_field(raw, |key_start, key_end, value_start, end| {
+        let key: String = serde_json::from_slice(&raw[key_start..key_end]).unwrap_or_default();
+        out.push(FieldSpan { key, key_start, value_start, value_end: end });
+    });
+    (out, close)
+}
+
+/// Calls `each(key_start, key_end, value_start, value_end)` for every top-level field of a valid JSON
+/// object line; returns the position of its closing `}`.
+fn each_field(raw: &[u8], mut each: impl FnMut(usize, usize, usize, usize)) -> usize {
     let mut i = skip_ws(raw, 0) + 1; // past '{'
     loop {
         i = skip_ws(raw, i);
@@ -205,17 +219,27 @@ fn fields(raw: &[u8]) -> (Vec<FieldSpan>, usize) {
                 i += 1;
                 continue;
             }
-            _ => return (out, i), // '}'
+            _ => return i, // '}'
         }
-        let key_start = i;
         let key_end = string_end(raw, i);
-        let key: String = serde_json::from_slice(&raw[key_start..key_end]).unwrap_or_default();
         let colon = skip_ws(raw, key_end);
         let value_start = skip_ws(raw, colon + 1);
         let end = value_end(raw, value_start);
-        out.push(FieldSpan { key, key_start, value_start, value_end: end });
+        each(i, key_end, value_start, end);
         i = end;
     }
+}
+
+/// A top-level key that a valid JSON object line (parsed as `value`) holds twice, if any. Readers keep one
+/// of the two values (serde_json, Go and Python the last), while an edit splices the first.
+fn repeated_key(raw: &[u8], value: &Value) -> Option<String> {
+    let mut count = 0;
+    each_field(raw, |_, _, _, _| count += 1);
+    if count == value.as_object().map_or(0, serde_json::Map::len) {
+        return None;
+    }
+    let mut seen = std::collections::HashSet::new();
+    fields(raw).0.into_iter().map(|f| f.key).find(|key| !seen.insert(key.clone()))
 }
 
 /// Whether the line writes `"key": value, ` (with spaces) rather than `"key":value,`.
