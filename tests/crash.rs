@@ -183,7 +183,7 @@ fn sweep(n: usize, agents: usize) -> (usize, usize) {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(point) = points.get(i) else { break };
-                    if i > 0 && i % 50 == 0 {
+                    if i > 0 && i.is_multiple_of(50) {
                         eprintln!("crash sweep: {i} of {} points started, {:.0?}", points.len(), started.elapsed());
                     }
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
