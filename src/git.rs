@@ -116,14 +116,20 @@ pub fn remove_worktree(repo: &Path, path: &Path) -> GitResult<()> {
     if path.exists() {
         let force = OsStr::new("--force");
         let removed = run(repo, [OsStr::new("worktree"), OsStr::new("remove"), force, force, path.as_os_str()]);
-        if let Err(e) = removed {
-            if !path.exists() {
-                return Err(e);
+        // Not a worktree (any more, or not yet registered): what matters is that the directory is gone.
+        if let Err(e) = removed
+            && path.exists()
+        {
+            match std::fs::remove_dir_all(path) {
+                Ok(()) => {}
+                Err(io) if io.kind() == std::io::ErrorKind::NotFound => {}
+                Err(io) => {
+                    return Err(GitError::Failed {
+                        command: format!("remove {}", path.display()),
+                        stderr: format!("{e}; then: {io}"),
+                    });
+                }
             }
-            std::fs::remove_dir_all(path).map_err(|io| GitError::Failed {
-                command: format!("remove {}", path.display()),
-                stderr: format!("{e}; then: {io}"),
-            })?;
         }
     }
     run(repo, ["worktree", "prune"])?;

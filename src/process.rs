@@ -150,6 +150,14 @@ impl FlockTable {
     }
 }
 
+/// `git` processes (other than ours) working in `dir` or inside it.
+pub fn git_processes_in(dir: &std::path::Path) -> Vec<u32> {
+    processes_in(dir)
+        .into_iter()
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "git"))
+        .collect()
+}
+
 /// Processes (that we may look at) whose working directory is `dir` or inside it.
 pub fn processes_in(dir: &std::path::Path) -> Vec<u32> {
     let Ok(dir) = dir.canonicalize() else { return Vec::new() };

@@ -212,6 +212,9 @@ pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &RunArgs) -> CliResult<
     };
     // The last session did not end (or left things behind): compare the log with the world first.
     let recovers = loaded.state.open_session.clone();
+    if recovers.is_some() {
+        wait_for_orphaned_git(repo);
+    }
     let observer = crate::observe::Observer { repo, actor: &opts.actor, live_orchestrator: None };
     let findings = crate::reconcile::diff(&loaded.state, &observer.observe(&loaded.state, &issues));
     let tracker_name = tracker.name();
@@ -249,6 +252,25 @@ pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &RunArgs) -> CliResult<
         CliError::internal(e.to_string()).with_hint("the log has every step so far; run again to carry on")
     })?;
     Ok(if summary.failed + summary.conflicted > 0 { Outcome::Found } else { Outcome::Ok })
+}
+
+/// A killed orchestrator leaves its git commands running (a `git worktree add` half done): let them end
+/// (10 s at most) before looking at worktrees, so recovery does not race them.
+fn wait_for_orphaned_git(repo: &Repo) {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    let mut said = false;
+    loop {
+        let left = crate::process::git_processes_in(&repo.root);
+        if left.is_empty() || std::time::Instant::now() >= until {
+            return;
+        }
+        if !said {
+            let pids: Vec<String> = left.iter().map(u32::to_string).collect();
+            eprintln!("note: waiting for git processes in the repository to end (pids {})", pids.join(", "));
+            said = true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Checks the repository and finds the base branch and the git dir.
