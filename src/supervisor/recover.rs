@@ -14,7 +14,7 @@ use crate::state::AttemptOutcome;
 use crate::supervisor::agent::{self, Adopted, AgentEnd};
 
 use super::options::Isolation;
-use super::orchestrator::{Ending, Live, Msg, Orchestrator, RunResult};
+use super::orchestrator::{Ending, Live, Orchestrator, RunResult};
 
 impl Orchestrator {
     /// Records every finding, then applies the repairs in order.
@@ -363,19 +363,11 @@ impl Orchestrator {
     /// Supervises an agent a crashed orchestrator started, to its end.
     fn adopt(&mut self, id: &str, attempt: u32, pid: u32, pgid: u32, start_time: Option<u64>) {
         let elapsed = start_time.and_then(crate::process::age).unwrap_or_default();
-        let title = self.live.get(id).map(|l| l.title.clone()).unwrap_or_default();
-        self.progress.started(id, attempt, &title);
-        self.phase(id, Phase::Running);
-        self.set_busy(id, true);
-        let (tx, stop, issue) = (self.tx.clone(), self.stop_now.subscribe(), id.to_string());
-        let (timeout, grace) = (self.opts.timeout, self.opts.grace);
+        let (stop, timeout, grace) = (self.stop_now.subscribe(), self.opts.timeout, self.opts.grace);
         let dir = self.repo.attempt_dir(id, attempt);
-        tokio::spawn(async move {
-            let adopted = Adopted { pid, pgid, start_time, elapsed };
-            let end = agent::supervise_adopted(adopted, timeout, grace, dir.clone(), stop).await;
-            let usage = std::fs::read(dir.join("stdout")).ok().and_then(|out| super::usage::parse(&out));
-            let _ = tx.send(Msg::Exited { issue, attempt, end, usage });
-        });
+        let adopted = Adopted { pid, pgid, start_time, elapsed };
+        let supervision = agent::supervise_adopted(adopted, timeout, grace, dir.clone(), stop);
+        self.watch(id, attempt, dir, supervision);
     }
 }
 

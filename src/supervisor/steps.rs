@@ -202,18 +202,31 @@ impl Orchestrator {
             start_time: running.start_time,
         }]);
         self.summary.attempts += 1;
+        let (stop, timeout, grace) = (self.stop_now.subscribe(), self.opts.timeout, self.opts.grace);
+        let supervision = agent::supervise(running, timeout, grace, dir.clone(), stop);
+        self.watch(id, attempt, dir, supervision);
+        Ok(())
+    }
+
+    /// Shows the attempt as running and hands its supervision to a task that reports [`Msg::Exited`], with
+    /// the usage the agent printed. Spawned and adopted agents alike.
+    pub(super) fn watch(
+        &mut self,
+        id: &str,
+        attempt: u32,
+        dir: PathBuf,
+        supervision: impl std::future::Future<Output = AgentEnd> + Send + 'static,
+    ) {
         let title = self.live.get(id).map(|l| l.title.clone()).unwrap_or_default();
         self.progress.started(id, attempt, &title);
         self.phase(id, Phase::Running);
         self.set_busy(id, true);
-        let (tx, stop, issue) = (self.tx.clone(), self.stop_now.subscribe(), id.to_string());
-        let (timeout, grace) = (self.opts.timeout, self.opts.grace);
+        let (tx, issue) = (self.tx.clone(), id.to_string());
         tokio::spawn(async move {
-            let end = agent::supervise(running, timeout, grace, dir.clone(), stop).await;
+            let end = supervision.await;
             let usage = std::fs::read(dir.join("stdout")).ok().and_then(|out| super::usage::parse(&out));
             let _ = tx.send(Msg::Exited { issue, attempt, end, usage });
         });
-        Ok(())
     }
 
     pub(super) fn on_exited(
