@@ -166,7 +166,7 @@ fn look(
     let events_dir = repo.events_dir();
     let index_path = repo.index_path();
     // Never create the index just to look at it.
-    let index = if index_path.exists() { Index::open(&index_path).ok() } else { None };
+    let index = Index::open_read_only(&index_path).ok().flatten();
     let checkpoints = index.as_ref().and_then(|i| i.checkpoints().ok()).unwrap_or_default();
     let mut bad_checkpoints = Vec::new();
     for meta in &checkpoints {

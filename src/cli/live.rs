@@ -59,12 +59,12 @@ pub fn claim_liveness(orchestrator: &Orchestrator, claim: &Claim) -> Option<Stri
     None
 }
 
-/// The log's state (checkpoint + tail), or an empty state when there is no log yet.
+/// The log's state (checkpoint + tail, read-only), or an empty state when there is no log yet.
 pub fn state(repo: &Repo) -> CliResult<State> {
     if !repo.events_dir().is_dir() {
         return Ok(State::new());
     }
-    match load::recover(repo) {
+    match load::read(repo) {
         Ok(loaded) => Ok(loaded.state),
         Err(LogError::NoLog { .. }) => Ok(State::new()),
         Err(e) => Err(crate::error::CliError::from(e).with_hint("`bdp verify` says exactly where the log is damaged")),

@@ -4,6 +4,7 @@
 pub mod audit;
 mod clean;
 mod config;
+mod demo;
 mod live;
 mod logs;
 mod logs_source;
@@ -50,6 +51,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// See bdp work: a sandbox repo, scripted agents, a SIGKILL half way, the recovery, audit and timeline.
+    ///
+    /// Makes a git repository with 12 beads issues in 3 tracks (.beads/issues.jsonl, no bd or br needed)
+    /// in a temp dir (removed afterwards) or in --keep DIR, and runs `bdp run` on it as a child process with
+    /// scripted agents (a hidden subcommand of bdp). About half way it kills the run with SIGKILL while
+    /// agents work, shows `bdp status`, runs `bdp run` again (which recovers and finishes), then `bdp audit`,
+    /// the sessions, an HTML timeline and the realized speedup. Exit 0 when all of that happened.
+    Demo(demo::DemoArgs),
+    /// Internal: the scripted agent of `bdp demo`.
+    #[command(name = "__demo-agent", hide = true)]
+    DemoAgent(demo::DemoAgentArgs),
     /// Check the whole event log: chain, seqs, record shapes, transitions. Exit 0 intact, 1 damaged, 2 error.
     Verify(verify::VerifyArgs),
     /// Inspect past sessions: list them, one session's timeline, the state at a seq, one issue's history.
@@ -131,6 +143,8 @@ fn run(cli: Cli) -> CliResult<Outcome> {
             let code = crate::supervisor::wrapper::run(&args);
             std::process::exit(i32::from(code));
         }
+        Command::DemoAgent(args) => std::process::exit(i32::from(demo::run_agent(&args))),
+        Command::Demo(args) => demo::run(&args),
         Command::Verify(args) => verify::run(&Repo::discover(cli.repo.as_deref())?, &args),
         Command::Replay(args) => replay::run(&Repo::discover(cli.repo.as_deref())?, &args),
         Command::Run(args) => run::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),

@@ -3,6 +3,11 @@
 //! It is a cache. Every row says which record (seq and chain value) it was derived from, and is used only
 //! after the log is seen to hold that very record; otherwise it is ignored (and rebuilt). Deleting the
 //! file changes no answer, only speed.
+//!
+//! Only `bdp run` (and `audit --fix`) write it, through [`Index::open`]. Read commands use
+//! [`Index::open_read_only`], which never creates, converts or changes a byte of it. The file uses a
+//! rollback journal, not WAL, so that a read-only reader needs no `-shm` file: a WAL-mode file (written by
+//! an older bdp) is converted by the next writer, and skipped by readers until then.
 
 use std::path::{Path, PathBuf};
 
@@ -38,7 +43,7 @@ impl Index {
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
+            "PRAGMA journal_mode = DELETE;
              PRAGMA synchronous = NORMAL;
              CREATE TABLE IF NOT EXISTS checkpoints (
                  seq INTEGER PRIMARY KEY,
@@ -64,6 +69,33 @@ impl Index {
         )
         .map_err(err)?;
         Ok(Index { conn, path: path.to_path_buf() })
+    }
+
+    /// Opens the index to read it, or `None` when there is none (or it is in WAL mode, which a read-only
+    /// reader cannot open without creating files). Never writes anything.
+    pub fn open_read_only(path: &Path) -> Result<Option<Index>, LogError> {
+        use rusqlite::OpenFlags;
+        let err = |e: rusqlite::Error| LogError::Index { path: path.to_path_buf(), message: e.to_string() };
+        let mut header = [0u8; 20];
+        match std::fs::File::open(path) {
+            Ok(file) => {
+                use std::os::unix::fs::FileExt;
+                if file.read_exact_at(&mut header, 0).is_err() {
+                    return Ok(None);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(LogError::Index { path: path.to_path_buf(), message: e.to_string() }),
+        }
+        // Bytes 18 and 19 of an SQLite header: 2 means WAL.
+        if header[18] == 2 || header[19] == 2 {
+            tracing::info!("{} is in WAL mode (an older bdp wrote it); reading the log without it", path.display());
+            return Ok(None);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+        Ok(Some(Index { conn, path: path.to_path_buf() }))
     }
 
     fn err(&self, e: impl std::fmt::Display) -> LogError {

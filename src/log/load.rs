@@ -56,10 +56,9 @@ pub fn fold_verified(
     Ok((state, summary))
 }
 
-/// Recovery's fast path: newest matching checkpoint + tail; a full fold when none matches. Saves a new
-/// checkpoint when the tail was long. Index trouble is logged and worked around, never fatal.
+/// Recovery's fast path (`bdp run`): newest matching checkpoint + tail; a full fold when none matches.
+/// Saves a new checkpoint when the tail was long. Index trouble is logged and worked around, never fatal.
 pub fn recover(repo: &Repo) -> Result<Loaded, LogError> {
-    let events_dir = repo.events_dir();
     let index = match Index::open(&repo.index_path()) {
         Ok(index) => Some(index),
         Err(e) => {
@@ -67,6 +66,24 @@ pub fn recover(repo: &Repo) -> Result<Loaded, LogError> {
             None
         }
     };
+    load(repo, index, true)
+}
+
+/// The same state for a read command: the newest matching checkpoint + tail, read-only. Never writes
+/// anything under `.bdp/` (no checkpoint saved, no index created).
+pub fn read(repo: &Repo) -> Result<Loaded, LogError> {
+    let index = match Index::open_read_only(&repo.index_path()) {
+        Ok(index) => index,
+        Err(e) => {
+            tracing::warn!("{e}; folding the whole log instead");
+            None
+        }
+    };
+    load(repo, index, false)
+}
+
+fn load(repo: &Repo, index: Option<Index>, save: bool) -> Result<Loaded, LogError> {
+    let events_dir = repo.events_dir();
     let mut start = None;
     if let Some(index) = &index {
         for meta in index.checkpoints().unwrap_or_default() {
@@ -98,7 +115,7 @@ pub fn recover(repo: &Repo) -> Result<Loaded, LogError> {
     };
     let summary =
         walk(&events_dir, after.as_ref(), &Decode::All, |record, pos| apply(&mut state, &events_dir, &record, pos))?;
-    if let (Some(index), Some(pos)) = (&index, summary.last_position)
+    if let (true, Some(index), Some(pos)) = (save, &index, summary.last_position)
         && summary.records >= CHECKPOINT_EVERY
     {
         let meta = CheckpointMeta {

@@ -72,6 +72,8 @@ struct Tail {
     foreign: Vec<Record>,
     broken: Option<Arc<LogError>>,
     buf: Vec<u8>,
+    /// Where the last record is: (segment, offset, length with its newline). `None` in an empty log.
+    last: Option<(u32, u64, u64)>,
 }
 
 /// The appending end of a log. Share it between threads by reference or `Arc`.
@@ -134,6 +136,14 @@ impl LogWriter {
     pub fn last(&self) -> (u64, ChainHash) {
         let tail = self.tail.lock().unwrap_or_else(PoisonError::into_inner);
         (tail.next_seq - 1, tail.chain)
+    }
+
+    /// The last record's seq, chain value and place in the log: what a checkpoint taken right after it
+    /// records. `None` while the log is empty.
+    pub fn last_position(&self) -> Option<super::index::CheckpointMeta> {
+        let tail = self.tail.lock().unwrap_or_else(PoisonError::into_inner);
+        let (segment, offset, len) = tail.last?;
+        Some(super::index::CheckpointMeta { seq: tail.next_seq - 1, chain: tail.chain, segment, offset, len })
     }
 
     /// Records other processes appended, in seq order, since the last call.
@@ -205,6 +215,7 @@ impl LogWriter {
         let mut out = Vec::with_capacity(batches.len());
         let failpoint = super::failpoint::armed();
         let first_seq = seq;
+        let mut last_start = 0;
         for batch in batches {
             let mut records = Vec::with_capacity(batch.events.len());
             for event in batch.events {
@@ -216,6 +227,7 @@ impl LogWriter {
                     super::failpoint::crash(When::Before, at);
                 }
                 let record = Record { seq, v: FORMAT_VERSION, ts: ts.clone(), session: self.session.clone(), event };
+                last_start = buf.len();
                 chain = encode_record(&record, &chain, &mut buf);
                 seq += 1;
                 records.push(record);
@@ -229,6 +241,11 @@ impl LogWriter {
             && (first_seq..seq).contains(&at)
         {
             super::failpoint::crash(When::After, at);
+        }
+        if seq > first_seq {
+            // The whole buffer went to the end of the current segment (a roll happens before the write).
+            let last_len = (tail.buf.len() - last_start) as u64;
+            tail.last = Some((tail.segment, tail.len - last_len, last_len));
         }
         tail.chain = chain;
         tail.next_seq = seq;
@@ -305,6 +322,7 @@ impl LogWriter {
                     let record =
                         decode_line(line).map_err(|e| LogError::corrupt(raw.seq, location(), Problem::Decode(e)))?;
                     tail.foreign.push(record);
+                    tail.last = Some((tail.segment, tail.len + pos as u64, nl as u64 + 1));
                     tail.chain = chain;
                     tail.next_seq += 1;
                     pos += nl + 1;
@@ -367,12 +385,13 @@ fn open_tail(events_dir: &Path) -> Result<(Tail, Option<TornTail>), LogError> {
         if seg_len == 0 {
             continue;
         }
-        found = Some(read_last_record(&seg_file, seg_len, &segment.path)?);
+        let (next_seq, chain, offset) = read_last_record(&seg_file, seg_len, &segment.path)?;
+        found = Some((next_seq, chain, (segment.number, offset, seg_len - offset)));
         break;
     }
-    let (next_seq, chain) = match found {
-        Some(record_end) => record_end,
-        None => (1, GENESIS),
+    let (next_seq, chain, last_place) = match found {
+        Some((next_seq, chain, place)) => (next_seq, chain, Some(place)),
+        None => (1, GENESIS, None),
     };
     let torn = if valid_len < len {
         let mut tail = vec![0; (len - valid_len).min(MAX_RECORD_BYTES as u64 + 2) as usize];
@@ -398,6 +417,7 @@ fn open_tail(events_dir: &Path) -> Result<(Tail, Option<TornTail>), LogError> {
         foreign: Vec::new(),
         broken: None,
         buf: Vec::new(),
+        last: last_place,
     };
     Ok((tail, torn))
 }
@@ -420,15 +440,15 @@ fn find_last_newline(file: &File, len: u64, path: &Path) -> Result<Option<u64>, 
 }
 
 /// Reads and checks the last record of a segment whose first `len` bytes end with a newline; returns the
-/// next seq and the chain value to continue from.
-fn read_last_record(file: &File, len: u64, path: &Path) -> Result<(u64, ChainHash), LogError> {
+/// next seq and the chain value to continue from, and the record's offset.
+fn read_last_record(file: &File, len: u64, path: &Path) -> Result<(u64, ChainHash, u64), LogError> {
     let before = find_last_newline(file, len - 1, path)?.map_or(0, |nl| nl + 1);
     let mut line = vec![0; (len - 1 - before) as usize];
     file.read_exact_at(&mut line, before).map_err(|e| LogError::io("read", path, e))?;
     let location = Location { segment: path.to_path_buf(), line: 0, offset: before };
     let raw = split_line(&line).map_err(|e| LogError::corrupt(0, location.clone(), Problem::Decode(e)))?;
     decode_line(&line).map_err(|e| LogError::corrupt(raw.seq, location, Problem::Decode(e)))?;
-    Ok((raw.seq + 1, raw.chain))
+    Ok((raw.seq + 1, raw.chain, before))
 }
 
 /// Creates a directory (and parents) and makes the new entries durable.

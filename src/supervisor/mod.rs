@@ -8,6 +8,7 @@
 //!   (load and memory), [`progress`] (what the user sees).
 
 pub mod agent;
+mod checkpointer;
 pub mod guard;
 pub mod options;
 pub mod orchestrator;

@@ -136,6 +136,8 @@ pub struct Orchestrator {
     pub(super) holder: crate::log::lock::Holder,
     /// Findings of the recovery to repair before anything new is claimed.
     pub(super) recovery: Vec<crate::reconcile::Finding>,
+    /// Saves checkpoints as the run goes, on a thread of its own.
+    checkpoints: super::checkpointer::Checkpointer,
 }
 
 /// Everything the orchestrator is built from.
@@ -157,6 +159,7 @@ impl Orchestrator {
         let (stop_now, _) = watch::channel(false);
         let progress = Progress::new(setup.opts.plain);
         let session = setup.log.session().to_string();
+        let checkpoints = super::checkpointer::Checkpointer::start(&setup.repo, setup.state.last_seq);
         Orchestrator {
             repo: setup.repo,
             opts: setup.opts,
@@ -185,6 +188,7 @@ impl Orchestrator {
             git_lock: Default::default(),
             holder: crate::log::lock::Holder { pid: std::process::id(), start_time: None, since: String::new() },
             recovery: Vec::new(),
+            checkpoints,
         }
     }
 
@@ -238,6 +242,7 @@ impl Orchestrator {
         for record in self.log.take_foreign().iter().chain(records.iter()) {
             self.state.apply(record).map_err(|e| RunError::Internal(format!("the log refused its own record: {e}")))?;
         }
+        self.checkpoints.note(&self.state, || self.log.last_position());
         Ok(())
     }
 
@@ -332,6 +337,7 @@ impl Orchestrator {
             }
         };
         let ended = self.append(vec![Event::SessionEnded { reason }]);
+        self.checkpoints.finish(&self.state, self.log.last_position());
         self.progress.clear();
         self.summary.wall = started.elapsed();
         self.summary.stop = Some(reason);

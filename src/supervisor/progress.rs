@@ -34,8 +34,8 @@ impl Progress {
         }
     }
 
-    /// An agent started on `id`.
-    pub fn started(&mut self, id: &str, attempt: u32, title: &str) {
+    /// An agent started on `id` (or, with `adopted`, an agent a crashed run started is supervised again).
+    pub fn started(&mut self, id: &str, attempt: u32, title: &str, adopted: Option<u32>) {
         let title = one_line(title, 60);
         match &self.live {
             Some(multi) => {
@@ -51,7 +51,12 @@ impl Progress {
                     old.finish_and_clear();
                 }
             }
-            None => self.line(&format!("start    {id}  attempt {attempt}  {title}")),
+            None => match adopted {
+                Some(pid) => {
+                    self.line(&format!("adopt    {id}  attempt {attempt} (pid {pid}, still running)  {title}"))
+                }
+                None => self.line(&format!("start    {id}  attempt {attempt}  {title}")),
+            },
         }
     }
 

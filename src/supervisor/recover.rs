@@ -367,7 +367,7 @@ impl Orchestrator {
         let dir = self.repo.attempt_dir(id, attempt);
         let adopted = Adopted { pid, pgid, start_time, elapsed };
         let supervision = agent::supervise_adopted(adopted, timeout, grace, dir.clone(), stop);
-        self.watch(id, attempt, dir, supervision);
+        self.watch(id, attempt, dir, Some(pid), supervision);
     }
 }
 

@@ -204,21 +204,23 @@ impl Orchestrator {
         self.summary.attempts += 1;
         let (stop, timeout, grace) = (self.stop_now.subscribe(), self.opts.timeout, self.opts.grace);
         let supervision = agent::supervise(running, timeout, grace, dir.clone(), stop);
-        self.watch(id, attempt, dir, supervision);
+        self.watch(id, attempt, dir, None, supervision);
         Ok(())
     }
 
     /// Shows the attempt as running and hands its supervision to a task that reports [`Msg::Exited`], with
-    /// the usage the agent printed. Spawned and adopted agents alike.
+    /// the usage the agent printed. Spawned and adopted agents alike (`adopted`: the pid of an agent a
+    /// crashed orchestrator started).
     pub(super) fn watch(
         &mut self,
         id: &str,
         attempt: u32,
         dir: PathBuf,
+        adopted: Option<u32>,
         supervision: impl std::future::Future<Output = AgentEnd> + Send + 'static,
     ) {
         let title = self.live.get(id).map(|l| l.title.clone()).unwrap_or_default();
-        self.progress.started(id, attempt, &title);
+        self.progress.started(id, attempt, &title, adopted);
         self.phase(id, Phase::Running);
         self.set_busy(id, true);
         let (tx, issue) = (self.tx.clone(), id.to_string());

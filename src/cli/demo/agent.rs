@@ -1,0 +1,93 @@
+//! `bdp __demo-agent ID ATTEMPT PROMPT_FILE`: the scripted agent of `bdp demo` (hidden).
+//!
+//! It plays a coding agent in its working directory (the issue's worktree): reads the prompt, "works" for
+//! the issue's scripted time while printing what it does, appends its line to its file, and commits it
+//! with git (argv, never a shell). The flaky issue fails its first attempt. It only ever touches the
+//! directory it runs in.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use super::scenario::{self, FLAKY};
+
+#[derive(Debug, clap::Args)]
+pub struct DemoAgentArgs {
+    /// The issue id (`{id}`).
+    pub id: String,
+    /// The attempt number (`{attempt}`).
+    pub attempt: u32,
+    /// The prompt file bdp wrote (`{prompt_file}`).
+    pub prompt_file: std::path::PathBuf,
+}
+
+/// Runs the scripted agent; returns its exit code.
+pub fn run(args: &DemoAgentArgs) -> u8 {
+    match work(args) {
+        Ok(()) => 0,
+        Err(message) => {
+            eprintln!("{message}");
+            1
+        }
+    }
+}
+
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}
+
+fn work(args: &DemoAgentArgs) -> Result<(), String> {
+    let issue =
+        scenario::find(&args.id).ok_or_else(|| format!("error: {} is not one of the demo's issues", args.id))?;
+    let prompt = std::fs::read_to_string(&args.prompt_file)
+        .map_err(|e| format!("error: cannot read the prompt {}: {e}", args.prompt_file.display()))?;
+    say(&format!("read the prompt ({} lines): {}", prompt.lines().count(), issue.title));
+    let steps = ["reading the code around it", "writing the change", "running the tests"];
+    let step_ms = issue.work_ms / steps.len() as u64;
+    for (n, step) in steps.iter().enumerate() {
+        say(&format!("step {}/{}: {step}", n + 1, steps.len()));
+        std::thread::sleep(Duration::from_millis(step_ms));
+        if issue.id == FLAKY && args.attempt == 1 && n == 1 {
+            return Err("error: test flags::jobs_takes_a_number failed: `--jobs four` was accepted \
+                        (the demo fails this first attempt on purpose; bdp retries it)"
+                .to_string());
+        }
+    }
+    let path = Path::new(issue.file);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("error: cannot create {}: {e}", dir.display()))?;
+    }
+    let mut text = std::fs::read_to_string(path).unwrap_or_default();
+    text.push_str(issue.line);
+    text.push('\n');
+    std::fs::write(path, text).map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
+    git(&["add", "--", issue.file])?;
+    let message = format!("{}: {}", issue.id, issue.title);
+    git(&[
+        "-c",
+        "user.name=bdp demo agent",
+        "-c",
+        "user.email=agent@demo.invalid",
+        "-c",
+        "commit.gpgsign=false",
+        "commit",
+        "-q",
+        "--no-verify",
+        "-m",
+        &message,
+    ])?;
+    let head = git(&["rev-parse", "--short", "HEAD"])?;
+    say(&format!("committed {} ({})", head.trim(), issue.file));
+    Ok(())
+}
+
+fn git(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git").args(args).output().map_err(|e| format!("error: cannot run git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("error: git {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

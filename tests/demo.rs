@@ -1,0 +1,207 @@
+//! `bdp demo`, end to end: one real demo run (a sandbox, scripted agents, a SIGKILL, the recovery), kept in
+//! a directory, and checked from every side: what it printed, what its log says, what git and the tracker
+//! hold. Then every read command on that sandbox, checked to leave `.bdp/` byte for byte as it was.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+struct Demo {
+    dir: PathBuf,
+    stdout: String,
+    code: Option<i32>,
+}
+
+/// The one demo run of this test binary, shared by its tests.
+fn demo() -> &'static Demo {
+    static DEMO: OnceLock<Demo> = OnceLock::new();
+    DEMO.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("demo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = Command::new(env!("CARGO_BIN_EXE_bdp"))
+            .args(["demo", "--keep"])
+            .arg(&dir)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        Demo { dir, stdout, code: out.status.code() }
+    })
+}
+
+fn bdp(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bdp")).arg("--repo").arg(dir).args(args).env_remove("RUST_LOG").output().unwrap()
+}
+
+fn records(dir: &Path) -> Vec<Value> {
+    let mut segments: Vec<PathBuf> =
+        std::fs::read_dir(dir.join(".bdp/events")).unwrap().map(|e| e.unwrap().path()).collect();
+    segments.sort();
+    segments
+        .iter()
+        .flat_map(|p| std::fs::read_to_string(p).unwrap().lines().map(str::to_string).collect::<Vec<_>>())
+        .map(|l| serde_json::from_str(&l).unwrap())
+        .collect()
+}
+
+fn events<'a>(records: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    records.iter().filter(move |r| r["event"]["type"] == kind)
+}
+
+#[test]
+fn the_demo_crashes_a_run_and_the_next_run_recovers_it_without_loss() {
+    let d = demo();
+    assert_eq!(d.code, Some(0), "the demo exits 0 when everything it shows happened");
+    let records = records(&d.dir);
+    // Two sessions: the first never ended (SIGKILL), the second names it and ended on its own.
+    let started: Vec<&Value> = events(&records, "session_started").collect();
+    assert_eq!(started.len(), 2);
+    let first = started[0]["session"].as_str().unwrap();
+    assert_eq!(started[1]["event"]["recovers"], first, "the second session recovers the first");
+    let ended: Vec<&Value> = events(&records, "session_ended").collect();
+    assert_eq!(ended.len(), 1, "only the recovering session ended");
+    assert_ne!(ended[0]["session"], first);
+    // The kill came while agents worked: the recovery found at least one of them (alive or exited).
+    let findings: Vec<&str> =
+        events(&records, "reconcile_finding").map(|r| r["event"]["kind"].as_str().unwrap()).collect();
+    assert!(findings.iter().any(|k| *k == "agent_alive" || *k == "agent_exited_unrecorded"), "findings: {findings:?}");
+    // Nothing lost, nothing done twice: each issue released once as done, except the conflicted one.
+    let mut releases: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in events(&records, "issue_released") {
+        releases
+            .entry(r["event"]["issue"].as_str().unwrap().to_string())
+            .or_default()
+            .push(r["event"]["reason"].as_str().unwrap().to_string());
+    }
+    assert_eq!(releases.len(), 12, "every issue was finished: {releases:?}");
+    assert_eq!(releases["demo-7"], ["conflict"], "the second route conflicts");
+    for (id, reasons) in &releases {
+        if id != "demo-7" {
+            assert_eq!(reasons, &["done"], "{id}");
+        }
+    }
+    // The flaky issue failed once, was retried, and passed.
+    assert!(events(&records, "retry_scheduled").any(|r| r["event"]["issue"] == "demo-10"));
+    // Git: every done issue's commit is on main once; the conflicted branch is kept.
+    let log = Command::new("git").args(["log", "--format=%s", "main"]).current_dir(&d.dir).output().unwrap();
+    let subjects = String::from_utf8_lossy(&log.stdout).into_owned();
+    for n in (1..=12).filter(|n| *n != 7) {
+        let prefix = format!("demo-{n}: ");
+        assert_eq!(subjects.lines().filter(|s| s.starts_with(&prefix)).count(), 1, "demo-{n} on main:\n{subjects}");
+    }
+    let branches = Command::new("git").args(["branch", "--list", "bdp/*"]).current_dir(&d.dir).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&branches.stdout).trim(), "bdp/demo-7");
+    // The tracker: eleven closed, the conflicted one open and labelled.
+    let tracker = std::fs::read_to_string(d.dir.join(".beads/issues.jsonl")).unwrap();
+    let issues: Vec<Value> = tracker.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for issue in &issues {
+        if issue["id"] == "demo-7" {
+            assert_eq!(issue["status"], "open");
+            assert!(issue["labels"].as_array().unwrap().iter().any(|l| l == "bdp:conflict"));
+        } else {
+            assert_eq!(issue["status"], "closed", "{}", issue["id"]);
+        }
+    }
+    // Every agent process is gone, and the log verifies.
+    for r in events(&records, "agent_spawned") {
+        let (pid, start) = (r["event"]["pid"].as_u64().unwrap() as u32, r["event"]["start_time"].as_u64());
+        assert!(!bdp::process::is_alive(pid, start), "agent pid {pid} is still alive");
+    }
+    assert!(bdp(&d.dir, &["verify"]).status.success());
+}
+
+#[test]
+fn the_demo_tells_what_happens_as_it_happens() {
+    let d = demo();
+    let out = &d.stdout;
+    let steps: Vec<usize> = (1..=6).map(|n| out.find(&format!("[{n}/6] ")).unwrap_or(usize::MAX)).collect();
+    assert!(steps.windows(2).all(|w| w[0] < w[1] && w[1] != usize::MAX), "six steps in order:\n{out}");
+    assert!(out.contains("kill -9 "), "{out}");
+    assert!(out.contains("crashed"), "status shows the crashed session:\n{out}");
+    assert!(out.contains("recovering:"), "the second run says it recovers:\n{out}");
+    // The closing report, with what varies (times, ids, paths, counts of findings) masked.
+    let report = &out[out.find("what happened").expect("a closing report")..];
+    insta::with_settings!({filters => vec![
+        (r"s-\d{8}-\d{6}-[0-9a-f]{4}", "[session]"),
+        (r"\d+(\.\d+)?(ms|s|m)\b", "[time]"),
+        (r"\d+\.\dx", "[speedup]x"),
+        (r"after \d+ issues were done, \d+ agent\(s\)", "after [n] issues were done, [n] agent(s)"),
+        (r"recovered \[session\]: .*", "recovered [session]: [what recovery did]"),
+        (r"(?m)^(timeline|sandbox)( +)/\S+", "$1$2[path]"),
+        (r"/\S+demo-\d+", "[path]"),
+    ]}, {
+        insta::assert_snapshot!(report);
+    });
+}
+
+/// Paths and contents of every file under `dir`, hashed.
+fn tree_hash(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                out.insert(
+                    path.strip_prefix(dir).unwrap().display().to_string(),
+                    blake3::hash(&bytes).to_hex().to_string(),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn read_commands_leave_bdp_dir_byte_for_byte_as_it_was() {
+    let d = demo();
+    let bdp_dir = d.dir.join(".bdp");
+    let index = bdp_dir.join("index.sqlite");
+    assert!(index.exists(), "bdp run leaves checkpoints behind it");
+    let session = events(&records(&d.dir), "session_started").next().unwrap()["session"].as_str().unwrap().to_string();
+    let reads: &[&[&str]] = &[
+        &["status"],
+        &["status", "--json"],
+        &["replay"],
+        &["replay", "--json"],
+        &["replay", &session],
+        &["replay", "--issue", "demo-7"],
+        &["replay", "--at", "5"],
+        &["verify"],
+        &["audit"],
+        &["audit", "--json"],
+        &["logs"],
+        &["logs", "--issue", "demo-10", "--attempt", "1", "--both"],
+        &["plan"],
+    ];
+    let before = tree_hash(&bdp_dir);
+    for args in reads {
+        let out = bdp(&d.dir, args);
+        assert!(out.status.code().is_some_and(|c| c <= 1), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(tree_hash(&bdp_dir), before, "`bdp {}` changed .bdp/", args.join(" "));
+    }
+}
+
+#[test]
+fn the_run_checkpoints_where_its_session_ended() {
+    let d = demo();
+    let last = records(&d.dir).last().unwrap()["seq"].as_u64().unwrap();
+    let conn = rusqlite::Connection::open_with_flags(
+        d.dir.join(".bdp/index.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let newest: i64 = conn.query_row("SELECT max(seq) FROM checkpoints", [], |r| r.get(0)).unwrap();
+    assert_eq!(newest as u64, last, "a checkpoint at the session's last record");
+    let indexed: i64 = conn.query_row("SELECT seq FROM indexed WHERE id = 1", [], |r| r.get(0)).unwrap();
+    assert_eq!(indexed as u64, last, "the issue index covers the whole log");
+    let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(journal, "delete", "a rollback journal: readers need no -shm file");
+}
