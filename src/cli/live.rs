@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::CliResult;
 use crate::log::lock::Holder;
-use crate::log::{Decode, LogError, load, walk};
+use crate::log::{LogError, load};
 use crate::process;
 use crate::repo::Repo;
 use crate::state::{Claim, State};
@@ -71,20 +71,17 @@ pub fn state(repo: &Repo) -> CliResult<State> {
     }
 }
 
-/// The timestamps of the records `seqs`, read with one walk that decodes only those records.
+/// The timestamps of the records `seqs`, each found by bisection (a few small reads, whatever the length
+/// of the log: see `log::seek`).
 pub fn timestamps(repo: &Repo, seqs: impl IntoIterator<Item = u64>) -> CliResult<BTreeMap<u64, String>> {
     let mut wanted: Vec<u64> = seqs.into_iter().collect();
     wanted.sort_unstable();
     wanted.dedup();
-    let mut out = BTreeMap::new();
     if wanted.is_empty() {
-        return Ok(out);
+        return Ok(BTreeMap::new());
     }
-    walk(&repo.events_dir(), None, &Decode::SeqsThenFrom(wanted, u64::MAX), |record, _| {
-        out.insert(record.seq, record.ts);
-        Ok(())
-    })?;
-    Ok(out)
+    let records = crate::log::seek::records_at(&repo.events_dir(), &wanted)?;
+    Ok(records.into_iter().map(|r| (r.seq, r.ts)).collect())
 }
 
 /// Milliseconds from an RFC 3339 timestamp to now (0 if it is unreadable or in the future).

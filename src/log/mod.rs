@@ -14,6 +14,7 @@ pub mod index;
 pub mod issue_index;
 pub mod load;
 pub mod lock;
+pub mod seek;
 pub mod segment;
 mod sync;
 mod torn;
