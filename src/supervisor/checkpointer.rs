@@ -105,3 +105,50 @@ fn save_loop(repo: &Repo, rx: mpsc::Receiver<(CheckpointMeta, State)>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state_at(seq: u64) -> State {
+        State { last_seq: seq, ..State::default() }
+    }
+
+    fn meta(seq: u64) -> CheckpointMeta {
+        CheckpointMeta { seq, chain: [7; 32], segment: 1, offset: seq * 100, len: 100 }
+    }
+
+    fn saved(repo: &Repo) -> Vec<u64> {
+        let index = Index::open_read_only(&repo.index_path()).unwrap();
+        index.map(|i| i.checkpoints().unwrap().iter().map(|m| m.seq).collect()).unwrap_or_default()
+    }
+
+    #[test]
+    fn saves_every_n_records_and_at_the_end_never_a_place_that_is_not_the_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo { root: dir.path().to_path_buf() };
+        std::fs::create_dir_all(repo.bdp_dir()).unwrap();
+        let mut cp = Checkpointer::start(&repo, 100);
+        cp.note(&state_at(100 + EVERY_RECORDS - 1), || Some(meta(100 + EVERY_RECORDS - 1)));
+        let due = 100 + EVERY_RECORDS;
+        cp.note(&state_at(due), || Some(meta(due)));
+        // A place that is not where the state stands is never saved.
+        cp.note(&state_at(due + EVERY_RECORDS), || Some(meta(due + 1)));
+        cp.finish(&state_at(due + EVERY_RECORDS + 5), Some(meta(due + EVERY_RECORDS + 5)));
+        let mut seqs = saved(&repo);
+        seqs.sort_unstable();
+        assert_eq!(seqs, [due, due + EVERY_RECORDS + 5]);
+    }
+
+    #[test]
+    fn nothing_new_nothing_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo { root: dir.path().to_path_buf() };
+        std::fs::create_dir_all(repo.bdp_dir()).unwrap();
+        let mut cp = Checkpointer::start(&repo, 42);
+        cp.note(&state_at(42), || Some(meta(42)));
+        cp.finish(&state_at(42), Some(meta(42)));
+        assert!(saved(&repo).is_empty());
+        assert!(!repo.index_path().exists(), "not even an empty index");
+    }
+}
