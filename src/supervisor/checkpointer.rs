@@ -132,6 +132,12 @@ mod tests {
         cp.note(&state_at(100 + EVERY_RECORDS - 1), || Some(meta(100 + EVERY_RECORDS - 1)));
         let due = 100 + EVERY_RECORDS;
         cp.note(&state_at(due), || Some(meta(due)));
+        // The thread saves the newest of what waits: let it save this one before handing over more.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !saved(&repo).contains(&due) {
+            assert!(Instant::now() < deadline, "the checkpoint at {due} was never saved");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         // A place that is not where the state stands is never saved.
         cp.note(&state_at(due + EVERY_RECORDS), || Some(meta(due + 1)));
         cp.finish(&state_at(due + EVERY_RECORDS + 5), Some(meta(due + EVERY_RECORDS + 5)));
