@@ -114,10 +114,7 @@ fn print_all(repo: &Repo, args: &EventsArgs, stop: &AtomicBool, printer: &mut Pr
                 }
             }
         })
-        .or_else(|e| match failed.take() {
-            Some(why) => Err(why),
-            None => Err(Stop::from(e)),
-        })?;
+        .map_err(|e| failed.take().unwrap_or_else(|| Stop::from(e)))?;
         printer.flush()?;
         std::thread::sleep(FOLLOW_POLL);
     }

@@ -4,6 +4,7 @@
 pub mod audit;
 mod clean;
 mod config;
+mod dashboard;
 mod events;
 mod live;
 mod logs;
