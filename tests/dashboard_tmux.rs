@@ -233,3 +233,24 @@ fn watch_refuses_without_a_terminal() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     insta::assert_snapshot!("watch_without_a_terminal", stderr);
 }
+
+#[test]
+fn the_dashboard_ends_when_its_terminal_goes_away() {
+    if !have_tmux() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    common::build_normal(tmp.path());
+    let command = format!("exec '{}' --repo '{}' status --watch", env!("CARGO_BIN_EXE_bdp"), tmp.path().display());
+    let tmux = Tmux::start("hangup", &command);
+    tmux.wait_for("the first frame", Duration::from_secs(10), |s| s.contains("recent events"));
+    let out = tmux.cmd().args(["display-message", "-p", "-t", &tmux.name, "#{pane_pid}"]).output().unwrap();
+    let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(bdp::process::is_running(pid, None));
+    drop(tmux); // kills the server: the pane's terminal is gone
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bdp::process::is_running(pid, None) {
+        assert!(Instant::now() < deadline, "bdp status --watch (pid {pid}) outlived its terminal");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

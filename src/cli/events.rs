@@ -18,7 +18,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::Outcome;
-use super::render::record_line;
+use super::render::{one_line, record_line};
 use crate::error::{CliError, CliResult};
 use crate::event::Record;
 use crate::log::tail::LogTail;
@@ -140,7 +140,8 @@ impl Printer<'_> {
             serde_json::to_writer(&mut self.out, record).map_err(|e| write_error(e.into()))?;
             self.out.write_all(b"\n").map_err(write_error)
         } else {
-            writeln!(self.out, "{}", record_line(record, true)).map_err(write_error)
+            // Issue ids are data from a shared repo: control characters are shown escaped.
+            writeln!(self.out, "{}", one_line(&record_line(record, true))).map_err(write_error)
         }
     }
 

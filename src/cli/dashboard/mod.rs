@@ -1,5 +1,5 @@
 //! `bdp status --watch`: a full-screen view of what bdp is doing, redrawn at most once a second from the
-//! log and the world, until `q`, Esc or Ctrl-C (or SIGTERM / SIGHUP).
+//! log and the world, until `q`, Esc or Ctrl-C (or SIGTERM, or the terminal hanging up).
 //!
 //! - `model.rs`: the pure model of the screen (state + the run's records + a look at the world);
 //! - `view.rs`: draws a model with ratatui;
@@ -41,7 +41,8 @@ pub fn run(repo: &Repo, tracker: TrackerKind) -> CliResult<Outcome> {
     }
     let mut source = Source::open(repo, tracker)?;
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP, signal_hook::consts::SIGINT] {
+    // SIGHUP keeps its default (the terminal is gone: nothing to restore, and nobody to draw for).
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| CliError::internal(format!("cannot watch for signal {sig}: {e}")))?;
     }
@@ -74,7 +75,7 @@ enum Key {
 /// other key or a resize (redraw now), `None` when the time is up.
 fn wait_for_key(deadline: Instant, stop: &AtomicBool) -> CliResult<Key> {
     loop {
-        if stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::Relaxed) || terminal_hung_up() {
             return Ok(Key::Quit);
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -97,6 +98,19 @@ fn wait_for_key(deadline: Instant, stop: &AtomicBool) -> CliResult<Key> {
             TermEvent::Resize(..) => return Ok(Key::Other),
             _ => {}
         }
+    }
+}
+
+/// Whether the terminal went away (its pty closed): input would read end-of-file for ever, on which the
+/// terminal library spins instead of reporting it.
+fn terminal_hung_up() -> bool {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let stdin = std::io::stdin();
+    let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+    let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
+    match poll(&mut fds, Some(&zero)) {
+        Ok(_) => fds[0].revents().intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL),
+        Err(_) => false,
     }
 }
 

@@ -9,6 +9,7 @@
 //! crash and its recovery count as one run for the totals.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use crate::cli::render::{one_line, record_line};
 use crate::event::{AgentUsage, Event, Record};
@@ -98,9 +99,27 @@ pub struct World {
     /// The last line of each running attempt's stdout, by issue.
     pub last_lines: BTreeMap<String, String>,
     /// The tracker's issues, or why they could not be read.
-    pub tracker: Result<Vec<Issue>, String>,
+    pub tracker: Result<Arc<TrackerView>, String>,
     /// Lock holders seen alive, by pid.
     pub lock_holders_alive: BTreeMap<u32, bool>,
+}
+
+/// The tracker's issues and the ready ones in plan order, worked out once per read of the tracker.
+#[derive(Debug, Clone)]
+pub struct TrackerView {
+    pub issues: Vec<Issue>,
+    /// Indices into `issues`: ready by bd's rules, in bdp's order, not labelled for a human.
+    pub ready: Vec<usize>,
+}
+
+impl TrackerView {
+    pub fn new(issues: Vec<Issue>, now: jiff::Timestamp) -> TrackerView {
+        let ready = crate::plan::ready_in_order(&issues, now)
+            .into_iter()
+            .filter(|&i| !crate::supervisor::options::held_for_human(&issues[i]))
+            .collect();
+        TrackerView { issues, ready }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -201,7 +220,7 @@ impl Model {
             }
         });
         let titles: BTreeMap<&str, &str> = match &world.tracker {
-            Ok(issues) => issues.iter().map(|i| (i.id.as_str(), i.title.as_str())).collect(),
+            Ok(t) => t.issues.iter().map(|i| (i.id.as_str(), i.title.as_str())).collect(),
             Err(_) => BTreeMap::new(),
         };
         let agents: Vec<AgentView> = state
@@ -222,13 +241,13 @@ impl Model {
             })
             .collect();
         let (queue, queue_total, queue_error) = match &world.tracker {
-            Ok(issues) => {
-                let order: Vec<usize> = crate::plan::ready_in_order(issues, world.now)
-                    .into_iter()
-                    .filter(|&i| {
-                        !crate::supervisor::options::held_for_human(&issues[i])
-                            && state.issues.get(&issues[i].id).is_none_or(|s| s.claim.is_none())
-                    })
+            Ok(t) => {
+                let issues = &t.issues;
+                let order: Vec<usize> = t
+                    .ready
+                    .iter()
+                    .copied()
+                    .filter(|&i| state.issues.get(&issues[i].id).is_none_or(|s| s.claim.is_none()))
                     .collect();
                 let shown = order
                     .iter()

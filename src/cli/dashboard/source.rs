@@ -11,15 +11,14 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use super::model::{RunActivity, World, run_start_seq};
+use super::model::{RunActivity, TrackerView, World, run_start_seq};
 use crate::cli::live;
 use crate::error::{CliError, CliResult};
 use crate::log::tail::LogTail;
 use crate::log::{Decode, LogError, load, walk};
-use crate::plan::Issue;
 use crate::repo::Repo;
 use crate::state::State;
 use crate::tracker::{ListFilter, TrackerKind};
@@ -32,7 +31,7 @@ const TRACKER_EVERY: Duration = Duration::from_secs(30);
 /// How long the first frame waits for the tracker (a slow one is shown when it answers).
 const FIRST_TRACKER_WAIT: Duration = Duration::from_secs(2);
 
-type TrackerRead = Result<Vec<Issue>, String>;
+type TrackerRead = Result<Arc<TrackerView>, String>;
 
 pub struct Source {
     repo: Repo,
@@ -214,6 +213,7 @@ impl Source {
         std::thread::spawn(move || {
             let read = crate::cli::tracker::open(&repo, kind)
                 .and_then(|t| t.list(&ListFilter::default()).map_err(crate::cli::tracker::to_cli_error))
+                .map(|issues| Arc::new(TrackerView::new(issues, jiff::Timestamp::now())))
                 .map_err(|e| e.message);
             let _ = tx.send(read);
         });

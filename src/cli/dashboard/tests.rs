@@ -2,11 +2,12 @@
 //! (ratatui's TestBackend, insta snapshot).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use super::model::{Model, RunActivity, World, run_start_seq};
+use super::model::{Model, RunActivity, TrackerView, World, run_start_seq};
 use super::view;
 use crate::event::{AgentUsage, Event, FORMAT_VERSION, Phase, Record, ReleaseReason, SessionEndReason};
 use crate::plan::Issue;
@@ -173,7 +174,7 @@ fn world(now: &str) -> World {
         orchestrator_pid: Some(30),
         alive: BTreeMap::from([("bd-b2".to_string(), true)]),
         last_lines: BTreeMap::from([("bd-b2".to_string(), "running tests\u{7}".to_string())]),
-        tracker: Ok(tracker),
+        tracker: Ok(Arc::new(TrackerView::new(tracker, now.parse().unwrap()))),
         lock_holders_alive: BTreeMap::from([(30, true)]),
     }
 }
