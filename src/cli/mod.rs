@@ -4,7 +4,9 @@
 pub mod audit;
 mod clean;
 mod config;
+mod dashboard;
 mod demo;
+mod events;
 mod live;
 mod logs;
 mod logs_source;
@@ -100,6 +102,11 @@ pub enum Command {
     /// classic check (lock files against in_progress issues). Read-only, also while a run is live. Exit 0
     /// when nothing is found, 1 otherwise; --fix applies the safe repairs and exits 0 if nothing is left.
     Audit(audit::AuditArgs),
+    /// Print the log's records as they are appended (--json: one JSON object per line), from --after SEQ.
+    ///
+    /// Every record is verified (seqs and chain) before it is printed. --follow keeps printing new records
+    /// until SIGINT or SIGTERM (exit 0); a closed pipe ends it quietly.
+    Events(events::EventsArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -153,6 +160,7 @@ fn run(cli: Cli) -> CliResult<Outcome> {
         Command::Status(args) => status::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),
         Command::Logs(args) => logs::run(&Repo::discover(cli.repo.as_deref())?, &args),
         Command::Audit(args) => audit::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),
+        Command::Events(args) => events::run(&Repo::discover(cli.repo.as_deref())?, &args),
         Command::Clean(args) => clean::run(&Repo::discover(cli.repo.as_deref())?, &args),
     }
 }

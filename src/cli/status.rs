@@ -21,8 +21,12 @@ use crate::tracker::TrackerKind;
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Print the status as JSON (shape: schema/status.schema.json).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "watch")]
     pub json: bool,
+    /// A live full-screen view (redrawn every second): session, counts, agents and their last output, the
+    /// queue, locks, recent events. q, Esc or Ctrl-C quits. Needs a terminal.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -109,6 +113,9 @@ pub(super) struct LockReport {
 }
 
 pub fn run(repo: &Repo, tracker: TrackerKind, args: &StatusArgs) -> CliResult<Outcome> {
+    if args.watch {
+        return super::dashboard::run(repo, tracker);
+    }
     let initialized = repo.bdp_dir().is_dir();
     let report = if initialized { build(repo, tracker)? } else { empty(repo) };
     if args.json {

@@ -5,6 +5,7 @@
 //! - [`lock`] holds the orchestrator lock and the append lock;
 //! - [`index`] keeps checkpoints and the query index in `.bdp/index.sqlite` (a cache: deleting it
 //!   changes no answer);
+//! - [`tail`] follows the log as it grows, reading only what was appended;
 //! - [`load`] rebuilds the state: newest matching checkpoint plus the tail, or a full fold;
 //! - `sync` gives the writer std's locks, or loom's for the loom models (`loom_tests`, `--cfg loom`).
 
@@ -17,6 +18,7 @@ pub mod lock;
 pub mod seek;
 pub mod segment;
 mod sync;
+pub mod tail;
 mod torn;
 pub mod walk;
 pub mod writer;
