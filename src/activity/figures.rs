@@ -5,26 +5,33 @@ use serde::Serialize;
 
 use super::{AttemptSpan, Millis};
 
-/// Total length of the union of `[start, end]` spans, in ms.
-pub fn union_ms(spans: impl Iterator<Item = (Millis, Millis)>) -> u64 {
+/// The union of `[start, end]` spans as sorted, disjoint spans.
+pub fn union(spans: impl Iterator<Item = (Millis, Millis)>) -> Vec<(Millis, Millis)> {
     let mut spans: Vec<(Millis, Millis)> = spans.map(|(s, e)| (s, e.max(s))).collect();
     spans.sort_unstable();
-    let mut total = 0u64;
-    let mut current: Option<(Millis, Millis)> = None;
+    let mut out: Vec<(Millis, Millis)> = Vec::with_capacity(spans.len());
     for (s, e) in spans {
-        current = match current {
-            Some((cs, ce)) if s <= ce => Some((cs, ce.max(e))),
-            Some((cs, ce)) => {
-                total += (ce - cs) as u64;
-                Some((s, e))
-            }
-            None => Some((s, e)),
-        };
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
     }
-    if let Some((cs, ce)) = current {
-        total += (ce - cs) as u64;
-    }
-    total
+    out
+}
+
+/// Total length of the union of `[start, end]` spans, in ms.
+pub fn union_ms(spans: impl Iterator<Item = (Millis, Millis)>) -> u64 {
+    union(spans).iter().map(|(s, e)| (e - s) as u64).sum()
+}
+
+/// How much of `span` lies inside the sorted, disjoint `union`.
+pub fn overlap_ms(union: &[(Millis, Millis)], span: (Millis, Millis)) -> u64 {
+    let first = union.partition_point(|&(_, e)| e <= span.0);
+    union[first..]
+        .iter()
+        .take_while(|&&(s, _)| s < span.1)
+        .map(|&(s, e)| (e.min(span.1) - s.max(span.0)).max(0) as u64)
+        .sum()
 }
 
 /// The nearest-rank percentile (`p` in 0..=100) of sorted values: the smallest value with at least p % of

@@ -30,7 +30,8 @@
 //!   running: to the log's last record; never spawned: none.
 //! - **Wall time**: the union of the sessions' spans (start to last record); a gap between a crash and the
 //!   recovering session is not wall time.
-//! - **Speedup** = agent time / wall time; **parallel efficiency** = speedup / the most agents any session
+//! - **Speedup** = agent time while a session ran (each agent interval clipped to the session spans, so an
+//!   adopted agent's time during the crash gap counts in neither) / wall time; **parallel efficiency** = speedup / the most agents any session
 //!   was configured with (`config.options.agents`, or `config.agents` in older logs).
 //! - **Usage** is only what agents reported on `agent_exited`; an attempt that reported nothing is unknown,
 //!   never zero: sums say how many attempts reported.
@@ -243,8 +244,8 @@ impl Activity {
         build::build(records)
     }
 
-    /// The part of the activity that touches the sessions `keep` selects: those sessions, the attempts and
-    /// issues with records in them (with their whole spans, also what happened in other sessions), their
+    /// The part of the activity that touches the sessions `keep` selects: those sessions, the attempts with
+    /// records in them (with their whole spans, also what happened in other sessions) and their issues, their
     /// recoveries and merges. Slots are assigned again.
     pub fn restrict(&self, keep: impl Fn(&SessionSpan) -> bool) -> Activity {
         let kept: Vec<&SessionSpan> = self.sessions.iter().filter(|s| keep(s)).collect();
@@ -253,12 +254,7 @@ impl Activity {
         let mut out = Activity {
             sessions: kept.iter().map(|s| (*s).clone()).collect(),
             attempts: self.attempts.iter().filter(|a| touches(&a.sessions)).cloned().collect(),
-            issues: self
-                .issues
-                .iter()
-                .filter(|(_, i)| touches(&i.sessions))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            issues: BTreeMap::new(),
             recoveries: self.recoveries.iter().filter(|r| ids.contains(r.session.as_str())).cloned().collect(),
             merges: self.merges.iter().filter(|m| ids.contains(m.session.as_str())).cloned().collect(),
             slots: 0,
@@ -266,6 +262,15 @@ impl Activity {
             first_ms: 0,
             last_ms: 0,
         };
+        // Issues with an attempt kept, or touched by a kept session and never attempted (a claim given back
+        // before any spawn); not those a kept session merely mentions (a finding about old work).
+        let attempted: std::collections::BTreeSet<&str> = out.attempts.iter().map(|a| a.issue.as_str()).collect();
+        out.issues = self
+            .issues
+            .iter()
+            .filter(|(id, i)| attempted.contains(id.as_str()) || (i.attempts == 0 && touches(&i.sessions)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         out.first_ms =
             out.sessions.iter().map(|s| s.start_ms).chain(out.attempts.iter().map(|a| a.start_ms)).min().unwrap_or(0);
         out.last_ms =
@@ -281,13 +286,37 @@ impl Activity {
 
     /// The union of the sessions' spans.
     pub fn wall_ms(&self) -> u64 {
-        figures::union_ms(self.sessions.iter().map(|s| (s.start_ms, s.last_ms)))
+        figures::union_ms(self.session_spans())
     }
 
-    /// Agent time over wall time; `None` when no wall time passed.
+    fn session_spans(&self) -> impl Iterator<Item = (Millis, Millis)> + '_ {
+        self.sessions.iter().map(|s| (s.start_ms, s.last_ms))
+    }
+
+    /// Agent time while a session ran: each attempt's agent interval (ending at its exit, or at the end the
+    /// module doc gives) clipped to the sessions' spans. An adopted agent that ran on while no orchestrator
+    /// did counts only the part under a session, as wall time does.
+    pub fn agent_ms_in_wall(&self) -> u64 {
+        let union = figures::union(self.session_spans());
+        self.attempts
+            .iter()
+            .filter_map(|a| {
+                let ms = a.agent_ms? as Millis;
+                // An exit is recorded as it happens; other ends are estimates from the spawn.
+                let end = match (&a.exited_in, a.ended_ms) {
+                    (Some(_), Some(exited)) => exited,
+                    _ => a.spawned_ms? + ms,
+                };
+                Some(figures::overlap_ms(&union, (end - ms, end)))
+            })
+            .sum()
+    }
+
+    /// Agent time while a session ran over wall time (both in the same spans); `None` when no wall time
+    /// passed.
     pub fn speedup(&self) -> Option<f64> {
         let wall = self.wall_ms();
-        (wall > 0).then(|| self.agent_ms() as f64 / wall as f64)
+        (wall > 0).then(|| self.agent_ms_in_wall() as f64 / wall as f64)
     }
 
     /// The most agents a session was configured with.

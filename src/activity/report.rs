@@ -31,9 +31,11 @@ pub struct Report {
     pub phases: PhaseStats,
     /// Sum of the attempts' agent time (ms).
     pub agent_ms: u64,
+    /// The part of it while a session ran (what speedup counts).
+    pub agent_ms_in_wall: u64,
     /// Union of the sessions' spans (ms).
     pub wall_ms: u64,
-    /// agent_ms / wall_ms.
+    /// agent_ms_in_wall / wall_ms.
     pub speedup: Option<f64>,
     /// speedup / max_agents.
     pub parallel_efficiency: Option<f64>,
@@ -181,6 +183,7 @@ impl Report {
             per_issue,
             phases,
             agent_ms: a.agent_ms(),
+            agent_ms_in_wall: a.agent_ms_in_wall(),
             wall_ms: a.wall_ms(),
             speedup: a.speedup(),
             parallel_efficiency: a.parallel_efficiency(),

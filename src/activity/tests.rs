@@ -192,8 +192,11 @@ fn an_attempt_across_a_crash_is_one_bar_and_recovery_is_counted() {
     // The abandoned agent counts until the crashed session's last record, not until recovery noticed.
     let z = attempt(&a, "z", 1);
     assert_eq!((z.outcome, z.agent_ms), (Outcome::Abandoned, Some(2_000)));
-    // Wall time leaves out the gap between the crash and the recovery.
+    // Wall time leaves out the gap between the crash and the recovery, and so does the speedup's agent time:
+    // k ran 2 s..70 s, of which 3 s under s1 and 10 s under s2; z 3 s..5 s.
     assert_eq!(a.wall_ms(), 5_000 + 12_000);
+    assert_eq!((a.agent_ms(), a.agent_ms_in_wall()), (70_000, 15_000));
+    assert_eq!(a.speedup(), Some(15.0 / 17.0));
     let report = Report::new(&a);
     assert_eq!(report.crashes.len(), 1);
     let crash = &report.crashes[0];
@@ -360,6 +363,11 @@ fn percentiles_and_spans() {
     let v: Vec<u64> = (1..=20).collect();
     assert_eq!((percentile(&v, 95), percentile(&v, 50), percentile(&v, 100)), (Some(19), Some(10), Some(20)));
     assert_eq!(figures::union_ms([(0, 10), (5, 15), (20, 25)].into_iter()), 20);
+    let u = figures::union([(20, 25), (0, 10), (5, 15)].into_iter());
+    assert_eq!(u, [(0, 15), (20, 25)]);
+    assert_eq!(figures::overlap_ms(&u, (12, 22)), 5);
+    assert_eq!(figures::overlap_ms(&u, (15, 20)), 0);
+    assert_eq!(figures::overlap_ms(&u, (-5, 100)), 20);
     let s = Stat::of([1, 2, 3, 10].into_iter());
     assert_eq!((s.count, s.mean_ms, s.p95_ms, s.max_ms), (4, Some(4), Some(10), Some(10)));
 }
