@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use bdp::event::{AgentUsage, Event, MergeStrategy, Phase, ReleaseReason, SessionEndReason};
+use bdp::event::{AgentUsage, Event, ReleaseReason, SessionEndReason};
 use bdp::log::LogWriter;
 use scraper::{Html, Selector};
 

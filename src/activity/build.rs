@@ -45,12 +45,31 @@ struct Fold {
     last_ms: Option<Millis>,
 }
 
-pub fn build(records: &[Record]) -> Activity {
-    let mut fold = Fold::default();
-    for record in records {
-        fold.record(record);
+/// Builds an [`Activity`] one record at a time (records in seq order), so a caller that walks the log
+/// need not keep the records.
+#[derive(Default)]
+pub struct ActivityBuilder(Fold);
+
+impl ActivityBuilder {
+    pub fn new() -> ActivityBuilder {
+        ActivityBuilder::default()
     }
-    fold.finish()
+
+    pub fn push(&mut self, record: &Record) {
+        self.0.record(record);
+    }
+
+    pub fn finish(self) -> Activity {
+        self.0.finish()
+    }
+}
+
+pub fn build(records: &[Record]) -> Activity {
+    let mut builder = ActivityBuilder::new();
+    for record in records {
+        builder.push(record);
+    }
+    builder.finish()
 }
 
 /// The attempt an event is about, if it names one.

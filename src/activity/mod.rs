@@ -9,6 +9,7 @@
 //!
 //! ```text
 //! let activity = Activity::from_records(&records);   // every record, in seq order
+//! let mut b = ActivityBuilder::new(); b.push(&record); b.finish()   // the same, streaming
 //! activity.speedup()                                 // agent time / wall time
 //! activity.restrict(|s| s.id == wanted)              // one session's part (attempts keep their real spans)
 //! Report::new(&activity)                             // everything `bdp summary` prints
@@ -47,6 +48,7 @@ use serde::Serialize;
 
 use crate::event::{AgentUsage, IssueId, Phase, ReleaseReason, SessionEndReason};
 
+pub use build::ActivityBuilder;
 pub use figures::{Stat, UsageSum, percentile};
 pub use report::{CrashReport, IssueUsage, PhaseStats, PlanEstimate, REPORT_SCHEMA, Report, SessionReport, Totals};
 

@@ -20,7 +20,7 @@ use serde_json::json;
 use super::Outcome;
 use super::render::{describe, duration, one_line, time_of_day};
 use super::replay::find_session;
-use super::summary::read_log;
+use super::summary::walk_log;
 use super::summary_text::usage;
 use crate::activity::{Activity, Outcome as AttemptOutcome, Report};
 use crate::error::{CliError, CliResult};
@@ -33,7 +33,8 @@ const JS: &str = include_str!("replay_html/page.js");
 const DETAIL_MAX: usize = 300;
 
 pub fn run(repo: &Repo, session: Option<&str>, file: &Path) -> CliResult<Outcome> {
-    let (records, state) = read_log(repo)?;
+    let mut records: Vec<Record> = Vec::new();
+    let state = walk_log(repo, |record| records.push(record.clone()))?;
     let mut activity = Activity::from_records(&records);
     let mut title = format!("{} sessions", activity.sessions.len());
     if let Some(wanted) = session {

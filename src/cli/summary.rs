@@ -13,7 +13,7 @@ use clap::Args;
 use super::Outcome;
 use super::config::parse_duration;
 use super::replay::{empty_log, find_session};
-use crate::activity::{Activity, Report};
+use crate::activity::{ActivityBuilder, Report};
 use crate::error::{CliError, CliResult};
 use crate::event::Record;
 use crate::log::load;
@@ -42,8 +42,9 @@ fn parse_since(text: &str) -> Result<Duration, String> {
 }
 
 pub fn run(repo: &Repo, args: &SummaryArgs) -> CliResult<Outcome> {
-    let (records, state) = read_log(repo)?;
-    let mut activity = Activity::from_records(&records);
+    let mut builder = ActivityBuilder::new();
+    let state = walk_log(repo, |record| builder.push(record))?;
+    let mut activity = builder.finish();
     if let Some(wanted) = &args.session {
         let id = find_session(&state, wanted)?.id.clone();
         activity = activity.restrict(|s| s.id == id);
@@ -62,15 +63,15 @@ pub fn run(repo: &Repo, args: &SummaryArgs) -> CliResult<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// Every record of the verified log, and the fold (for session lookup). Refuses an empty log.
-pub(super) fn read_log(repo: &Repo) -> CliResult<(Vec<Record>, crate::state::State)> {
-    let mut records: Vec<Record> = Vec::new();
-    let (state, summary) = load::fold_verified(&repo.events_dir(), None, |record, _| records.push(record.clone()))
+/// Hands every record of the verified log to `each`; returns the fold (for session lookup). Refuses an
+/// empty log. Reads only.
+pub(super) fn walk_log(repo: &Repo, mut each: impl FnMut(&Record)) -> CliResult<crate::state::State> {
+    let (state, summary) = load::fold_verified(&repo.events_dir(), None, |record, _| each(record))
         .map_err(|e| CliError::from(e).with_hint("`bdp verify` says exactly where the log is damaged"))?;
     if summary.records == 0 {
         return Err(empty_log());
     }
-    Ok((records, state))
+    Ok(state)
 }
 
 #[cfg(test)]
