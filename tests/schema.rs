@@ -54,6 +54,37 @@ fn generated_schemas_match_the_committed_files() {
     check_generated("record.schema.json", &schemars::schema_for!(Record));
     check_generated("state.schema.json", &schemars::schema_for!(bdp::state::State));
     check_generated("audit.schema.json", &schemars::schema_for!(bdp::cli::audit::AuditReport));
+    check_generated("summary.schema.json", &schemars::schema_for!(bdp::activity::Report));
+}
+
+#[test]
+fn json_output_of_summary_validates_on_every_fixture() {
+    let summary = load("summary.schema.json");
+    let mut checked = 0;
+    for (name, build) in common::FIXTURES {
+        let tmp = tempfile::tempdir().unwrap();
+        build(tmp.path());
+        let out = Command::cargo_bin("bdp").unwrap().arg("--repo").arg(tmp.path()).args(["summary", "--json"]).output();
+        let Ok(value) = serde_json::from_slice::<Value>(&out.unwrap().stdout) else {
+            assert_eq!(*name, "corrupt-middle", "{name}: summary --json printed no JSON");
+            continue;
+        };
+        assert_valid(&summary, &value, &format!("{name}: summary --json"));
+        assert_eq!(value["schema"], "bdp.summary/1");
+        checked += 1;
+    }
+    assert_eq!(checked, common::FIXTURES.len() - 1);
+    // Not vacuous: another version, or a session state that does not exist, is refused.
+    let tmp = tempfile::tempdir().unwrap();
+    common::build_recovery(tmp.path());
+    let out = Command::cargo_bin("bdp").unwrap().arg("--repo").arg(tmp.path()).args(["summary", "--json"]).output();
+    let mut bad: Value = serde_json::from_slice(&out.unwrap().stdout).unwrap();
+    assert!(summary.is_valid(&bad));
+    bad["sessions"][0]["end"] = "sleeping".into();
+    assert!(!summary.is_valid(&bad));
+    bad["sessions"][0]["end"] = "crashed".into();
+    bad["schema"] = "bdp.summary/2".into();
+    assert!(!summary.is_valid(&bad));
 }
 
 fn load(file: &str) -> jsonschema::Validator {

@@ -105,6 +105,8 @@ pub struct Sim {
     session_left: i64,
     next_pid: u32,
     clock_ms: i64,
+    /// In single-session mode, claims left before the session drains and ends (and the log with it).
+    claim_budget: Option<usize>,
 }
 
 pub const ISSUE_POOL: usize = 10_000;
@@ -134,7 +136,21 @@ impl Sim {
             next_pid: 300_000,
             // 2026-11-25T06:00:00Z
             clock_ms: 1_795_586_400_000,
+            claim_budget: None,
         }
+    }
+
+    /// One session that claims `issues` distinct issues with `agents` in flight (retries, failures and
+    /// conflicts as usual, no crash), then drains and ends: `bdp replay --html` on "a session of N issues".
+    pub fn single_session(seed: u64, issues: usize, agents: usize) -> Sim {
+        let mut sim = Sim::with_pool(seed, issues + agents + 1, agents);
+        sim.claim_budget = Some(issues);
+        sim
+    }
+
+    /// In single-session mode: the session has ended.
+    pub fn finished(&self) -> bool {
+        self.claim_budget == Some(0) && self.phase == SessionPhase::NotStarted && self.session_no > 0
     }
 
     fn issue_id(issue: usize) -> String {
@@ -177,7 +193,8 @@ impl Sim {
                     let orphan = self.orphans.pop().expect("not empty");
                     return self.recover_orphan(orphan);
                 }
-                SessionPhase::Running if self.session_left <= 0 => {
+                SessionPhase::Running if self.claim_budget == Some(0) => self.phase = SessionPhase::Draining,
+                SessionPhase::Running if self.session_left <= 0 && self.claim_budget.is_none() => {
                     if self.rng.chance(20) {
                         // Crash: the in-flight issues are left for the next session to recover.
                         self.orphans = self.slots.iter_mut().filter_map(Option::take).collect();
@@ -233,6 +250,9 @@ impl Sim {
     }
 
     fn claim(&mut self) -> (Vec<Event>, Flight) {
+        if let Some(left) = self.claim_budget.as_mut() {
+            *left -= 1;
+        }
         while self.busy[self.cursor] {
             self.cursor = (self.cursor + 1) % self.busy.len();
         }
@@ -479,11 +499,16 @@ pub struct LogBuilder {
 impl LogBuilder {
     /// Starts a new log in `events_dir` (created; it must hold no segments).
     pub fn create(events_dir: &Path, seed: u64) -> io::Result<LogBuilder> {
+        Self::create_with(events_dir, Sim::new(seed))
+    }
+
+    /// Like [`LogBuilder::create`], with the simulator given.
+    pub fn create_with(events_dir: &Path, sim: Sim) -> io::Result<LogBuilder> {
         std::fs::create_dir_all(events_dir)?;
         let path = segment_path(events_dir, 1);
         let file = File::options().write(true).create_new(true).open(&path)?;
         Ok(LogBuilder {
-            sim: Sim::new(seed),
+            sim,
             dir: events_dir.to_path_buf(),
             segment: 1,
             file: BufWriter::with_capacity(1 << 20, file),
@@ -515,32 +540,52 @@ impl LogBuilder {
     /// Appends records until the log holds `last_seq` of them, then flushes and fsyncs.
     pub fn fill_to(&mut self, last_seq: u64) -> io::Result<()> {
         while self.seq < last_seq {
-            let Some(event) = self.pending.pop_front() else {
-                let step = self.sim.next_step();
-                self.pending.extend(step.events);
-                self.pending_session = step.session;
-                self.pending_ts = step.ts;
-                continue;
-            };
-            self.seq += 1;
-            let record = Record {
-                seq: self.seq,
-                v: FORMAT_VERSION,
-                ts: self.pending_ts.clone(),
-                session: self.pending_session.clone(),
-                event,
-            };
-            self.line.clear();
-            self.chain = encode_record(&record, &self.chain, &mut self.line);
-            if self.len > 0 && self.len + self.line.len() as u64 > SEGMENT_MAX_BYTES {
-                self.roll()?;
-            }
-            self.file.write_all(&self.line)?;
-            self.len += self.line.len() as u64;
-            self.bytes += self.line.len() as u64;
+            self.append_next()?;
         }
         self.file.flush()?;
         self.file.get_ref().sync_data()
+    }
+
+    /// Appends records until a single-session simulator's session has ended (see [`Sim::single_session`]),
+    /// then flushes and fsyncs.
+    pub fn fill_until_finished(&mut self) -> io::Result<()> {
+        while !(self.sim.finished() && self.pending.is_empty()) {
+            self.append_next()?;
+        }
+        self.file.flush()?;
+        self.file.get_ref().sync_data()
+    }
+
+    /// Appends the next record of the simulation.
+    fn append_next(&mut self) -> io::Result<()> {
+        let event = loop {
+            match self.pending.pop_front() {
+                Some(event) => break event,
+                None => {
+                    let step = self.sim.next_step();
+                    self.pending.extend(step.events);
+                    self.pending_session = step.session;
+                    self.pending_ts = step.ts;
+                }
+            }
+        };
+        self.seq += 1;
+        let record = Record {
+            seq: self.seq,
+            v: FORMAT_VERSION,
+            ts: self.pending_ts.clone(),
+            session: self.pending_session.clone(),
+            event,
+        };
+        self.line.clear();
+        self.chain = encode_record(&record, &self.chain, &mut self.line);
+        if self.len > 0 && self.len + self.line.len() as u64 > SEGMENT_MAX_BYTES {
+            self.roll()?;
+        }
+        self.file.write_all(&self.line)?;
+        self.len += self.line.len() as u64;
+        self.bytes += self.line.len() as u64;
+        Ok(())
     }
 
     fn roll(&mut self) -> io::Result<()> {

@@ -14,11 +14,14 @@ mod paths;
 mod plan;
 mod render;
 mod replay;
+mod replay_html;
 mod run;
 mod run_dry;
 mod status;
 mod status_text;
 mod stop;
+pub mod summary;
+mod summary_text;
 mod tracker;
 mod verify;
 
@@ -74,6 +77,8 @@ pub enum Command {
     Stop(stop::StopArgs),
     /// Show the tracks of ready work and the estimated makespan with N agents.
     Plan(plan::PlanArgs),
+    /// Summarize past sessions: issues done/failed/conflicted, time per issue and phase, speedup, crashes, usage.
+    Summary(summary::SummaryArgs),
     /// Show what bdp is doing here now: orchestrator, session, running agents, claims, locks.
     Status(status::StatusArgs),
     /// Print agent output (one attempt with --issue, else every attempt of the current session).
@@ -157,6 +162,7 @@ fn run(cli: Cli) -> CliResult<Outcome> {
         Command::Run(args) => run::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),
         Command::Stop(args) => stop::run(&Repo::discover(cli.repo.as_deref())?, &args),
         Command::Plan(args) => plan::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),
+        Command::Summary(args) => summary::run(&Repo::discover(cli.repo.as_deref())?, &args),
         Command::Status(args) => status::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),
         Command::Logs(args) => logs::run(&Repo::discover(cli.repo.as_deref())?, &args),
         Command::Audit(args) => audit::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),

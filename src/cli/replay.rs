@@ -3,7 +3,8 @@
 //! - no argument: the sessions (id, start, end or "crashed", counts);
 //! - `SESSION` (or a unique prefix): that session's timeline;
 //! - `--at SEQ`: the state right after SEQ;
-//! - `--issue ID`: one issue's history across sessions.
+//! - `--issue ID`: one issue's history across sessions;
+//! - `--html FILE` (with or without `SESSION`): a self-contained HTML timeline (`replay_html.rs`).
 //!
 //! Every form verifies the whole log's chain first (refusing a damaged log) and decodes what it needs.
 //! `--json` shapes are in schema/replay.schema.json.
@@ -34,9 +35,17 @@ pub struct ReplayArgs {
     /// Print the result as JSON (shapes: schema/replay.schema.json).
     #[arg(long)]
     pub json: bool,
+    /// Write the timeline as one self-contained HTML file: a Gantt chart of the attempts (a row per agent
+    /// slot), merges, crashes and recoveries on the time axis, each attempt's events on hover and click.
+    /// With SESSION, that session's attempts; without, all sessions.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["at", "issue", "json"])]
+    pub html: Option<std::path::PathBuf>,
 }
 
 pub fn run(repo: &Repo, args: &ReplayArgs) -> CliResult<Outcome> {
+    if let Some(file) = &args.html {
+        return super::replay_html::run(repo, args.session.as_deref(), file);
+    }
     let events_dir = repo.events_dir();
     if let Some(at) = args.at {
         let (state, summary) = load::fold_verified(&events_dir, Some(at), |_, _| {})?;
@@ -77,11 +86,11 @@ pub fn run(repo: &Repo, args: &ReplayArgs) -> CliResult<Outcome> {
     Ok(Outcome::Ok)
 }
 
-fn empty_log() -> CliError {
+pub(super) fn empty_log() -> CliError {
     CliError::user("the event log is empty: no sessions recorded yet").with_hint("`bdp run` writes the log")
 }
 
-fn find_session<'a>(state: &'a State, wanted: &str) -> CliResult<&'a SessionInfo> {
+pub(super) fn find_session<'a>(state: &'a State, wanted: &str) -> CliResult<&'a SessionInfo> {
     if let Some(exact) = state.session(wanted) {
         return Ok(exact);
     }

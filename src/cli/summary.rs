@@ -1,0 +1,87 @@
+//! `bdp summary [--since DURATION] [--session ID] [--json]`: the activity of past sessions — issues done,
+//! failed, conflicted; time per issue and per phase; agent time against wall time (realized speedup,
+//! parallel efficiency) beside the plan's estimate; retries; crashes and what recovery did; tokens and cost.
+//!
+//! Reads the log (verifying its chain) and never writes anything. The figures are defined in
+//! `crate::activity`; this file selects the sessions and prints. `--json` is `activity::Report`
+//! (schema/summary.schema.json, `"schema": "bdp.summary/1"`).
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::Outcome;
+use super::config::parse_duration;
+use super::replay::{empty_log, find_session};
+use crate::activity::{ActivityBuilder, Report};
+use crate::error::{CliError, CliResult};
+use crate::event::Record;
+use crate::log::load;
+use crate::repo::Repo;
+
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    /// Only sessions that wrote to the log in this last stretch of time (24h, 90m, 7d…).
+    #[arg(long, value_name = "DURATION", value_parser = parse_since)]
+    pub since: Option<Duration>,
+    /// Only this session (an id or a unique prefix). Its attempts keep their whole spans, also the part
+    /// before a crash it recovered from.
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// Print the result as JSON (schema/summary.schema.json).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `parse_duration`, plus whole days (`7d`), which jiff's friendly format reads only as calendar units.
+fn parse_since(text: &str) -> Result<Duration, String> {
+    if let Some(days) = text.trim().strip_suffix('d').and_then(|d| d.trim().parse::<u64>().ok()) {
+        return Ok(Duration::from_secs(days * 86_400));
+    }
+    parse_duration(text)
+}
+
+pub fn run(repo: &Repo, args: &SummaryArgs) -> CliResult<Outcome> {
+    let mut builder = ActivityBuilder::new();
+    let state = walk_log(repo, |record| builder.push(record))?;
+    let mut activity = builder.finish();
+    if let Some(wanted) = &args.session {
+        let id = find_session(&state, wanted)?.id.clone();
+        activity = activity.restrict(|s| s.id == id);
+    }
+    if let Some(since) = args.since {
+        let cutoff = jiff::Timestamp::now().as_millisecond().saturating_sub(since.as_millis() as i64);
+        activity = activity.restrict(|s| s.last_ms >= cutoff);
+    }
+    let report = Report::new(&activity);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("the report serializes"));
+    } else {
+        let window = args.since.map(|d| super::render::duration(d.as_millis() as u64));
+        print!("{}", super::summary_text::render(&report, window.as_deref()));
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Hands every record of the verified log to `each`; returns the fold (for session lookup). Refuses an
+/// empty log. Reads only.
+pub(super) fn walk_log(repo: &Repo, mut each: impl FnMut(&Record)) -> CliResult<crate::state::State> {
+    let (state, summary) = load::fold_verified(&repo.events_dir(), None, |record, _| each(record))
+        .map_err(|e| CliError::from(e).with_hint("`bdp verify` says exactly where the log is damaged"))?;
+    if summary.records == 0 {
+        return Err(empty_log());
+    }
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_reads_days_and_the_usual_durations() {
+        assert_eq!(parse_since("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_since("24h"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_since("lately").is_err());
+    }
+}
