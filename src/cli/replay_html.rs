@@ -36,7 +36,8 @@ pub fn run(repo: &Repo, session: Option<&str>, file: &Path) -> CliResult<Outcome
     let mut records: Vec<Record> = Vec::new();
     let state = walk_log(repo, |record| records.push(record.clone()))?;
     let mut activity = Activity::from_records(&records);
-    let mut title = format!("{} sessions", activity.sessions.len());
+    let n = activity.sessions.len();
+    let mut title = format!("{n} session{}", if n == 1 { "" } else { "s" });
     if let Some(wanted) = session {
         let id = find_session(&state, wanted)?.id.clone();
         activity = activity.restrict(|s| s.id == id);

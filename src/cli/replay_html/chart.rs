@@ -21,7 +21,7 @@ const RIGHT: f64 = 240.0;
 pub const PHASE_KINDS: [(&str, &str); 5] = [
     ("p-setup", "claim, worktree"),
     ("p-agent", "agent running"),
-    ("p-check", "check"),
+    ("p-check", "exited, check"),
     ("p-queue", "merge queue"),
     ("p-merge", "merged, closing"),
 ];
@@ -150,6 +150,16 @@ fn phases(s: &mut String, scale: &Scale, attempts: &[AttemptSpan]) {
         let y = TOP + t.slot as f64 * ROW + BAR - STRIP;
         let mut marks: Vec<(Millis, usize)> = vec![(t.start_ms, 0)];
         marks.extend(t.phases.iter().map(|p| (p.at_ms.clamp(t.start_ms, t.end_ms), phase_kind(p.phase))));
+        // A log without phase changes around the agent (older writers, hand-made logs): its spawn and exit.
+        if !t.phases.iter().any(|p| p.phase == Phase::Running)
+            && let Some(spawned) = t.spawned_ms
+        {
+            marks.push((spawned.clamp(t.start_ms, t.end_ms), 1));
+            if let Some(ended) = t.ended_ms {
+                marks.push((ended.clamp(t.start_ms, t.end_ms), 2));
+            }
+            marks.sort_by_key(|m| m.0);
+        }
         for (j, &(from, kind)) in marks.iter().enumerate() {
             let to = marks.get(j + 1).map_or(t.end_ms, |m| m.0);
             let w = (to - from) as f64 * scale.px_per_ms;
