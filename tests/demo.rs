@@ -166,6 +166,7 @@ fn read_commands_leave_bdp_dir_byte_for_byte_as_it_was() {
     let index = bdp_dir.join("index.sqlite");
     assert!(index.exists(), "bdp run leaves checkpoints behind it");
     let session = events(&records(&d.dir), "session_started").next().unwrap()["session"].as_str().unwrap().to_string();
+    let html = d.dir.with_extension("timeline.html").display().to_string();
     let reads: &[&[&str]] = &[
         &["status"],
         &["status", "--json"],
@@ -180,6 +181,12 @@ fn read_commands_leave_bdp_dir_byte_for_byte_as_it_was() {
         &["logs"],
         &["logs", "--issue", "demo-10", "--attempt", "1", "--both"],
         &["plan"],
+        &["summary"],
+        &["summary", "--json"],
+        &["summary", "--session", &session],
+        &["events"],
+        &["events", "--json", "--after", "100"],
+        &["replay", "--html", &html],
     ];
     let before = tree_hash(&bdp_dir);
     for args in reads {

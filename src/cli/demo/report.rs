@@ -106,13 +106,13 @@ impl DemoReport {
                 Event::RetryScheduled { issue, .. } if !report.retried.contains(issue) => {
                     report.retried.push(issue.clone());
                 }
-                Event::AgentExited { duration_ms, .. } => report.agent_ms += duration_ms,
                 _ => {}
             }
         }
-        if let (Some(first), Some(last)) = (records.first(), records.last()) {
-            report.wall_ms = span_ms(&first.ts, &last.ts);
-        }
+        // The figures as `bdp summary` defines them: agent time while a session ran, over the sessions' spans.
+        let activity = crate::activity::Activity::from_records(&records);
+        report.agent_ms = activity.agent_ms_in_wall();
+        report.wall_ms = activity.wall_ms();
         Ok(report)
     }
 
@@ -179,7 +179,7 @@ impl DemoReport {
         line(
             "speedup",
             format!(
-                "{} of agent work in {} of wall time: {speedup:.1}x one agent, with {} agents",
+                "{} of agent work in {} of wall time (bdp's down time left out): {speedup:.1}x one agent, with {} agents",
                 duration(self.agent_ms),
                 duration(self.wall_ms),
                 self.agents
@@ -223,13 +223,6 @@ impl DemoReport {
         } else {
             format!("{}; then carried on", parts.join(", "))
         }
-    }
-}
-
-fn span_ms(from: &str, to: &str) -> u64 {
-    match (from.parse::<jiff::Timestamp>(), to.parse::<jiff::Timestamp>()) {
-        (Ok(a), Ok(b)) => (b.as_millisecond() - a.as_millisecond()).max(0) as u64,
-        _ => 0,
     }
 }
 
