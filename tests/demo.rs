@@ -212,3 +212,26 @@ fn the_run_checkpoints_where_its_session_ended() {
     let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(journal, "delete", "a rollback journal: readers need no -shm file");
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_a_read_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let d = demo();
+    for args in [&["summary"][..], &["replay"], &["status"], &["events"]] {
+        // A pipe whose reading end is already closed: the first write fails.
+        let (read, write) = std::io::pipe().unwrap();
+        drop(read);
+        let out = Command::new(env!("CARGO_BIN_EXE_bdp"))
+            .arg("--repo")
+            .arg(&d.dir)
+            .args(args)
+            .stdout(std::process::Stdio::from(write))
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.is_empty(), "`bdp {}` said: {stderr}", args.join(" "));
+        let quiet = out.status.signal() == Some(13) || out.status.code() == Some(0);
+        assert!(quiet, "`bdp {}` ended {:?}", args.join(" "), out.status);
+    }
+}

@@ -137,8 +137,13 @@ pub fn main() -> ExitCode {
     init_tracing(cli.verbose);
     // A command that only prints (`bdp summary | head`) ends quietly when its reader goes away, as Unix
     // tools do, instead of failing on EPIPE. Not `run` or `demo`, which must outlive a closed stdout (their
-    // agents' supervision matters more than their progress lines), nor the wrapper.
-    if !matches!(cli.command, Command::Run(_) | Command::Demo(_) | Command::Wrap(_) | Command::DemoAgent(_)) {
+    // agents' supervision matters more than their progress lines), nor the wrapper; `events` handles a
+    // closed pipe itself (exit 0, for tools that follow the log and stop reading).
+    let own_pipe = matches!(
+        cli.command,
+        Command::Run(_) | Command::Demo(_) | Command::Wrap(_) | Command::DemoAgent(_) | Command::Events(_)
+    );
+    if !own_pipe {
         // SAFETY: as above; SIG_DFL for SIGPIPE, before any thread is started.
         unsafe {
             let _ = nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl);

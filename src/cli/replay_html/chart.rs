@@ -200,9 +200,10 @@ fn markers(s: &mut String, a: &Activity, scale: &Scale, bottom: f64) {
             SessionEndKind::Crashed => {
                 let _ = write!(
                     s,
-                    r#"<line class="m-crash" x1="{end:.1}" y1="{:.0}" x2="{end:.1}" y2="{bottom:.0}"/><text class="t-crash" x="{:.1}" y="{:.0}">crash: session {}</text>"#,
+                    r#"<line class="m-crash" x1="{end:.1}" y1="{:.0}" x2="{end:.1}" y2="{bottom:.0}"/><text class="t-crash" x="{:.1}" y="{:.0}" text-anchor="end">crash: session {}</text>"#,
                     ly + 10.0,
-                    end + 3.0,
+                    // Left of the line: the recovering session's label starts right of it.
+                    end - 3.0,
                     ly + 12.0,
                     escape(&session.id)
                 );
