@@ -46,6 +46,20 @@ git -C "$big" init -q -b main
 echo "index: $(du -h "$big/.bdp/index.sqlite" | cut -f1), log: $(du -sh "$big/.bdp/events" | cut -f1)"
 time_runs "bdp status, $records records, checkpoint" "$runs" "$bdp" --repo "$big" status
 time_runs "bdp status --json, $records records, checkpoint" "$runs" "$bdp" --repo "$big" status --json
+
+# `status --watch` idle: in a 120x40 tmux pane, CPU time (utime + stime of /proc/PID/stat) over 30 s after
+# its first frame, with nothing appended to the log.
+sock="bdp-bench-$$"
+tmux -L "$sock" -f /dev/null new-session -d -x 120 -y 40 -s idle "exec '$bdp' --repo '$big' status --watch"
+t_start=$(date +%s%N)
+until tmux -L "$sock" capture-pane -p -t idle 2>/dev/null | grep -q "recent events"; do sleep 0.1; done
+t_ready=$(date +%s%N)
+pid=$(tmux -L "$sock" display-message -p -t idle '#{pane_pid}')
+ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+c0=$(ticks); sleep 30; c1=$(ticks)
+tmux -L "$sock" kill-server
+python3 -c "import os; t=$c1-$c0; hz=os.sysconf('SC_CLK_TCK'); print(f'status --watch, $records records: first frame after {($t_ready-$t_start)/1e9:.2f} s; idle CPU over 30 s: {t} ticks of 1/{hz} s = {t*100/hz/30:.2f} % of one core')"
+
 mv "$big/.bdp/index.sqlite" "$work/index.sqlite"
 time_runs "bdp status, $records records, no index" 3 "$bdp" --repo "$big" status
 mv "$work/index.sqlite" "$big/.bdp/index.sqlite"
