@@ -179,10 +179,11 @@ impl DemoReport {
         line(
             "speedup",
             format!(
-                "{} of agent work in {} of wall time (bdp's down time left out): {speedup:.1}x one agent, with {} agents",
+                "{} of agent work in {} of wall time (bdp's down time left out): {speedup:.1}x one agent, with {} agent{}",
                 duration(self.agent_ms),
                 duration(self.wall_ms),
-                self.agents
+                self.agents,
+                if self.agents == 1 { "" } else { "s" }
             ),
         );
         match &self.timeline {
