@@ -148,29 +148,11 @@ fn bdp(root: &Path, args: &[&str]) -> (String, String, i32) {
     (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap(), out.status.code().unwrap_or(-1))
 }
 
-/// Every file under `.bdp` with its bytes: what a read command must leave as it was.
-fn bdp_tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.join(".bdp")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path.clone());
-            }
-            let bytes = if path.is_file() { std::fs::read(&path).unwrap() } else { Vec::new() };
-            out.push((path, bytes));
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn summary_human_and_json() {
     let tmp = tempfile::tempdir().unwrap();
     build(tmp.path());
-    let before = bdp_tree(tmp.path());
+    let before = common::bdp_tree(tmp.path());
     let (human, stderr, code) = bdp(tmp.path(), &["summary"]);
     assert_eq!(code, 0, "{stderr}");
     insta::assert_snapshot!("summary_human", human);
@@ -181,7 +163,7 @@ fn summary_human_and_json() {
     let (one, _, code) = bdp(tmp.path(), &["summary", "--session", "s-20261125-0615"]);
     assert_eq!(code, 0);
     insta::assert_snapshot!("summary_session_prefix", one);
-    assert_eq!(bdp_tree(tmp.path()), before, "summary must not write under .bdp");
+    assert_eq!(common::bdp_tree(tmp.path()), before, "summary must not write under .bdp");
 
     // Usage: reported by two agents of eight, a cost by one; the others are unknown, not zero.
     assert_eq!(value["usage"]["reported"], 2);
@@ -261,9 +243,9 @@ fn select<'a>(doc: &'a Html, css: &str) -> Vec<scraper::ElementRef<'a>> {
 fn replay_html_has_a_bar_per_attempt_with_its_outcome_and_the_markers() {
     let tmp = tempfile::tempdir().unwrap();
     build(tmp.path());
-    let before = bdp_tree(tmp.path());
+    let before = common::bdp_tree(tmp.path());
     let (html, file) = html_of(tmp.path(), &[]);
-    assert_eq!(bdp_tree(tmp.path()), before, "replay --html must not write under .bdp");
+    assert_eq!(common::bdp_tree(tmp.path()), before, "replay --html must not write under .bdp");
     // Written through a temp file and a rename: nothing else is left beside it.
     let names: Vec<_> = std::fs::read_dir(file.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, ["timeline.html"]);

@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+mod common;
+
 struct Demo {
     dir: PathBuf,
     stdout: String,
@@ -138,27 +140,6 @@ fn the_demo_tells_what_happens_as_it_happens() {
     });
 }
 
-/// Paths and contents of every file under `dir`, hashed.
-fn tree_hash(dir: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let bytes = std::fs::read(&path).unwrap();
-                out.insert(
-                    path.strip_prefix(dir).unwrap().display().to_string(),
-                    blake3::hash(&bytes).to_hex().to_string(),
-                );
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn read_commands_leave_bdp_dir_byte_for_byte_as_it_was() {
     let d = demo();
@@ -188,11 +169,11 @@ fn read_commands_leave_bdp_dir_byte_for_byte_as_it_was() {
         &["events", "--json", "--after", "100"],
         &["replay", "--html", &html],
     ];
-    let before = tree_hash(&bdp_dir);
+    let before = common::bdp_tree(&d.dir);
     for args in reads {
         let out = bdp(&d.dir, args);
         assert!(out.status.code().is_some_and(|c| c <= 1), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(tree_hash(&bdp_dir), before, "`bdp {}` changed .bdp/", args.join(" "));
+        assert_eq!(common::bdp_tree(&d.dir), before, "`bdp {}` changed .bdp/", args.join(" "));
     }
 }
 

@@ -28,25 +28,6 @@ fn events_dir(root: &Path) -> std::path::PathBuf {
     root.join(".bdp/events")
 }
 
-/// Every file under `.bdp/` with its bytes.
-fn snapshot_files(root: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.join(".bdp")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let bytes = std::fs::read(&path).unwrap();
-                out.push((path, bytes));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn each_poll_hands_out_what_was_appended_since_the_last() {
     let tmp = tempfile::tempdir().unwrap();
@@ -65,10 +46,10 @@ fn each_poll_hands_out_what_was_appended_since_the_last() {
     assert_eq!(poll(&mut tail).unwrap(), Vec::<u64>::new());
     // Polls change nothing on disk.
     w.append(vec![lock(5)]).unwrap();
-    let before = snapshot_files(root);
+    let before = common::bdp_tree(root);
     assert_eq!(poll(&mut tail).unwrap(), [5]);
     assert_eq!(poll(&mut tail).unwrap(), Vec::<u64>::new());
-    assert_eq!(snapshot_files(root), before);
+    assert_eq!(common::bdp_tree(root), before);
 }
 
 #[test]

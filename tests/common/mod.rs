@@ -291,3 +291,22 @@ pub const FIXTURES: &[(&str, Builder)] = &[
     ("recovery", build_recovery),
     ("v1-upcast", build_v1),
 ];
+
+/// Every directory and file under `root/.bdp` (a directory with empty bytes), sorted: what a read command
+/// must leave exactly as it was.
+pub fn bdp_tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.join(".bdp")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path.clone());
+            }
+            let bytes = if path.is_file() { std::fs::read(&path).unwrap() } else { Vec::new() };
+            out.push((path, bytes));
+        }
+    }
+    out.sort();
+    out
+}
