@@ -69,8 +69,17 @@ impl Child {
         limit: Duration,
     ) -> CliResult<Option<KillPoint>> {
         let until = Instant::now() + limit;
+        // The log as it grows: each look reads only what was appended since the last.
+        let events_dir = Repo { root: root.to_path_buf() }.events_dir();
+        let mut tail = crate::log::tail::LogTail::from_start(&events_dir);
+        let mut state = State::new();
         loop {
-            if let Some(state) = read_state(root) {
+            let read = tail.poll(|record, pos| crate::log::load::apply(&mut state, &events_dir, &record, pos));
+            if read.is_err() {
+                // Not readable just now: start over at the next look, as a fresh read would.
+                tail = crate::log::tail::LogTail::from_start(&events_dir);
+                state = State::new();
+            } else {
                 let point = kill_point(root, &state);
                 // Late in the run fewer agents are left: accept one once most of the work is done.
                 let enough = point.running.len() >= running || (point.done > done + 2 && !point.running.is_empty());
@@ -148,12 +157,6 @@ fn echo(stream: impl Read, bar: &str) {
     }
 }
 
-/// The log's state, or `None` while it cannot be read (not there yet, a record being written).
-fn read_state(root: &Path) -> Option<State> {
-    let repo = Repo { root: root.to_path_buf() };
-    crate::log::load::fold_verified(&repo.events_dir(), None, |_, _| {}).ok().map(|(state, _)| state)
-}
-
 fn kill_point(root: &Path, state: &State) -> KillPoint {
     let repo = Repo { root: root.to_path_buf() };
     let done = state.sessions.iter().map(|s| s.counts.done).sum();
@@ -175,13 +178,7 @@ fn kill_point(root: &Path, state: &State) -> KillPoint {
 
 /// With bdp down, waits (at most `limit`) until one orphan has finished (its wrapper wrote exit.json), so
 /// that the recovery has both kinds to handle. Returns the finished ones and the ones still running.
-pub fn wait_for_an_orphan(
-    root: &Path,
-    orphans: &[Orphan],
-    limit: Duration,
-    interrupted: &AtomicBool,
-) -> (Vec<String>, Vec<String>) {
-    let _ = root;
+pub fn wait_for_an_orphan(orphans: &[Orphan], limit: Duration, interrupted: &AtomicBool) -> (Vec<String>, Vec<String>) {
     let until = Instant::now() + limit;
     loop {
         let (finished, still): (Vec<&Orphan>, Vec<&Orphan>) =

@@ -108,7 +108,7 @@ pub fn run(args: &DemoArgs) -> CliResult<Outcome> {
     let status = bdp_output(&exe, &["--repo", &root.display().to_string(), "status"])?;
     child::print_indented(&status.text, "│");
     if let Some(at) = &kill {
-        let (finished, still) = child::wait_for_an_orphan(&root, &at.running, ORPHAN_WAIT, &interrupted);
+        let (finished, still) = child::wait_for_an_orphan(&at.running, ORPHAN_WAIT, &interrupted);
         say("");
         say(&format!(
             "while bdp is down the agents carry on in their own process groups: {}",
