@@ -447,18 +447,29 @@ fn a_run_with_the_br_tracker_closes_in_br_and_labels_phases() {
     sb.git(&["add", "-A"]);
     sb.git(&["commit", "-q", "-m", "br"]);
     let agent = sb.committing_agent();
-    let out = sb.bdp(&[
-        "--tracker",
-        "br",
-        "run",
-        "--plain",
-        "--max-load",
-        "1000",
-        "--agents",
-        "2",
-        "--",
-        agent.to_str().unwrap(),
-    ]);
+    // A shim first on PATH logs each call bdp makes, then runs the real br.
+    let log = sb.root().join(".scripts/br-calls.log");
+    let shim =
+        sb.script("br", &format!("printf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"", log.display(), br.display()));
+    let mut path = std::ffi::OsString::from(shim.parent().unwrap());
+    path.push(":");
+    path.push(std::env::var_os("PATH").unwrap_or_default());
+    let out = sb
+        .bdp_cmd(&[
+            "--tracker",
+            "br",
+            "run",
+            "--plain",
+            "--max-load",
+            "1000",
+            "--agents",
+            "2",
+            "--",
+            agent.to_str().unwrap(),
+        ])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let listed: serde_json::Value = serde_json::from_str(&br_cmd(&["list", "--all", "--json"])).unwrap();
     let issues = listed.get("issues").unwrap_or(&listed).as_array().unwrap().clone();
@@ -469,6 +480,182 @@ fn a_run_with_the_br_tracker_closes_in_br_and_labels_phases() {
         assert_eq!(issue["labels"], serde_json::json!(["phase:closed"]), "{issue}");
     }
     assert!(sb.events("tracker_labels_changed").iter().all(|e| e["backend"] == "br"));
+    // At most four calls per issue (claim with its label, running, close, closed), and the log counts them
+    // all, as the shim saw them.
+    let calls: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(str::to_string).collect();
+    let mut recorded = 0;
+    for e in sb.events("tracker_calls") {
+        recorded += e["other"].as_u64().unwrap_or(0);
+        recorded += e["issues"].as_object().map_or(0, |m| m.values().map(|n| n.as_u64().unwrap()).sum());
+    }
+    assert_eq!(recorded, calls.len() as u64, "{calls:?}");
+    for issue in &issues {
+        let id = issue["id"].as_str().unwrap();
+        let mine = calls.iter().filter(|c| c.split(' ').nth(1) == Some(id)).count();
+        assert!(mine <= 4, "{id}: {mine} calls: {calls:?}");
+    }
     assert!(sb.bdp_branches().is_empty());
     sb.assert_clean_end();
+}
+
+/// A FAKE bd (tests/support/fake_bd.py, not beads) holding the sandbox's issues, first on the PATH returned.
+/// It logs every call to `fake_bd_calls.jsonl` and refuses flags bd does not have.
+fn fake_bd_on_path(sb: &Sandbox) -> std::ffi::OsString {
+    let issues: Vec<serde_json::Value> = sb.issues().into_values().collect();
+    std::fs::write(sb.root().join("fake_bd_state.json"), serde_json::to_vec(&issues).unwrap()).unwrap();
+    let exclude = sb.root().join(".git/info/exclude");
+    let mut text = std::fs::read_to_string(&exclude).unwrap_or_default();
+    text.push_str("/fake_bd_state.json\n/fake_bd_calls.jsonl\n");
+    std::fs::write(&exclude, text).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_bd.py");
+    let bd = sb.script("bd", &format!("exec python3 {} \"$@\"", script.display()));
+    let mut path = std::ffi::OsString::from(bd.parent().unwrap());
+    path.push(":");
+    path.push(std::env::var_os("PATH").unwrap_or_default());
+    path
+}
+
+/// The fake bd's calls, each as its argv.
+fn fake_bd_calls(sb: &Sandbox) -> Vec<Vec<String>> {
+    std::fs::read_to_string(sb.root().join("fake_bd_calls.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The issue a bd call is about: `update|show|close ID`, `label add|remove ID`.
+fn call_issue(argv: &[String]) -> Option<&str> {
+    match argv.first().map(String::as_str) {
+        Some("update" | "show" | "close") => argv.get(1).map(String::as_str),
+        Some("label") => argv.get(2).map(String::as_str),
+        _ => None,
+    }
+}
+
+fn run_on_fake_bd(sb: &Sandbox, path: &std::ffi::OsString, extra: &[&str], agent: &std::path::Path) {
+    let mut args = vec!["--tracker", "bd", "run", "--plain", "--max-load", "1000", "--agents", "2"];
+    args.extend_from_slice(extra);
+    args.extend(["--", agent.to_str().unwrap()]);
+    let out = sb.bdp_cmd(&args).env("PATH", path).output().unwrap();
+    let code = out.status.code();
+    let calls = fake_bd_calls(sb);
+    assert!(code == Some(0) || code == Some(1), "{}\n{}\ncalls: {calls:?}", stdout(&out), stderr(&out));
+}
+
+/// Every call the run recorded in `tracker_calls` records: per issue, and in all.
+fn recorded_calls(sb: &Sandbox) -> (std::collections::BTreeMap<String, u64>, u64) {
+    let mut per_issue = std::collections::BTreeMap::new();
+    let mut total = 0;
+    for e in sb.events("tracker_calls") {
+        assert_eq!(e["backend"], "bd");
+        for (id, n) in e["issues"].as_object().cloned().unwrap_or_default() {
+            *per_issue.entry(id).or_default() += n.as_u64().unwrap();
+            total += n.as_u64().unwrap();
+        }
+        total += e["other"].as_u64().unwrap_or(0);
+    }
+    (per_issue, total)
+}
+
+#[test]
+fn with_bd_each_issue_takes_at_most_five_calls_with_phase_labels_and_they_are_recorded() {
+    let sb = Sandbox::new(&[("fb-1", "one", 2, &[]), ("fb-2", "two", 2, &["fb-1"]), ("fb-3", "three", 2, &[])]);
+    let path = fake_bd_on_path(&sb);
+    let agent = sb.committing_agent();
+    run_on_fake_bd(&sb, &path, &[], &agent);
+    let calls = fake_bd_calls(&sb);
+    let state: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(sb.root().join("fake_bd_state.json")).unwrap()).unwrap();
+    for issue in &state {
+        assert_eq!(issue["status"], "closed", "{issue}");
+        assert_eq!(issue["labels"], serde_json::json!(["phase:closed"]), "{issue}");
+    }
+    // The happy path of one issue: a claim that carries its phase label, the read-back bd's racy claim
+    // needs, a label write per dispatch step that changed the phase (running, unless the agent was done
+    // before the dispatcher next waited), the close, its label. Each label write takes off the one before.
+    let of = |id: &str| -> Vec<Vec<String>> { calls.iter().filter(|c| call_issue(c) == Some(id)).cloned().collect() };
+    let strings = |v: &[&str]| -> Vec<String> { v.iter().map(|s| s.to_string()).collect() };
+    let mut per_issue = Vec::new();
+    for id in ["fb-1", "fb-2", "fb-3"] {
+        let mine = of(id);
+        assert!((4..=5).contains(&mine.len()), "{id}: {mine:?}");
+        assert_eq!(
+            mine[0],
+            strings(&["update", id, "--claim", "--actor", "bdp", "--add-label", "phase:claimed", "--json"])
+        );
+        assert_eq!(mine[1], strings(&["show", id, "--json"]));
+        let close = mine.len() - 2;
+        assert_eq!(mine[close][..2], strings(&["close", id]), "{id}: {mine:?}");
+        let mut on = "phase:claimed".to_string();
+        for (i, call) in mine.iter().enumerate().skip(2).filter(|(i, _)| *i != close) {
+            assert_eq!(call.len(), 7, "{id}: {call:?}");
+            assert_eq!(call[..3], strings(&["update", id, "--add-label"]), "{id}: {call:?}");
+            assert_eq!(call[4..], strings(&["--remove-label", &on, "--json"]), "{id}: {call:?}");
+            on.clone_from(&call[3]);
+            if i == mine.len() - 1 {
+                assert_eq!(on, "phase:closed");
+            } else {
+                assert_eq!(on, "phase:running");
+            }
+        }
+        per_issue.push(mine.len() as u64);
+    }
+    let lists = calls.iter().filter(|c| call_issue(c).is_none()).count();
+    assert!(lists <= 3, "lists: {calls:?}");
+    // What the log recorded is what the fake saw.
+    let (per_issue_recorded, total) = recorded_calls(&sb);
+    assert_eq!(total, calls.len() as u64);
+    assert_eq!(per_issue_recorded.values().copied().collect::<Vec<_>>(), per_issue);
+    let summary = sb.bdp(&["summary", "--json"]);
+    let summary: serde_json::Value = serde_json::from_slice(&summary.stdout).unwrap();
+    assert_eq!(summary["tracker_calls"]["calls"], calls.len() as u64);
+    assert_eq!(summary["tracker_calls"]["per_issue"], calls.len() as f64 / 3.0);
+    let summed: Vec<u64> =
+        summary["issues"].as_array().unwrap().iter().map(|i| i["tracker_calls"].as_u64().unwrap()).collect();
+    assert_eq!(summed, per_issue);
+    let text = stdout(&sb.bdp(&["summary"]));
+    assert!(text.contains(&format!("tracker calls: {} to bd", calls.len())), "{text}");
+    sb.assert_clean_end();
+}
+
+#[test]
+fn with_bd_and_phase_labels_off_only_the_claim_and_the_close_touch_the_tracker() {
+    let sb = Sandbox::new(&[("fn-1", "one", 2, &[]), ("fn-2", "two", 2, &[])]);
+    let path = fake_bd_on_path(&sb);
+    let agent = sb.committing_agent();
+    run_on_fake_bd(&sb, &path, &["--phase-labels", "none"], &agent);
+    let calls = fake_bd_calls(&sb);
+    for id in ["fn-1", "fn-2"] {
+        let verbs: Vec<&str> =
+            calls.iter().filter(|c| call_issue(c) == Some(id)).map(|c| c[0].as_str()).collect::<Vec<_>>();
+        assert_eq!(verbs, ["update", "show", "close"], "{id}: {calls:?}");
+    }
+    assert!(!calls.iter().flatten().any(|a| a.starts_with("phase:")), "{calls:?}");
+    sb.assert_clean_end();
+}
+
+#[test]
+fn with_bd_a_given_up_issue_is_released_and_labelled_in_one_call() {
+    let sb = Sandbox::new(&[("ff-1", "one", 2, &[])]);
+    let path = fake_bd_on_path(&sb);
+    let agent = sb.script("fail.sh", "exit 3");
+    run_on_fake_bd(&sb, &path, &["--retries", "0"], &agent);
+    let calls: Vec<Vec<String>> = fake_bd_calls(&sb).into_iter().filter(|c| call_issue(c) == Some("ff-1")).collect();
+    // Claim, read back, the running phase (unless the agent had failed before the dispatcher next waited),
+    // and the release with both labels.
+    assert!((3..=4).contains(&calls.len()), "{calls:?}");
+    let release = calls.last().unwrap();
+    let was_on = if calls.len() == 4 { "phase:running" } else { "phase:claimed" };
+    let has = |flag: &str, value: &str| release.windows(2).any(|w| w[0] == flag && w[1] == value);
+    assert!(has("--status", "open") && has("--assignee", ""), "{release:?}");
+    assert!(has("--add-label", "bdp:failed") && has("--add-label", "phase:exited"), "{release:?}");
+    assert!(has("--remove-label", was_on), "{release:?}");
+    let state: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(sb.root().join("fake_bd_state.json")).unwrap()).unwrap();
+    assert_eq!(state[0]["status"], "open");
+    assert!(state[0].get("assignee").is_none(), "{}", state[0]);
+    let mut labels: Vec<&str> = state[0]["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    labels.sort_unstable();
+    assert_eq!(labels, ["bdp:failed", "phase:exited"]);
 }

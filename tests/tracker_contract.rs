@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bdp::event::Event;
-use bdp::tracker::{CliTracker, Flavor, JsonlTracker, ListFilter, Tracker, TrackerError};
+use bdp::tracker::{CliTracker, Flavor, JsonlTracker, LabelChange, ListFilter, Tracker, TrackerError};
 
 const SEED: &str = r#"{"id":"c-1","title":"One","status":"open","priority":1,"issue_type":"task","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}
 {"id":"c-2","title":"Two","status":"open","priority":2,"issue_type":"task","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z","dependencies":[{"issue_id":"c-2","depends_on_id":"c-1","type":"blocks","created_at":"2026-01-01T00:00:00Z"}]}
@@ -43,8 +43,12 @@ fn contract(t: &dyn Tracker) {
     let mut events: Vec<Event> = Vec::new();
     let claimed = t.claim("c-1", "bdp", &mut events).unwrap();
     assert_eq!((claimed.status.as_str(), claimed.assignee.as_deref()), ("in_progress", Some("bdp")), "{name}");
-    t.claim("c-1", "bdp", &mut events).unwrap(); // idempotent, no write
-    assert_eq!(events.len(), 1, "{name}: {events:?}");
+    // Idempotent: claiming what one holds succeeds and changes nothing. The JSONL store skips the write; the
+    // CLIs are asked once more, without a read first (br bumps `updated_at` even then), and it is recorded.
+    let again = t.claim("c-1", "bdp", &mut events).unwrap();
+    assert_eq!((again.status.as_str(), again.assignee.as_deref()), ("in_progress", Some("bdp")), "{name}");
+    let claims = if name == "jsonl" { 1 } else { 2 };
+    assert_eq!(events.len(), claims, "{name}: {events:?}");
     assert!(
         matches!(&events[0], Event::TrackerStatusSet { issue, status, assignee: Some(a), backend }
             if issue == "c-1" && status == "in_progress" && a == "bdp" && backend == name),
@@ -56,7 +60,7 @@ fn contract(t: &dyn Tracker) {
     }
     assert!(matches!(t.claim("c-3", "bdp", &mut events), Err(TrackerError::AlreadyClaimed { .. })), "{name}");
     assert!(matches!(t.claim("c-404", "bdp", &mut events), Err(TrackerError::NotFound(_))), "{name}");
-    assert_eq!(events.len(), 1, "{name}: failed claims record nothing");
+    assert_eq!(events.len(), claims, "{name}: failed claims record nothing");
 
     t.release("c-1", &mut events).unwrap();
     let c1 = t.show("c-1").unwrap();
@@ -76,7 +80,7 @@ fn contract(t: &dyn Tracker) {
     assert_eq!(c1.status, "closed", "{name}: close");
     assert!(ids(&t.ready().unwrap()).contains(&"c-2".to_string()), "{name}: closing c-1 unblocks c-2");
 
-    let kinds: Vec<&str> = events.iter().map(|e| e.kind()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind()).skip(claims - 1).collect();
     assert_eq!(
         kinds,
         [
@@ -96,6 +100,43 @@ fn contract(t: &dyn Tracker) {
         | Event::TrackerIssueClosed { backend, .. } => backend == name,
         _ => false,
     }));
+
+    // Labels ride along with the claim and the release, and change in one write, without a read first.
+    let change = |add: &[&str], remove: &[&str]| LabelChange {
+        add: add.iter().map(|l| l.to_string()).collect(),
+        remove: remove.iter().map(|l| l.to_string()).collect(),
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    t.take_calls();
+    let claimed = t.claim_with_labels("c-2", "bdp", &change(&["phase:claimed"], &[]), &mut events).unwrap();
+    assert_eq!(claimed.status, "in_progress", "{name}");
+    t.change_labels("c-2", &change(&["phase:running"], &["phase:claimed"]), &mut events).unwrap();
+    t.release_with_labels("c-2", &change(&["bdp:failed"], &[]), &mut events).unwrap();
+    if let Some(calls) = t.take_calls() {
+        // bd's claim is read back (it races); br's prints the result of its own transaction.
+        let claim = if name == "bd" { 2 } else { 1 };
+        assert_eq!(calls.per_issue.get("c-2"), Some(&(claim + 2)), "{name}: {calls:?}");
+        assert_eq!(calls.other, 0, "{name}: {calls:?}");
+    }
+    let c2 = t.show("c-2").unwrap();
+    assert_eq!((c2.status.as_str(), c2.assignee.as_deref()), ("open", None), "{name}");
+    assert_eq!(sorted(c2.labels), ["bdp:failed", "phase:running"], "{name}");
+    let n = events.len();
+    let tail: Vec<&str> = events[n - 5..].iter().map(|e| e.kind()).collect();
+    assert_eq!(
+        tail,
+        [
+            "tracker_status_set",
+            "tracker_labels_changed",
+            "tracker_labels_changed",
+            "tracker_status_set",
+            "tracker_labels_changed"
+        ],
+        "{name}"
+    );
 }
 
 #[test]

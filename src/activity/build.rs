@@ -7,7 +7,7 @@ use crate::event::{Event, Phase, Record, ReleaseReason};
 
 use super::{
     Activity, AttemptSpan, IssueSpan, MergeMark, Millis, Outcome, PhaseMark, RecoveryMark, SessionEndKind, SessionSpan,
-    slots,
+    TrackerCallsMark, slots,
 };
 
 /// What is known about an attempt only while folding.
@@ -175,6 +175,12 @@ impl Fold {
             Event::Merged { issue, .. } => {
                 self.out.merges.push(MergeMark { seq: record.seq, at_ms, session, issue: issue.clone() })
             }
+            Event::TrackerCalls { backend, issues, other } => self.out.tracker_calls.push(TrackerCallsMark {
+                session,
+                backend: backend.clone(),
+                issues: issues.clone(),
+                other: *other,
+            }),
             _ => {}
         }
     }

@@ -34,6 +34,8 @@
 //! - **Speedup** = agent time while a session ran (each agent interval clipped to the session spans, so an
 //!   adopted agent's time during the crash gap counts in neither) / wall time; **parallel efficiency** = speedup / the most agents any session
 //!   was configured with (`config.options.agents`, or `config.agents` in older logs).
+//! - **Tracker calls** are the processes bdp started to talk to bd or br (`tracker_calls` records); per
+//!   issue, they are all calls (lists included) over the issues claimed.
 //! - **Usage** is only what agents reported on `agent_exited`; an attempt that reported nothing is unknown,
 //!   never zero: sums say how many attempts reported.
 
@@ -50,7 +52,9 @@ use crate::event::{AgentUsage, IssueId, Phase, ReleaseReason, SessionEndReason};
 
 pub use build::ActivityBuilder;
 pub use figures::{Stat, UsageSum, percentile};
-pub use report::{CrashReport, IssueUsage, PhaseStats, PlanEstimate, REPORT_SCHEMA, Report, SessionReport, Totals};
+pub use report::{
+    CrashReport, IssueUsage, PhaseStats, PlanEstimate, REPORT_SCHEMA, Report, SessionReport, Totals, TrackerCallsReport,
+};
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
@@ -68,6 +72,8 @@ pub struct Activity {
     pub recoveries: Vec<RecoveryMark>,
     /// Branches merged, in log order.
     pub merges: Vec<MergeMark>,
+    /// Calls made to a CLI tracker (bd, br), as recorded, in log order.
+    pub tracker_calls: Vec<TrackerCallsMark>,
     /// Rows needed so that no two bars in a row overlap (see [`AttemptSpan::slot`]).
     pub slots: usize,
     /// Records whose timestamp could not be read (each counted as its predecessor's).
@@ -230,6 +236,15 @@ pub struct RecoveryMark {
     pub text: String,
 }
 
+/// One `tracker_calls` record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrackerCallsMark {
+    pub session: String,
+    pub backend: String,
+    pub issues: BTreeMap<IssueId, u32>,
+    pub other: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MergeMark {
     pub seq: u64,
@@ -259,6 +274,7 @@ impl Activity {
             issues: BTreeMap::new(),
             recoveries: self.recoveries.iter().filter(|r| ids.contains(r.session.as_str())).cloned().collect(),
             merges: self.merges.iter().filter(|m| ids.contains(m.session.as_str())).cloned().collect(),
+            tracker_calls: self.tracker_calls.iter().filter(|c| ids.contains(c.session.as_str())).cloned().collect(),
             slots: 0,
             bad_timestamps: self.bad_timestamps,
             first_ms: 0,

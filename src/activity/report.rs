@@ -48,6 +48,8 @@ pub struct Report {
     pub usage: UsageSum,
     /// One entry per issue, by id.
     pub issues: Vec<IssueUsage>,
+    /// Calls made to a CLI tracker (bd, br); `null` when none were recorded (the JSONL tracker makes none).
+    pub tracker_calls: Option<TrackerCallsReport>,
     /// Records whose timestamp could not be read.
     pub bad_timestamps: u64,
 }
@@ -132,6 +134,21 @@ pub struct CrashReport {
     pub attempts_abandoned: u64,
 }
 
+/// The processes bdp started to talk to bd or br.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct TrackerCallsReport {
+    /// `bd` or `br` (several, comma-separated, if the sessions used several).
+    pub backend: String,
+    /// Every call.
+    pub calls: u64,
+    /// Those about one issue (claim, labels, close, release, show).
+    pub on_issues: u64,
+    /// Those about none (list, export, ready).
+    pub other: u64,
+    /// calls / the issues claimed; `null` when none was claimed.
+    pub per_issue: Option<f64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct IssueUsage {
     pub id: String,
@@ -142,6 +159,8 @@ pub struct IssueUsage {
     pub time_ms: Option<u64>,
     pub agent_ms: u64,
     pub usage: UsageSum,
+    /// Tracker calls about this issue (0 with the JSONL tracker).
+    pub tracker_calls: u64,
 }
 
 fn outcome_counts<'a>(attempts: impl Iterator<Item = &'a AttemptSpan>) -> BTreeMap<String, u64> {
@@ -174,6 +193,7 @@ impl Report {
             check: Stat::of(a.attempts.iter().filter_map(|t| t.check_ms)),
             merge_queue_wait: Stat::of(a.attempts.iter().filter_map(AttemptSpan::merge_wait_ms)),
         };
+        let claimed = totals.issues;
         Report {
             schema: REPORT_SCHEMA.to_string(),
             from: a.sessions.first().map(|s| s.started_ts.clone()),
@@ -191,6 +211,7 @@ impl Report {
             plan_estimate: plan_estimate(a),
             crashes: crashes(a),
             usage: a.usage(),
+            tracker_calls: tracker_calls(a, claimed),
             issues: issues(a),
             bad_timestamps: a.bad_timestamps,
         }
@@ -284,6 +305,7 @@ fn issues(a: &Activity) -> Vec<IssueUsage> {
                 time_ms: i.released_ms.map(|r| (r - i.first_claim_ms).max(0) as u64),
                 agent_ms: attempts.iter().filter_map(|t| t.agent_ms).sum(),
                 usage: UsageSum::of(attempts.iter().copied()),
+                tracker_calls: a.tracker_calls.iter().filter_map(|c| c.issues.get(id)).map(|&n| u64::from(n)).sum(),
             }
         })
         .collect()
@@ -324,5 +346,24 @@ fn plan_estimate(a: &Activity) -> Option<PlanEstimate> {
             "list scheduling (as bdp plan) of each issue's actual agent time over {agents} agents, in claim \
              order; the log records no dependencies, so none are assumed"
         ),
+    })
+}
+
+fn tracker_calls(a: &Activity, claimed: u64) -> Option<TrackerCallsReport> {
+    if a.tracker_calls.is_empty() {
+        return None;
+    }
+    let mut backends: Vec<&str> = a.tracker_calls.iter().map(|c| c.backend.as_str()).collect();
+    backends.sort_unstable();
+    backends.dedup();
+    let on_issues: u64 = a.tracker_calls.iter().flat_map(|c| c.issues.values()).map(|&n| u64::from(n)).sum();
+    let other: u64 = a.tracker_calls.iter().map(|c| u64::from(c.other)).sum();
+    let calls = on_issues + other;
+    Some(TrackerCallsReport {
+        backend: backends.join(","),
+        calls,
+        on_issues,
+        other,
+        per_issue: (claimed > 0).then(|| calls as f64 / claimed as f64),
     })
 }

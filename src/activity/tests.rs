@@ -382,3 +382,37 @@ fn the_plan_estimate_schedules_the_actual_agent_time() {
     assert_eq!((est.agents, est.issues, est.makespan_ms, est.single_agent_ms), (2, 3, 14_000, 21_000));
     assert_eq!(est.speedup, Some(1.5));
 }
+
+#[test]
+fn tracker_calls_are_summed_per_issue_and_per_claimed_issue_and_kept_by_session() {
+    let calls = |issues: &[(&str, u32)], other: u32| Event::TrackerCalls {
+        backend: "br".into(),
+        issues: issues.iter().map(|(i, n)| (i.to_string(), *n)).collect(),
+        other,
+    };
+    let mut log = Log::default();
+    log.start(0.0, "s1", 2, None)
+        .at(0.0, "s1", calls(&[], 1))
+        .done(1.0, 10.0, "s1", "a")
+        .done(2.0, 12.0, "s1", "b")
+        .at(13.0, "s1", calls(&[("a", 4), ("b", 3)], 0))
+        .end(14.0, "s1")
+        .start(20.0, "s2", 2, None)
+        .done(21.0, 30.0, "s2", "c")
+        .at(31.0, "s2", calls(&[("c", 4)], 2))
+        .end(32.0, "s2");
+    let a = log.activity();
+    let report = Report::new(&a);
+    let t = report.tracker_calls.as_ref().unwrap();
+    assert_eq!((t.calls, t.on_issues, t.other, t.backend.as_str()), (14, 11, 3, "br"));
+    assert_eq!(t.per_issue, Some(14.0 / 3.0));
+    let per: Vec<(&str, u64)> = report.issues.iter().map(|i| (i.id.as_str(), i.tracker_calls)).collect();
+    assert_eq!(per, [("a", 4), ("b", 3), ("c", 4)]);
+    let second = Report::new(&a.restrict(|s| s.id == "s2"));
+    let t = second.tracker_calls.unwrap();
+    assert_eq!((t.calls, t.per_issue), (6, Some(6.0)));
+    // Without any record (the JSONL tracker): no figure, and the summary says why.
+    let mut log = Log::default();
+    log.start(0.0, "s1", 1, None).done(1.0, 10.0, "s1", "a").end(11.0, "s1");
+    assert_eq!(Report::new(&log.activity()).tracker_calls, None);
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{CliError, CliResult};
-use crate::supervisor::options::Isolation;
+use crate::supervisor::options::{Isolation, PhaseLabels};
 use crate::supervisor::template::Preset;
 
 use super::run::MergeArg;
@@ -31,6 +31,7 @@ pub struct ConfigFile {
     pub epic: Option<String>,
     pub label: Option<String>,
     pub keep_worktrees: Option<bool>,
+    pub phase_labels: Option<PhaseLabels>,
     pub max_load: Option<f64>,
     pub max_mem: Option<f64>,
     pub actor: Option<String>,

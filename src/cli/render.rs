@@ -71,6 +71,16 @@ pub fn describe(event: &Event) -> String {
             format!("{} ({backend})", parts.join(" "))
         }
         Event::TrackerIssueClosed { reason, backend, .. } => format!("{reason} ({backend})"),
+        Event::TrackerCalls { backend, issues, other } => {
+            let on_issues: u64 = issues.values().map(|&n| u64::from(n)).sum();
+            let total = on_issues + u64::from(*other);
+            format!(
+                "{total} {backend} call{} ({on_issues} on {} issue{}, {other} other)",
+                plural(total),
+                issues.len(),
+                plural(issues.len() as u64)
+            )
+        }
         Event::ReconcileFinding { kind, detail, .. } => format!("{kind}: {detail}"),
         Event::RepairApplied { kind, action, .. } => format!("{kind}: {action}"),
         Event::RetryScheduled { next_attempt, backoff_ms, reason, .. } => {
@@ -177,4 +187,8 @@ pub fn claim_line(id: &str, issue: &IssueState, claim: &Claim) -> String {
         s.push_str(&format!(", CLAIM LOST ({l})"));
     }
     one_line(&s)
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }

@@ -12,7 +12,7 @@ use crate::event::MergeStrategy;
 use crate::log::LogWriter;
 use crate::log::lock::{Holder, OrchestratorLock};
 use crate::repo::Repo;
-use crate::supervisor::options::{Isolation, RunOptions};
+use crate::supervisor::options::{Isolation, PhaseLabels, RunOptions};
 use crate::supervisor::orchestrator::{Msg, Orchestrator, RunSummary, Setup, StopLevel};
 use crate::supervisor::template::{Preset, resolve_program};
 use crate::tracker::{ListFilter, TrackerKind};
@@ -82,6 +82,10 @@ pub struct RunArgs {
     /// Keep each issue's worktree (and branch) when it is done.
     #[arg(long)]
     pub keep_worktrees: bool,
+    /// With bd or br: label each issue with the phase it is in (`phase:running`, …), or leave the tracker
+    /// alone between the claim and the close [default: all].
+    #[arg(long, value_enum, value_name = "WHICH")]
+    pub phase_labels: Option<PhaseLabels>,
     /// No new agent while the 1-minute load average per core is above this [default: 3.0].
     #[arg(long, value_name = "LOAD")]
     pub max_load: Option<f64>,
@@ -156,6 +160,7 @@ fn resolve(repo: &Repo, args: &RunArgs) -> CliResult<RunOptions> {
         epic: args.epic.clone().or(file.epic),
         label: args.label.clone().or(file.label),
         keep_worktrees: args.keep_worktrees || file.keep_worktrees.unwrap_or(false),
+        phase_labels: args.phase_labels.or(file.phase_labels).unwrap_or(PhaseLabels::All),
         max_load: args.max_load.or(file.max_load).unwrap_or(3.0),
         max_mem: args.max_mem.or(file.max_mem).unwrap_or(90.0),
         actor: args.actor.clone().or(file.actor).unwrap_or_else(|| "bdp".to_string()),

@@ -161,6 +161,19 @@ pub fn render(r: &Report, since: Option<&str>) -> String {
     for s in &r.sessions {
         let _ = writeln!(out, "  session {}: {}", one_line(&s.id), usage(&s.usage));
     }
+    match &r.tracker_calls {
+        Some(t) => {
+            let per_issue = t.per_issue.map_or("no issue claimed".to_string(), |p| format!("{p:.1} per issue claimed"));
+            let _ = writeln!(
+                out,
+                "tracker calls: {} to {}, {per_issue} ({} about one issue, {} lists and exports)",
+                t.calls, t.backend, t.on_issues, t.other
+            );
+        }
+        None => {
+            let _ = writeln!(out, "tracker calls: none recorded (the JSONL tracker is read and written directly)");
+        }
+    }
     issue_lines(&mut out, r);
     if r.bad_timestamps > 0 {
         let _ = writeln!(out, "warning: {} record(s) with an unreadable timestamp", r.bad_timestamps);
@@ -180,9 +193,13 @@ fn issue_lines(out: &mut String, r: &Report) {
     }
     let width = issues.iter().map(|i| one_line(&i.id).len()).max().unwrap_or(0);
     for i in issues {
+        let calls = match r.tracker_calls {
+            Some(_) => format!("  tracker calls {:>3}", i.tracker_calls),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "  {:<width$}  {:<9}  {:<10}  time {:>8}  agent {:>8}  {}",
+            "  {:<width$}  {:<9}  {:<10}  time {:>8}  agent {:>8}{calls}  {}",
             one_line(&i.id),
             i.ending,
             format!("{} attempt{}", i.attempts, plural(i.attempts)),
@@ -190,5 +207,51 @@ fn issue_lines(out: &mut String, r: &Report) {
             duration(i.agent_ms),
             usage(&i.usage)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::activity::{Activity, Report};
+    use crate::event::{Event, Record, ReleaseReason, SessionEndReason};
+
+    fn records(events: Vec<Event>) -> Vec<Record> {
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| Record {
+                seq: i as u64 + 1,
+                v: 2,
+                ts: format!("2026-11-25T06:00:{:02}.000Z", i),
+                session: "s-1".into(),
+                event,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tracker_calls_are_shown_in_total_and_per_issue() {
+        let started = Event::SessionStarted {
+            pid: 1,
+            start_time: None,
+            host: "h".into(),
+            version: "0".into(),
+            config: serde_json::json!({"options": {"agents": 2}}),
+            recovers: None,
+        };
+        let mut events = vec![started, Event::TrackerCalls { backend: "br".into(), issues: Default::default(), other: 1 }];
+        for id in ["br-1", "br-2"] {
+            events.push(Event::IssueClaimed { issue: id.into(), actor: "bdp".into() });
+            events.push(Event::IssueReleased { issue: id.into(), reason: ReleaseReason::Done, detail: None });
+        }
+        events.push(Event::TrackerCalls {
+            backend: "br".into(),
+            issues: [("br-1".to_string(), 4), ("br-2".to_string(), 3)].into_iter().collect(),
+            other: 1,
+        });
+        events.push(Event::SessionEnded { reason: SessionEndReason::Completed });
+        let text = super::render(&Report::new(&Activity::from_records(&records(events))), None);
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("tracker calls")).collect();
+        insta::assert_snapshot!(lines.join("\n"));
     }
 }

@@ -296,6 +296,15 @@ pub enum Event {
         reason: String,
         backend: String,
     },
+    /// Processes bdp started to talk to a CLI tracker (bd, br) since the last such record: per issue they
+    /// concerned, and for no one issue (lists, exports). Written with the next append, never alone.
+    TrackerCalls {
+        backend: String,
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        issues: std::collections::BTreeMap<IssueId, u32>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        other: u32,
+    },
 
     /// Reconciliation saw a mismatch between the log and the world.
     ReconcileFinding {
@@ -327,6 +336,10 @@ pub enum Event {
     },
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 impl Event {
     /// The `type` tag as written in the log.
     pub fn kind(&self) -> &'static str {
@@ -354,6 +367,7 @@ impl Event {
             Event::TrackerStatusSet { .. } => "tracker_status_set",
             Event::TrackerLabelsChanged { .. } => "tracker_labels_changed",
             Event::TrackerIssueClosed { .. } => "tracker_issue_closed",
+            Event::TrackerCalls { .. } => "tracker_calls",
             Event::ReconcileFinding { .. } => "reconcile_finding",
             Event::RepairApplied { .. } => "repair_applied",
             Event::RetryScheduled { .. } => "retry_scheduled",
@@ -390,6 +404,7 @@ impl Event {
             | Event::SessionEnded { .. }
             | Event::LockReleased { .. }
             | Event::LockBroken { .. }
+            | Event::TrackerCalls { .. }
             | Event::LogTruncated { .. } => None,
         }
     }
@@ -419,6 +434,7 @@ impl Event {
         "tracker_status_set",
         "tracker_labels_changed",
         "tracker_issue_closed",
+        "tracker_calls",
         "reconcile_finding",
         "repair_applied",
         "retry_scheduled",

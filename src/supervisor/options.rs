@@ -15,6 +15,16 @@ pub enum Isolation {
     None,
 }
 
+/// Which phases a bd or br tracker is told about, as `phase:*` labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PhaseLabels {
+    /// Each phase the issue reaches (one label at a time, changed in one call per dispatch step).
+    All,
+    /// None: only the claim and the close (or release) touch the tracker.
+    None,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunOptions {
     pub agents: usize,
@@ -38,6 +48,7 @@ pub struct RunOptions {
     pub epic: Option<String>,
     pub label: Option<String>,
     pub keep_worktrees: bool,
+    pub phase_labels: PhaseLabels,
     pub max_load: f64,
     pub max_mem: f64,
     /// The assignee bdp claims issues as.

@@ -21,9 +21,9 @@ use crate::plan::Issue;
 use crate::repo::Repo;
 use crate::state::State;
 use crate::supervisor::agent::AgentEnd;
-use crate::tracker::{ListFilter, Tracker};
+use crate::tracker::{LabelChange, ListFilter, Tracker};
 
-use super::options::{CONFLICT_LABEL, FAILED_LABEL, Isolation, RunOptions};
+use super::options::{CONFLICT_LABEL, FAILED_LABEL, Isolation, PhaseLabels, RunOptions};
 use super::progress::Progress;
 
 /// Why a run could not go on.
@@ -127,6 +127,8 @@ pub struct Orchestrator {
     /// Observations (phase changes) waiting to go out with the next append: they need no fsync of
     /// their own, and are flushed before the dispatcher waits for anything.
     pub(super) pending: Vec<Event>,
+    /// Phase labels not yet written to the tracker: the latest phase of each issue.
+    phase_due: HashMap<String, Phase>,
     /// A tracker batch is open (see [`Orchestrator::begin_batch`]).
     batch_open: bool,
     /// Held around every git operation that adds, removes or lists worktrees, or moves the base branch:
@@ -184,6 +186,7 @@ impl Orchestrator {
             last_refresh: Instant::now(),
             busy_note: None,
             pending: Vec::new(),
+            phase_due: HashMap::new(),
             batch_open: false,
             git_lock: Default::default(),
             holder: crate::log::lock::Holder { pid: std::process::id(), start_time: None, since: String::new() },
@@ -223,13 +226,20 @@ impl Orchestrator {
 
     /// Appends events; the state follows the records the log acknowledged (other processes' first).
     pub(super) fn append(&mut self, events: Vec<Event>) -> RunResult<()> {
-        let events = if self.pending.is_empty() {
+        let mut events = if self.pending.is_empty() {
             events
         } else {
             let mut all = std::mem::take(&mut self.pending);
             all.extend(events);
             all
         };
+        if let Some(calls) = self.tracker.take_calls().filter(|c| !c.is_empty()) {
+            events.push(Event::TrackerCalls {
+                backend: self.tracker.name().to_string(),
+                issues: calls.per_issue,
+                other: calls.other,
+            });
+        }
         if events.is_empty() {
             return Ok(());
         }
@@ -271,11 +281,13 @@ impl Orchestrator {
 
     /// Records a phase change. It goes out with the next append (or before the dispatcher next waits), in
     /// order: a phase is an observation, and an intent that follows it is never acted on before both are
-    /// durable.
+    /// durable. Its tracker label is written when the dispatcher next waits ([`Orchestrator::flush_phase_labels`]).
     pub(super) fn phase(&mut self, issue: &str, phase: Phase) {
         self.pending.push(Event::PhaseChanged { issue: issue.to_string(), phase });
         self.progress.phase(issue, phase.as_str());
-        self.phase_label(issue, phase);
+        if self.phase_labels_on() {
+            self.phase_due.insert(issue.to_string(), phase);
+        }
     }
 
     /// Whether an agent, check or worktree task is working for the issue.
@@ -285,32 +297,61 @@ impl Orchestrator {
         }
     }
 
-    /// With bd or br, the phase is also a `phase:*` label (the JSONL tracker is left alone: such labels
-    /// would churn the user's git diffs).
-    fn phase_label(&mut self, issue: &str, phase: Phase) {
-        if self.tracker.name() == "jsonl" {
-            return;
+    /// Whether the tracker gets `phase:*` labels: bd and br with `--phase-labels all` (the JSONL tracker is
+    /// left alone: such labels would churn the user's git diffs).
+    fn phase_labels_on(&self) -> bool {
+        self.tracker.name() != "jsonl" && self.opts.phase_labels == PhaseLabels::All
+    }
+
+    /// The label change that puts `phase:PHASE` on the issue in place of the phase labels it has (as bdp
+    /// last read or wrote them: nothing is read). Empty when labels are off or it is on already.
+    pub(super) fn phase_label_change(&self, issue: &str, phase: Phase) -> LabelChange {
+        if !self.phase_labels_on() {
+            return LabelChange::default();
         }
-        let mut events = Vec::new();
+        let new = format!("phase:{}", phase.as_str());
         let old: Vec<String> = self
             .issues
             .iter()
             .find(|i| i.id == issue)
             .map(|i| i.labels.iter().filter(|l| l.starts_with("phase:")).cloned().collect())
             .unwrap_or_default();
-        for label in &old {
-            let _ = self.tracker.remove_label(issue, label, &mut events);
+        if old == [new.clone()] {
+            return LabelChange::default();
         }
-        let new = format!("phase:{}", phase.as_str());
-        if self.tracker.add_label(issue, &new, &mut events).is_ok()
-            && let Some(i) = self.issues.iter_mut().find(|i| i.id == issue)
-        {
-            i.labels.retain(|l| !l.starts_with("phase:"));
-            i.labels.push(new);
+        LabelChange { remove: old.into_iter().filter(|l| *l != new).collect(), add: vec![new] }
+    }
+
+    /// The phase label change still due for the issue (taken: the caller writes it).
+    pub(super) fn due_phase_label(&mut self, issue: &str) -> LabelChange {
+        match self.phase_due.remove(issue) {
+            Some(phase) => self.phase_label_change(issue, phase),
+            None => LabelChange::default(),
         }
-        if let Err(e) = self.append(events) {
-            tracing::warn!("recording the phase label of {issue}: {e}");
+    }
+
+    /// Writes the phase labels due, one call per issue whatever the number of phases it went through since
+    /// the last write: the latest phase goes on, the one before comes off. Labels are a courtesy to people
+    /// watching the tracker: a failed write is logged and the run goes on.
+    pub(super) fn flush_phase_labels(&mut self) {
+        let due: Vec<(String, Phase)> = self.phase_due.drain().collect();
+        let mut events = Vec::new();
+        for (issue, phase) in due {
+            let change = self.phase_label_change(&issue, phase);
+            if change.is_empty() {
+                continue;
+            }
+            match self.tracker.change_labels(&issue, &change, &mut events) {
+                Ok(()) => {
+                    if let Some(i) = self.issues.iter_mut().find(|i| i.id == issue) {
+                        i.labels.retain(|l| !change.remove.contains(l));
+                        i.labels.extend(change.add);
+                    }
+                }
+                Err(e) => tracing::warn!("the phase label of {issue}: {e}"),
+            }
         }
+        self.defer(events);
     }
 
     /// Runs until nothing is ready, `--max-issues` is reached, or a stop; then ends the session.
@@ -336,6 +377,7 @@ impl Orchestrator {
                 Err(e)
             }
         };
+        self.flush_phase_labels();
         let ended = self.append(vec![Event::SessionEnded { reason }]);
         self.checkpoints.finish(&self.state, self.log.last_position());
         self.progress.clear();
@@ -369,6 +411,7 @@ impl Orchestrator {
                 }
                 continue;
             }
+            self.flush_phase_labels();
             self.append(Vec::new())?;
             let first = tokio::select! {
                 msg = self.rx.recv() => match msg {

@@ -15,6 +15,7 @@ use crate::supervisor::agent::{self, Adopted, AgentEnd};
 
 use super::options::Isolation;
 use super::orchestrator::{Ending, Live, Orchestrator, RunResult};
+use super::steps::GiveBack;
 
 impl Orchestrator {
     /// Records every finding, then applies the repairs in order.
@@ -298,7 +299,7 @@ impl Orchestrator {
                     id,
                     ReleaseReason::Done,
                     "bdp: closed before bdp stopped; released by recovery",
-                    false,
+                    GiveBack::No,
                     false,
                 )?;
                 self.ended(id, Ending::Done, &format!("done     {id}  closed before bdp stopped; released now"));
@@ -339,7 +340,7 @@ impl Orchestrator {
         self.repaired(f, f.repair.describe());
         self.append(Vec::new())?;
         self.live.entry(id.to_string()).or_insert(Live { title: String::new(), since: Instant::now(), busy: false });
-        self.release(id, release, reason, false, true)?;
+        self.release(id, release, reason, GiveBack::No, true)?;
         let ending = match release {
             ReleaseReason::Conflict => Ending::Conflict,
             ReleaseReason::Failed | ReleaseReason::Timeout => Ending::Failed,

@@ -28,7 +28,8 @@ impl Orchestrator {
     /// took it) skips the issue: `false`.
     pub(super) fn claim_issue(&mut self, id: &str) -> RunResult<bool> {
         let mut events = Vec::new();
-        if let Err(e) = self.tracker.claim(id, &self.opts.actor, &mut events) {
+        let labels = self.phase_label_change(id, Phase::Claimed);
+        if let Err(e) = self.tracker.claim_with_labels(id, &self.opts.actor, &labels, &mut events) {
             self.defer(events);
             let why = match e {
                 TrackerError::AlreadyClaimed { .. } | TrackerError::NotClaimable { .. } => e.to_string(),
@@ -46,6 +47,8 @@ impl Orchestrator {
         if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id) {
             issue.status = "in_progress".into();
             issue.assignee = Some(self.opts.actor.clone());
+            issue.labels.retain(|l| !labels.remove.contains(l));
+            issue.labels.extend(labels.add);
             title.clone_from(&issue.title);
         }
         self.live.insert(id.to_string(), Live { title, since: Instant::now(), busy: false });
@@ -385,12 +388,8 @@ impl Orchestrator {
             }
             MergeOutcome::Refused { reason } => {
                 self.defer(vec![Event::MergeConflicted { issue: id.to_string(), detail: reason.clone() }]);
-                let mut events = Vec::new();
-                self.tracker.add_label(id, CONFLICT_LABEL, &mut events)?;
-                self.defer(events);
-                self.note_label(id, CONFLICT_LABEL);
                 let text = format!("conflict {id}  {reason}; branch {branch} kept, labelled {CONFLICT_LABEL}");
-                self.release(id, ReleaseReason::Conflict, &reason, true, true)?;
+                self.release(id, ReleaseReason::Conflict, &reason, GiveBack::Labelled(CONFLICT_LABEL), true)?;
                 self.ended(id, Ending::Conflict, &text);
                 Ok(())
             }
@@ -420,7 +419,7 @@ impl Orchestrator {
         }
         self.phase(id, Phase::Closed);
         let took = self.live.get(id).map(|l| l.since.elapsed()).unwrap_or_default();
-        self.release(id, ReleaseReason::Done, reason, false, keep_branch)?;
+        self.release(id, ReleaseReason::Done, reason, GiveBack::No, keep_branch)?;
         let what = reason.strip_prefix("bdp: ").unwrap_or(reason);
         self.ended(id, Ending::Done, &format!("done     {id}  {what}  ({})", super::progress_duration(took)));
         Ok(())
@@ -505,13 +504,8 @@ impl Orchestrator {
 
     /// Gives the issue back to the tracker as open (labelled `bdp:failed` when `label`).
     pub(super) fn give_up(&mut self, id: &str, reason: ReleaseReason, detail: &str, label: bool) -> RunResult<()> {
-        if label {
-            let mut events = Vec::new();
-            self.tracker.add_label(id, FAILED_LABEL, &mut events)?;
-            self.defer(events);
-            self.note_label(id, FAILED_LABEL);
-        }
-        self.release(id, reason, detail, true, false)?;
+        let give_back = if label { GiveBack::Labelled(FAILED_LABEL) } else { GiveBack::Open };
+        self.release(id, reason, detail, give_back, false)?;
         let (word, ending) = match reason {
             ReleaseReason::Shutdown | ReleaseReason::Abandoned => ("released", Ending::Released),
             _ => ("failed  ", Ending::Failed),
@@ -521,22 +515,14 @@ impl Orchestrator {
         Ok(())
     }
 
-    fn note_label(&mut self, id: &str, label: &str) {
-        if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id)
-            && !issue.labels.iter().any(|l| l == label)
-        {
-            issue.labels.push(label.to_string());
-        }
-    }
-
-    /// Removes the worktree (and the branch unless kept), gives the claim back in the tracker when asked,
-    /// and records the release.
+    /// Removes the worktree (and the branch unless kept), gives the claim back in the tracker when asked
+    /// (with the phase label due and the label asked for, in the same write), and records the release.
     pub(super) fn release(
         &mut self,
         id: &str,
         reason: ReleaseReason,
         detail: &str,
-        tracker_release: bool,
+        give_back: GiveBack,
         keep_branch: bool,
     ) -> RunResult<()> {
         let worktree = self.state.issues.get(id).and_then(|i| i.claim.as_ref()).and_then(|c| c.worktree.clone());
@@ -557,11 +543,21 @@ impl Orchestrator {
         }
         self.drop_issue_lock(id);
         let mut events = Vec::new();
-        if tracker_release {
-            self.tracker.release(id, &mut events)?;
+        if give_back != GiveBack::No {
+            let mut labels = self.due_phase_label(id);
+            if let GiveBack::Labelled(label) = give_back {
+                labels.add.push(label.to_string());
+            }
+            self.tracker.release_with_labels(id, &labels, &mut events)?;
             if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id) {
                 issue.status = "open".into();
                 issue.assignee = None;
+                issue.labels.retain(|l| !labels.remove.contains(l));
+                for label in labels.add {
+                    if !issue.labels.contains(&label) {
+                        issue.labels.push(label);
+                    }
+                }
             }
         }
         events.push(Event::IssueReleased { issue: id.to_string(), reason, detail: Some(detail.to_string()) });
@@ -578,6 +574,17 @@ impl Orchestrator {
         }
         Ok(())
     }
+}
+
+/// What a release does to the issue in the tracker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum GiveBack {
+    /// Nothing: it is closed, or someone else holds it.
+    No,
+    /// Back to open, unassigned.
+    Open,
+    /// Back to open, unassigned, with this label (for a person to look at).
+    Labelled(&'static str),
 }
 
 /// One attempt, ready to start.

@@ -12,18 +12,32 @@
 //! children holding its pipes). Errors show the command line and what the tool printed on stderr (or on
 //! stdout, where br prints its JSON errors).
 //!
-//! Claims: bd's `--claim` is known to race (bd #3570, #3575, #5998), so every claim is read back with
-//! `show` and fails unless the issue is `in_progress` and assigned to the claimer.
+//! As few calls as the work needs (each one starts a process that opens the tracker's database, and the
+//! agents' own calls compete with ours for it):
+//! - a label change is one `update ID --add-label A --remove-label B`, never preceded by a read: the
+//!   caller knows which labels it put on;
+//! - a claim is one `update ID --claim --actor A [--add-label …]`, and a release one `update ID --status
+//!   open --assignee "" [--add-label …]`, labels folded in;
+//! - a claim is read back where compare-and-set needs it: bd's `--claim` is known to race (bd #3570, #3575,
+//!   #5998), so bd's is read back with `show`; br's claim is a transaction of its SQLite database and the
+//!   issue it prints is that transaction's result, which is read instead. Either fails unless the issue is
+//!   `in_progress` and assigned to the claimer. Only a refused claim is followed by a `show`, to say why.
+//!
+//! Every call is counted by the issue it concerned ([`Tracker::take_calls`]), so a run can record how many
+//! it made.
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{ListFilter, Tracker, TrackerError, TrackerEvents, TrackerResult, check_claimable, record};
+use super::{
+    CallCounts, LabelChange, ListFilter, Tracker, TrackerError, TrackerEvents, TrackerResult, check_claimable, record,
+};
 use crate::event::Event;
 use crate::plan::Issue;
 
@@ -150,28 +164,31 @@ pub struct CliTracker {
     binary: PathBuf,
     root: PathBuf,
     timeout: Duration,
+    calls: Arc<Mutex<CallCounts>>,
 }
 
 impl CliTracker {
     pub fn new(flavor: Flavor, binary: PathBuf, root: PathBuf, timeout: Duration) -> Self {
-        CliTracker { flavor, binary, root, timeout }
+        CliTracker { flavor, binary, root, timeout, calls: Arc::default() }
     }
 
     fn command_line(&self, args: &[String]) -> String {
         display_command(&self.binary, args)
     }
 
-    /// Runs one call and parses its JSON; a non-zero exit is an error carrying what the tool printed.
-    fn call(&self, args: &[&str]) -> TrackerResult<Value> {
-        let (command, out) = self.call_raw(args)?;
+    /// Runs one call about `issue` (or none) and parses its JSON; a non-zero exit is an error carrying what
+    /// the tool printed.
+    fn call(&self, issue: Option<&str>, args: &[&str]) -> TrackerResult<Value> {
+        let (command, out) = self.call_raw(issue, args)?;
         if out.stdout.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
         serde_json::from_slice(&out.stdout).map_err(|e| TrackerError::BadOutput { command, message: e.to_string() })
     }
 
-    /// Runs one call; a non-zero exit is an error carrying what the tool printed.
-    fn call_raw(&self, args: &[&str]) -> TrackerResult<(String, Output)> {
+    /// Runs one call about `issue` (or none); a non-zero exit is an error carrying what the tool printed.
+    fn call_raw(&self, issue: Option<&str>, args: &[&str]) -> TrackerResult<(String, Output)> {
+        self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner).count(issue);
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let out = run_with_timeout(&self.binary, &args, &self.root, self.timeout)?;
         let command = self.command_line(&args);
@@ -192,19 +209,22 @@ impl CliTracker {
                 || output.contains("ISSUE_NOT_FOUND")
                 || output.to_lowercase().contains("not found")
                 || output.to_lowercase().contains("no issue found");
-            if not_found && args.len() >= 2 && matches!(args[0].as_str(), "show" | "update" | "close" | "label") {
-                let id = if args[0] == "label" { args.get(2) } else { args.get(1) };
-                return Err(TrackerError::NotFound(id.cloned().unwrap_or_default()));
+            if let (true, Some(id)) = (not_found, issue) {
+                return Err(TrackerError::NotFound(id.to_string()));
             }
             return Err(TrackerError::CommandFailed { command, status, output });
         }
         Ok((command, out))
     }
 
-    fn issues(&self, args: &[&str]) -> TrackerResult<Vec<Issue>> {
-        let value = self.call(args)?;
+    fn issues(&self, issue: Option<&str>, args: &[&str]) -> TrackerResult<Vec<Issue>> {
+        let value = self.call(issue, args)?;
+        self.parse_issues(args, &value)
+    }
+
+    fn parse_issues(&self, args: &[&str], value: &Value) -> TrackerResult<Vec<Issue>> {
         let command = || self.command_line(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
-        let items = issues_from_output(&value).ok_or_else(|| TrackerError::BadOutput {
+        let items = issues_from_output(value).ok_or_else(|| TrackerError::BadOutput {
             command: command(),
             message: "expected a list of issues".into(),
         })?;
@@ -224,6 +244,42 @@ impl CliTracker {
             backend: self.flavor.name().into(),
         }
     }
+
+    fn labels_event(&self, id: &str, change: &LabelChange) -> Event {
+        Event::TrackerLabelsChanged {
+            issue: id.to_string(),
+            added: change.add.clone(),
+            removed: change.remove.clone(),
+            backend: self.flavor.name().into(),
+        }
+    }
+
+    /// `update ID` with `fields` and the label change, as one call.
+    fn update(&self, id: &str, fields: &[&str], labels: &LabelChange) -> TrackerResult<Value> {
+        let mut args: Vec<&str> = vec!["update", id];
+        args.extend_from_slice(fields);
+        for label in &labels.add {
+            args.extend(["--add-label", label.as_str()]);
+        }
+        for label in &labels.remove {
+            args.extend(["--remove-label", label.as_str()]);
+        }
+        args.push("--json");
+        self.call(Some(id), &args)
+    }
+
+    /// Why a claim the tracker refused did not hold: read the issue once and say. `Ok` when `actor`
+    /// already holds it (a tracker that refuses a second claim by its holder).
+    fn refused_claim(&self, id: &str, actor: &str, refusal: TrackerError) -> TrackerResult<Issue> {
+        if let TrackerError::NotFound(_) | TrackerError::Timeout { .. } | TrackerError::Spawn { .. } = refusal {
+            return Err(refusal);
+        }
+        let now = self.show(id)?;
+        match check_claimable(&now, actor)? {
+            true => Ok(now),
+            false => Err(refusal),
+        }
+    }
 }
 
 impl Tracker for CliTracker {
@@ -233,11 +289,11 @@ impl Tracker for CliTracker {
 
     fn list(&self, filter: &ListFilter) -> TrackerResult<Vec<Issue>> {
         let all = match self.flavor {
-            Flavor::Bd => self.issues(&["list", "--json", "-n", "0", "--all"])?,
+            Flavor::Bd => self.issues(None, &["list", "--json", "-n", "0", "--all"])?,
             // br's `list --json` leaves out dependencies; its own export has everything. br owns both the
             // database and the file, so asking it to flush and then reading the file is safe.
             Flavor::Br => {
-                self.call_raw(&["sync", "--flush-only"])?;
+                self.call_raw(None, &["sync", "--flush-only"])?;
                 super::JsonlTracker::new(self.root.join(".beads")).load()?.issues
             }
         };
@@ -245,90 +301,99 @@ impl Tracker for CliTracker {
     }
 
     fn show(&self, id: &str) -> TrackerResult<Issue> {
-        self.issues(&["show", id, "--json"])?
+        self.issues(Some(id), &["show", id, "--json"])?
             .into_iter()
             .find(|i| i.id == id)
             .ok_or_else(|| TrackerError::NotFound(id.to_string()))
     }
 
     fn ready(&self) -> TrackerResult<Vec<Issue>> {
-        self.issues(&["ready", "--json", "--limit", "0"])
+        self.issues(None, &["ready", "--json", "--limit", "0"])
     }
 
     fn claim(&self, id: &str, actor: &str, events: &mut dyn TrackerEvents) -> TrackerResult<Issue> {
-        let before = self.show(id)?;
-        if check_claimable(&before, actor)? {
-            return Ok(before);
-        }
-        let attempt = self.call(&["update", id, "--claim", "--actor", actor, "--json"]);
-        // Whatever the CLI said, the tracker's state decides (the claim may race, or fail after writing).
-        let after = self.show(id)?;
+        self.claim_with_labels(id, actor, &LabelChange::default(), events)
+    }
+
+    fn claim_with_labels(
+        &self,
+        id: &str,
+        actor: &str,
+        labels: &LabelChange,
+        events: &mut dyn TrackerEvents,
+    ) -> TrackerResult<Issue> {
+        let printed = match self.update(id, &["--claim", "--actor", actor], labels) {
+            Ok(printed) => printed,
+            Err(refusal) => return self.refused_claim(id, actor, refusal),
+        };
+        // What the tracker holds now decides, whatever the CLI said (the claim may race, or fail after writing).
+        let after = match self.flavor {
+            Flavor::Bd => self.show(id)?,
+            Flavor::Br => {
+                match self.parse_issues(&["update", id, "--claim"], &printed)?.into_iter().find(|i| i.id == id) {
+                    Some(issue) => issue,
+                    None => self.show(id)?,
+                }
+            }
+        };
         let holder = after.assignee.clone().unwrap_or_default();
         if after.status == "in_progress" && holder == actor {
             record(events, self.status_event(id, "in_progress", Some(actor.to_string())))?;
+            if !labels.is_empty() {
+                record(events, self.labels_event(id, labels))?;
+            }
             return Ok(after);
         }
         if !holder.is_empty() && holder != actor {
             return Err(TrackerError::AlreadyClaimed { id: id.to_string(), holder });
         }
-        match attempt {
-            Err(e) => Err(e),
-            Ok(_) => Err(TrackerError::ClaimNotVerified {
-                id: id.to_string(),
-                detail: format!(
-                    "{} reported success but reads back status {:?}, assignee {:?}",
-                    self.name(),
-                    after.status,
-                    after.assignee
-                ),
-            }),
-        }
+        Err(TrackerError::ClaimNotVerified {
+            id: id.to_string(),
+            detail: format!(
+                "{} reported success but reads back status {:?}, assignee {:?}",
+                self.name(),
+                after.status,
+                after.assignee
+            ),
+        })
     }
 
     fn release(&self, id: &str, events: &mut dyn TrackerEvents) -> TrackerResult<()> {
-        self.call(&["update", id, "--status", "open", "--assignee", "", "--json"])?;
-        record(events, self.status_event(id, "open", None))
+        self.release_with_labels(id, &LabelChange::default(), events)
+    }
+
+    fn release_with_labels(&self, id: &str, labels: &LabelChange, events: &mut dyn TrackerEvents) -> TrackerResult<()> {
+        self.update(id, &["--status", "open", "--assignee", ""], labels)?;
+        record(events, self.status_event(id, "open", None))?;
+        if !labels.is_empty() {
+            record(events, self.labels_event(id, labels))?;
+        }
+        Ok(())
     }
 
     fn set_status(&self, id: &str, status: &str, events: &mut dyn TrackerEvents) -> TrackerResult<()> {
-        self.call(&["update", id, "--status", status, "--json"])?;
+        self.update(id, &["--status", status], &LabelChange::default())?;
         record(events, self.status_event(id, status, None))
     }
 
     fn add_label(&self, id: &str, label: &str, events: &mut dyn TrackerEvents) -> TrackerResult<()> {
-        if self.show(id)?.labels.iter().any(|l| l == label) {
-            return Ok(());
-        }
-        self.call(&["label", "add", id, label, "--json"])?;
-        record(
-            events,
-            Event::TrackerLabelsChanged {
-                issue: id.to_string(),
-                added: vec![label.to_string()],
-                removed: vec![],
-                backend: self.name().into(),
-            },
-        )
+        self.change_labels(id, &LabelChange { add: vec![label.to_string()], remove: vec![] }, events)
     }
 
     fn remove_label(&self, id: &str, label: &str, events: &mut dyn TrackerEvents) -> TrackerResult<()> {
-        if !self.show(id)?.labels.iter().any(|l| l == label) {
+        self.change_labels(id, &LabelChange { add: vec![], remove: vec![label.to_string()] }, events)
+    }
+
+    fn change_labels(&self, id: &str, change: &LabelChange, events: &mut dyn TrackerEvents) -> TrackerResult<()> {
+        if change.is_empty() {
             return Ok(());
         }
-        self.call(&["label", "remove", id, label, "--json"])?;
-        record(
-            events,
-            Event::TrackerLabelsChanged {
-                issue: id.to_string(),
-                added: vec![],
-                removed: vec![label.to_string()],
-                backend: self.name().into(),
-            },
-        )
+        self.update(id, &[], change)?;
+        record(events, self.labels_event(id, change))
     }
 
     fn close(&self, id: &str, reason: &str, events: &mut dyn TrackerEvents) -> TrackerResult<()> {
-        self.call(&["close", id, "--reason", reason, "--json"])?;
+        self.call(Some(id), &["close", id, "--reason", reason, "--json"])?;
         record(
             events,
             Event::TrackerIssueClosed {
@@ -337,6 +402,10 @@ impl Tracker for CliTracker {
                 backend: self.name().into(),
             },
         )
+    }
+
+    fn take_calls(&self) -> Option<CallCounts> {
+        Some(std::mem::take(&mut *self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner)))
     }
 }
 

@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{ListFilter, Tracker, TrackerError, TrackerEvents, TrackerResult, check_claimable, now_string, record};
+use super::{
+    LabelChange, ListFilter, Tracker, TrackerError, TrackerEvents, TrackerResult, check_claimable, now_string, record,
+};
 use crate::event::Event;
 use crate::plan::Issue;
 
@@ -626,11 +628,21 @@ impl Tracker for JsonlTracker {
     }
 
     fn add_label(&self, id: &str, label: &str, events: &mut dyn TrackerEvents) -> TrackerResult<()> {
-        self.change_labels(id, label, true, events)
+        self.edit_labels(id, &LabelChange { add: vec![label.to_string()], remove: vec![] }, events)
     }
 
     fn remove_label(&self, id: &str, label: &str, events: &mut dyn TrackerEvents) -> TrackerResult<()> {
-        self.change_labels(id, label, false, events)
+        self.edit_labels(id, &LabelChange { add: vec![], remove: vec![label.to_string()] }, events)
+    }
+
+    fn change_labels(&self, id: &str, change: &LabelChange, events: &mut dyn TrackerEvents) -> TrackerResult<()> {
+        self.edit_labels(id, change, events)
+    }
+
+    /// The status first, then the labels, as the CLIs record it (inside a batch, one rewrite).
+    fn release_with_labels(&self, id: &str, labels: &LabelChange, events: &mut dyn TrackerEvents) -> TrackerResult<()> {
+        self.release(id, events)?;
+        self.edit_labels(id, labels, events)
     }
 
     fn close(&self, id: &str, reason: &str, events: &mut dyn TrackerEvents) -> TrackerResult<()> {
@@ -660,18 +672,26 @@ impl Tracker for JsonlTracker {
 }
 
 impl JsonlTracker {
-    fn change_labels(&self, id: &str, label: &str, add: bool, events: &mut dyn TrackerEvents) -> TrackerResult<()> {
-        let changed = self.modify(|file| {
+    /// Removes, then adds, in one rewrite; records what actually changed (nothing: no write).
+    fn edit_labels(&self, id: &str, change: &LabelChange, events: &mut dyn TrackerEvents) -> TrackerResult<()> {
+        let done = self.modify(|file| {
             let issue = file.issue(id).ok_or_else(|| TrackerError::NotFound(id.to_string()))?;
-            let has = issue.labels.iter().any(|l| l == label);
-            if has == add {
-                return Ok((false, false));
-            }
             let mut labels = issue.labels.clone();
-            if add {
-                labels.push(label.to_string());
-            } else {
-                labels.retain(|l| l != label);
+            let mut done = LabelChange::default();
+            for label in &change.remove {
+                if labels.contains(label) {
+                    labels.retain(|l| l != label);
+                    done.remove.push(label.clone());
+                }
+            }
+            for label in &change.add {
+                if !labels.contains(label) {
+                    labels.push(label.clone());
+                    done.add.push(label.clone());
+                }
+            }
+            if done.is_empty() {
+                return Ok((false, done));
             }
             let value = if labels.is_empty() {
                 None
@@ -680,15 +700,19 @@ impl JsonlTracker {
             };
             let now = now_string();
             file.edit(id, &[("labels", value), ("updated_at", string(&now))])?;
-            Ok((true, true))
+            Ok((true, done))
         })?;
-        if !changed {
+        if done.is_empty() {
             return Ok(());
         }
-        let (added, removed) = if add { (vec![label.to_string()], vec![]) } else { (vec![], vec![label.to_string()]) };
         record(
             events,
-            Event::TrackerLabelsChanged { issue: id.to_string(), added, removed, backend: self.name().into() },
+            Event::TrackerLabelsChanged {
+                issue: id.to_string(),
+                added: done.add,
+                removed: done.remove,
+                backend: self.name().into(),
+            },
         )
     }
 }

@@ -140,6 +140,44 @@ impl ListFilter {
     }
 }
 
+/// Labels to add and to remove in one write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelChange {
+    pub add: Vec<String>,
+    pub remove: Vec<String>,
+}
+
+impl LabelChange {
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// How many processes a CLI tracker started, by the issue each concerned (a claim, a label, a close) or
+/// for none (a list, an export). The JSONL tracker starts none and counts nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallCounts {
+    pub per_issue: std::collections::BTreeMap<String, u32>,
+    pub other: u32,
+}
+
+impl CallCounts {
+    pub fn is_empty(&self) -> bool {
+        self.per_issue.is_empty() && self.other == 0
+    }
+
+    pub fn total(&self) -> u64 {
+        self.per_issue.values().map(|&n| u64::from(n)).sum::<u64>() + u64::from(self.other)
+    }
+
+    pub fn count(&mut self, issue: Option<&str>) {
+        match issue {
+            Some(id) => *self.per_issue.entry(id.to_string()).or_default() += 1,
+            None => self.other += 1,
+        }
+    }
+}
+
 /// One issue store. Writes report their event to `events` after the tracker accepted them.
 pub trait Tracker {
     /// `jsonl`, `bd` or `br`: the `backend` of the events it records.
@@ -159,6 +197,42 @@ pub trait Tracker {
     fn add_label(&self, id: &str, label: &str, events: &mut dyn TrackerEvents) -> TrackerResult<()>;
     fn remove_label(&self, id: &str, label: &str, events: &mut dyn TrackerEvents) -> TrackerResult<()>;
     fn close(&self, id: &str, reason: &str, events: &mut dyn TrackerEvents) -> TrackerResult<()>;
+    /// Adds and removes labels in one write where the backend can. Nothing is read first: the caller knows
+    /// which labels it put on (adding a label that is on, or removing one that is not, changes nothing).
+    fn change_labels(&self, id: &str, change: &LabelChange, events: &mut dyn TrackerEvents) -> TrackerResult<()> {
+        for label in &change.remove {
+            self.remove_label(id, label, events)?;
+        }
+        for label in &change.add {
+            self.add_label(id, label, events)?;
+        }
+        Ok(())
+    }
+    /// [`Tracker::claim`] and a label change, in one write where the backend can.
+    fn claim_with_labels(
+        &self,
+        id: &str,
+        actor: &str,
+        labels: &LabelChange,
+        events: &mut dyn TrackerEvents,
+    ) -> TrackerResult<Issue> {
+        let issue = self.claim(id, actor, events)?;
+        if !labels.is_empty() {
+            self.change_labels(id, labels, events)?;
+        }
+        Ok(issue)
+    }
+    /// [`Tracker::release`] and a label change, in one write where the backend can.
+    fn release_with_labels(&self, id: &str, labels: &LabelChange, events: &mut dyn TrackerEvents) -> TrackerResult<()> {
+        if !labels.is_empty() {
+            self.change_labels(id, labels, events)?;
+        }
+        self.release(id, events)
+    }
+    /// The calls made since the last time this was asked, for trackers that start a process per call.
+    fn take_calls(&self) -> Option<CallCounts> {
+        None
+    }
     /// Starts gathering writes to make them in one go at [`Tracker::end_batch`] (a backend that cannot
     /// batch writes each at once). Claims made inside a batch hold only once `end_batch` succeeded.
     fn begin_batch(&self) -> TrackerResult<()> {

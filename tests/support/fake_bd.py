@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 # THIS IS A FAKE `bd`, for bdp's tests only. It is not beads. It prints bd-shaped JSON (bare arrays; `show`
 # returns an array; errors on stderr with exit 1) from a state file, `fake_bd_state.json`, in the directory it
-# is run in. It implements just the calls bdp's bd backend makes:
+# is run in. It implements just the calls bdp's bd backend makes, with bd's own flag names (cmd/bd/*.go):
 #   list --json -n 0 --all | show ID --json | ready --json --limit 0
-#   update ID --claim --actor A --json | update ID --status S [--assignee X] --json
+#   update ID [--claim] [--status S] [--assignee X] [--add-label L]... [--remove-label L]... --json
 #   label add|remove ID LABEL --json | close ID --reason R --json
+# A flag bd does not have for that command is refused as cobra refuses it ("unknown flag", exit 1), so a
+# backend that invents flags fails here. Every call is appended, as its argv in a JSON array, to
+# `fake_bd_calls.jsonl` in the same directory (tests count the calls bdp makes).
 # Knobs (environment): FAKE_BD_HANG=1 sleeps forever (timeout tests); FAKE_BD_ENVELOPE=1 wraps output in
 # {"schema_version":1,"data":...}; FAKE_BD_LOSE_CLAIM=1 reports a claim as done without writing it (bd's race).
 import json, os, sys, time
@@ -12,13 +15,58 @@ import json, os, sys, time
 if os.environ.get("FAKE_BD_HANG"):
     time.sleep(3600)
 
+with open("fake_bd_calls.jsonl", "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\n")
+
 STATE = "fake_bd_state.json"
 issues = json.load(open(STATE))
-args = sys.argv[1:]
-actor = "fake"
-if "--actor" in args:
-    i = args.index("--actor"); actor = args[i + 1]; del args[i:i + 2]
-args = [a for a in args if a != "--json"]
+argv = sys.argv[1:]
+
+# Flags each command accepts: name -> takes a value. Global flags (bd's root command) go with every command.
+GLOBAL = {"--json": False, "--actor": True, "--quiet": False, "--db": True}
+FLAGS = {
+    "list": {"-n": True, "--limit": True, "--all": False, "--status": True},
+    "show": {},
+    "ready": {"--limit": True, "-n": True},
+    "update": {"--claim": False, "--status": True, "--assignee": True, "--add-label": True,
+               "--remove-label": True, "--set-labels": True, "--title": True, "--priority": True},
+    "label": {},
+    "close": {"--reason": True, "--force": False},
+}
+
+if not argv or argv[0] not in FLAGS:
+    sys.stderr.write("Error: unknown command %r for \"bd\"\n" % (argv[0] if argv else "")); sys.exit(1)
+cmd = argv[0]
+known = dict(GLOBAL, **FLAGS[cmd])
+args, opts = [], {}
+i = 1
+while i < len(argv):
+    a = argv[i]
+    if a.startswith("-"):
+        name, eq, inline = a.partition("=")
+        if name not in known:
+            sys.stderr.write("Error: unknown flag: %s\n" % name); sys.exit(1)
+        if known[name]:
+            if eq:
+                value = inline
+            else:
+                if i + 1 >= len(argv):
+                    sys.stderr.write("Error: flag needs an argument: %s\n" % name); sys.exit(1)
+                i += 1; value = argv[i]
+            opts.setdefault(name, []).append(value)
+        else:
+            opts[name] = [True]
+    else:
+        args.append(a)
+    i += 1
+actor = (opts.get("--actor") or ["fake"])[-1]
+
+def opt(name):
+    return opts[name][-1] if name in opts else None
+
+def many(name):
+    # cobra's StringSlice: repeatable, and each value may hold several, comma-separated
+    return [v for value in opts.get(name, []) for v in value.split(",") if v]
 
 def out(v):
     if os.environ.get("FAKE_BD_ENVELOPE"):
@@ -34,14 +82,10 @@ def find(id):
             return i
     sys.stderr.write('Error: no issue found matching "%s"\n' % id); sys.exit(1)
 
-def opt(name):
-    return args[args.index(name) + 1] if name in args else None
-
-cmd = args[0]
 if cmd == "list":
     out(issues)
 elif cmd == "show":
-    out([find(args[1])])
+    out([find(args[0])])
 elif cmd == "ready":
     status = {i["id"]: i["status"] for i in issues}
     def blocked(i):
@@ -49,27 +93,33 @@ elif cmd == "ready":
                    for d in i.get("dependencies", []))
     out([i for i in issues if i["status"] == "open" and not blocked(i)])
 elif cmd == "update":
-    i = find(args[1])
-    if "--claim" in args:
+    i = find(args[0])
+    if "--claim" in opts:
         holder = i.get("assignee")
         if holder and holder != actor:
             sys.stderr.write("Error: issue %s already claimed by %s\n" % (i["id"], holder)); sys.exit(1)
+        if i["status"] not in ("open", "in_progress"):
+            sys.stderr.write("Error: cannot claim %s: status is %s\n" % (i["id"], i["status"])); sys.exit(1)
         if not os.environ.get("FAKE_BD_LOSE_CLAIM"):
             i["status"] = "in_progress"; i["assignee"] = actor
     if opt("--status") is not None:
         i["status"] = opt("--status")
-    if "--assignee" in args:
+    if "--assignee" in opts:
         a = opt("--assignee")
         if a: i["assignee"] = a
         else: i.pop("assignee", None)
+    labels = i.setdefault("labels", [])
+    for l in many("--add-label"):
+        if l not in labels: labels.append(l)
+    for l in many("--remove-label"):
+        if l in labels: labels.remove(l)
+    if not labels: i.pop("labels")
     save(); out([i])
 elif cmd == "label":
-    i = find(args[2]); label = args[3]
+    i = find(args[1]); label = args[2]
     labels = i.setdefault("labels", [])
-    if args[1] == "add" and label not in labels: labels.append(label)
-    if args[1] == "remove" and label in labels: labels.remove(label)
-    save(); out([{"status": args[1] + "ed", "issue_id": i["id"], "label": label}])
+    if args[0] == "add" and label not in labels: labels.append(label)
+    if args[0] == "remove" and label in labels: labels.remove(label)
+    save(); out([{"status": args[0] + "ed", "issue_id": i["id"], "label": label}])
 elif cmd == "close":
-    i = find(args[1]); i["status"] = "closed"; i["close_reason"] = opt("--reason"); save(); out([i])
-else:
-    sys.stderr.write("fake bd: unknown command %s\n" % cmd); sys.exit(2)
+    i = find(args[0]); i["status"] = "closed"; i["close_reason"] = opt("--reason"); save(); out([i])
