@@ -1,6 +1,15 @@
 //! The error every command returns: what went wrong, where, and a hint; its kind maps to the exit code.
 //!
-//! Exit codes (all commands): 0 ok, 1 "found something" (verify, audit), 2 error.
+//! Exit codes (all commands): [`EXIT_OK`] 0, [`EXIT_FOUND`] 1 "found something" (verify and audit found
+//! damage, a run had issues fail or conflict), [`EXIT_ERROR`] 2 an error of any kind. Every library error
+//! becomes a `CliError` in one place, `cli/errors.rs`, keeping its kind, its hint and its message.
+
+/// Success.
+pub const EXIT_OK: u8 = 0;
+/// The command worked and found something: damage (verify, audit), failed or conflicted issues (run).
+pub const EXIT_FOUND: u8 = 1;
+/// An error: bad input, damaged data, the system or a tool saying no, or a bug in bdp.
+pub const EXIT_ERROR: u8 = 2;
 
 use std::fmt;
 use std::path::Path;
@@ -52,9 +61,9 @@ impl CliError {
         self.hint = Some(hint.into());
         self
     }
-    /// The process exit code for this error: always 2 (1 is reserved for "found something").
+    /// The process exit code for this error: always [`EXIT_ERROR`] ([`EXIT_FOUND`] is "found something").
     pub fn exit_code(&self) -> u8 {
-        2
+        EXIT_ERROR
     }
 }
 

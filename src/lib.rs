@@ -1,7 +1,7 @@
 //! bdp: run many coding agents in parallel over the ready issues of a beads tracker, on a durable,
 //! hash-chained event log.
 //!
-//! Layers (see DESIGN.md): a pure core (`event`, `state`, `plan`, `reconcile`, `activity`) that does no I/O, and an imperative
+//! Layers (see DESIGN.md): a pure core (`event`, `state`, `plan`, `reconcile`, `dispatch`, `activity`) that does no I/O, and an imperative
 //! shell around it (`log`, `tracker`, `git`, `process`, `observe`, `supervisor`, `repo`, `cli`).
 
 // Under `--cfg loom` (the loom models of the log writer, src/log/loom_tests.rs) tokio has no process
@@ -9,6 +9,7 @@
 pub mod activity;
 #[cfg(not(loom))]
 pub mod cli;
+pub mod dispatch;
 pub mod error;
 pub mod event;
 pub mod git;

@@ -659,3 +659,116 @@ fn with_bd_a_given_up_issue_is_released_and_labelled_in_one_call() {
     labels.sort_unstable();
     assert_eq!(labels, ["bdp:failed", "phase:exited"]);
 }
+
+/// Waits (up to 60 s) until the log has a record of `kind`; tolerates a line being written.
+fn wait_for_event(sb: &Sandbox, kind: &str) {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let dir = sb.root().join(".bdp/events");
+        let found = std::fs::read_dir(&dir).into_iter().flatten().flatten().any(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap_or_default()
+                .lines()
+                .any(|l| serde_json::from_str::<serde_json::Value>(l).is_ok_and(|r| r["event"]["type"] == kind))
+        });
+        if found {
+            return;
+        }
+        assert!(Instant::now() < until, "no {kind} record within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Replaces the tracker file atomically (as an editor or `git checkout` would).
+fn put_tracker_file(sb: &Sandbox, bytes: &[u8]) {
+    let tmp = sb.root().join(".beads/issues.jsonl.edit");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, sb.root().join(".beads/issues.jsonl")).unwrap();
+}
+
+#[test]
+fn a_tracker_file_briefly_unreadable_pauses_claims_and_the_run_carries_on() {
+    let sb = Sandbox::new(&[("ou-1", "one", 1, &[]), ("ou-2", "two", 2, &[])]);
+    let agent = sb.script(
+        "slow.sh",
+        r#"set -e
+sleep 1.5
+printf '%s\n' "$BDP_ISSUE" > "file-$BDP_ISSUE.txt"
+git add "file-$BDP_ISSUE.txt"
+git commit -q -m "work on $BDP_ISSUE"
+"#,
+    );
+    let child = sb
+        .bdp_cmd(&["run", "--plain", "--agents", "1", "--", agent.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_event(&sb, "agent_spawned");
+    // A bad edit lands while the agent works, and is mended after the agent has finished.
+    let good = std::fs::read(sb.root().join(".beads/issues.jsonl")).unwrap();
+    let mut bad = good.clone();
+    bad.extend_from_slice(b"{\"id\": \"ou-3\", \"title\": <<<<<<< HEAD\n");
+    put_tracker_file(&sb, &bad);
+    wait_for_event(&sb, "agent_exited");
+    std::thread::sleep(Duration::from_millis(1500));
+    put_tracker_file(&sb, &good);
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    // One line that names the file and the line, one when it is mended; no error, no agent killed.
+    let paused: Vec<&str> = text.lines().filter(|l| l.contains("new claims paused")).collect();
+    assert_eq!(paused.len(), 1, "{text}");
+    assert!(paused[0].contains("issues.jsonl:3"), "{text}");
+    assert!(text.contains("works again"), "{text}");
+    assert!(!text.contains("internal error") && !stderr(&out).contains("error"), "{text}\n{}", stderr(&out));
+    for exited in sb.events("agent_exited") {
+        assert_eq!(exited["code"], 0, "{exited}");
+    }
+    assert!(sb.issues().values().all(|i| i["status"] == "closed"), "{:?}", sb.issues());
+    assert_eq!(sb.events("tracker_issue_closed").len(), 2);
+    sb.assert_clean_end();
+}
+
+#[test]
+fn a_tracker_down_longer_than_the_outage_limit_drains_and_the_next_run_closes() {
+    let sb = Sandbox::new(&[("od-1", "one", 1, &[]), ("od-2", "two", 2, &[])]);
+    let agent = sb.script(
+        "slow.sh",
+        r#"set -e
+sleep 1
+printf '%s\n' "$BDP_ISSUE" > "file-$BDP_ISSUE.txt"
+git add "file-$BDP_ISSUE.txt"
+git commit -q -m "work on $BDP_ISSUE"
+"#,
+    );
+    let child = sb
+        .bdp_cmd(&["run", "--plain", "--agents", "1", "--tracker-outage", "2s", "--", agent.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_event(&sb, "agent_spawned");
+    let good = std::fs::read(sb.root().join(".beads/issues.jsonl")).unwrap();
+    let mut bad = good.clone();
+    bad.extend_from_slice(b"not json\n");
+    put_tracker_file(&sb, &bad);
+    let out = child.wait_with_output().unwrap();
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{text}\n{err}");
+    assert!(err.contains("the tracker has not worked for 2.0s") && err.contains("issues.jsonl:3"), "{err}");
+    assert!(!err.contains("internal error"), "{err}");
+    assert!(text.contains("left     od-1"), "{text}");
+    // The agent's work was merged; only the close waited. The next run, with the file mended, closes it once.
+    assert_eq!(sb.events("merged").len(), 1);
+    assert!(sb.events("tracker_issue_closed").is_empty());
+    put_tracker_file(&sb, &good);
+    let agent = sb.committing_agent();
+    let out = sb.bdp(&["run", "--plain", "--agents", "1", "--", agent.to_str().unwrap()]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(sb.issues().values().all(|i| i["status"] == "closed"), "{:?}", sb.issues());
+    let closed: Vec<String> =
+        sb.events("tracker_issue_closed").iter().map(|e| e["issue"].as_str().unwrap().to_string()).collect();
+    assert_eq!(closed, ["od-1", "od-2"]);
+    sb.assert_clean_end();
+}

@@ -27,6 +27,7 @@ pub struct ConfigFile {
     grace: Option<String>,
     pub retries: Option<u32>,
     retry_backoff: Option<String>,
+    tracker_outage: Option<String>,
     pub max_issues: Option<usize>,
     pub epic: Option<String>,
     pub label: Option<String>,
@@ -76,6 +77,9 @@ impl ConfigFile {
     }
     pub fn retry_backoff(&self) -> CliResult<Option<Duration>> {
         self.duration("retry_backoff", &self.retry_backoff)
+    }
+    pub fn tracker_outage(&self) -> CliResult<Option<Duration>> {
+        self.duration("tracker_outage", &self.tracker_outage)
     }
 }
 

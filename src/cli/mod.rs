@@ -6,6 +6,7 @@ mod clean;
 mod config;
 mod dashboard;
 mod demo;
+mod errors;
 mod events;
 mod live;
 mod logs;
@@ -151,7 +152,7 @@ pub fn main() -> ExitCode {
     }
     match run(cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
-        Ok(Outcome::Found) => ExitCode::from(1),
+        Ok(Outcome::Found) => ExitCode::from(crate::error::EXIT_FOUND),
         Err(err) => {
             eprintln!("error: {err}");
             ExitCode::from(err.exit_code())

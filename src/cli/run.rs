@@ -67,6 +67,10 @@ pub struct RunArgs {
     /// Wait before the first retry; doubled for each later one [default: 10s].
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub retry_backoff: Option<Duration>,
+    /// How long the tracker may fail (unreadable, timing out) before the run drains and exits 2; until
+    /// then claims pause and closes wait, and agents keep running [default: 10m].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub tracker_outage: Option<Duration>,
     /// Take at most N issues in this run.
     #[arg(long, value_name = "N")]
     pub max_issues: Option<usize>,
@@ -145,6 +149,7 @@ fn resolve(repo: &Repo, args: &RunArgs) -> CliResult<RunOptions> {
         return Err(CliError::user("--agents must be at least 1"));
     }
     let (timeout, grace, retry_backoff) = (file.timeout()?, file.grace()?, file.retry_backoff()?);
+    let tracker_outage = file.tracker_outage()?;
     Ok(RunOptions {
         agents,
         template,
@@ -156,6 +161,7 @@ fn resolve(repo: &Repo, args: &RunArgs) -> CliResult<RunOptions> {
         grace: args.grace.or(grace).unwrap_or(Duration::from_secs(10)),
         retries: args.retries.or(file.retries).unwrap_or(2),
         retry_backoff: args.retry_backoff.or(retry_backoff).unwrap_or(Duration::from_secs(10)),
+        tracker_outage: args.tracker_outage.or(tracker_outage).unwrap_or(Duration::from_secs(600)),
         max_issues: args.max_issues.or(file.max_issues),
         epic: args.epic.clone().or(file.epic),
         label: args.label.clone().or(file.label),
@@ -235,7 +241,7 @@ pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &RunArgs) -> CliResult<
         issues,
     });
     let config = serde_json::json!({ "options": &opts, "base": &base, "tracker": tracker_name });
-    orchestrator.start_session(holder, config, recovers).map_err(|e| CliError::internal(e.to_string()))?;
+    orchestrator.start_session(holder, config, recovers).map_err(CliError::from)?;
     orchestrator.set_recovery(findings);
     println!(
         "bdp run: session {session}, {} agent(s), tracker {tracker_name}, base {}",
@@ -253,9 +259,15 @@ pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &RunArgs) -> CliResult<
         orchestrator.run().await
     });
     print_summary(&summary);
-    result.map_err(|e| {
-        CliError::internal(e.to_string()).with_hint("the log has every step so far; run again to carry on")
-    })?;
+    result.map_err(CliError::from)?;
+    if let Some(why) = &summary.tracker_outage {
+        let left = match summary.left_waiting {
+            0 => String::new(),
+            n => format!("; {n} issue(s) whose close or give-back waited are left for the next run"),
+        };
+        return Err(CliError::new(crate::error::ErrorKind::Io, format!("{why}{left}"))
+            .with_hint("fix the tracker (the message names the file and line, or the command), then `bdp run` again: it carries on where this one stopped"));
+    }
     Ok(if summary.failed + summary.conflicted > 0 { Outcome::Found } else { Outcome::Ok })
 }
 

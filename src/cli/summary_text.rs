@@ -239,7 +239,8 @@ mod tests {
             config: serde_json::json!({"options": {"agents": 2}}),
             recovers: None,
         };
-        let mut events = vec![started, Event::TrackerCalls { backend: "br".into(), issues: Default::default(), other: 1 }];
+        let mut events =
+            vec![started, Event::TrackerCalls { backend: "br".into(), issues: Default::default(), other: 1 }];
         for id in ["br-1", "br-2"] {
             events.push(Event::IssueClaimed { issue: id.into(), actor: "bdp".into() });
             events.push(Event::IssueReleased { issue: id.into(), reason: ReleaseReason::Done, detail: None });

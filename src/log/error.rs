@@ -109,7 +109,7 @@ impl LogError {
         }
     }
 
-    fn hint(&self) -> Option<String> {
+    pub fn hint(&self) -> Option<String> {
         match self.root() {
             LogError::Corrupt(_) | LogError::Transition(..) => {
                 Some("run `bdp verify` for the details; bdp will not run on a damaged log".to_string())
@@ -131,7 +131,7 @@ impl LogError {
         }
     }
 
-    fn kind(&self) -> crate::error::ErrorKind {
+    pub fn kind(&self) -> crate::error::ErrorKind {
         use crate::error::ErrorKind;
         match self.root() {
             LogError::Corrupt(_) | LogError::Transition(..) => ErrorKind::Data,
@@ -139,11 +139,5 @@ impl LogError {
             LogError::Internal(_) => ErrorKind::Internal,
             _ => ErrorKind::Io,
         }
-    }
-}
-
-impl From<LogError> for crate::error::CliError {
-    fn from(err: LogError) -> Self {
-        crate::error::CliError { kind: err.kind(), message: err.to_string(), hint: err.hint() }
     }
 }

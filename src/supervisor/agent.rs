@@ -33,24 +33,8 @@ pub struct RunningAgent {
     pub started: Instant,
 }
 
-/// How an attempt ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgentEnd {
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
-    pub duration_ms: u64,
-    pub timed_out: bool,
-    /// The stop was asked for (`--now`), not a timeout.
-    pub stopped: bool,
-    /// Set when the agent could not be started at all (from the wrapper).
-    pub error: Option<String>,
-}
-
-impl AgentEnd {
-    pub fn success(&self) -> bool {
-        self.code == Some(0) && !self.timed_out && !self.stopped
-    }
-}
+/// How an attempt ended (defined in the core, where what it leads to is decided).
+pub use crate::dispatch::after_exit::AgentEnd;
 
 pub fn spawn(spec: &AgentSpec) -> std::io::Result<RunningAgent> {
     std::fs::create_dir_all(&spec.attempt_dir)?;

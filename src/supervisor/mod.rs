@@ -12,6 +12,7 @@ mod checkpointer;
 pub mod guard;
 pub mod options;
 pub mod orchestrator;
+mod outage;
 pub mod progress;
 pub mod prompt;
 mod recover;
@@ -20,15 +21,5 @@ pub mod template;
 pub mod usage;
 pub mod wrapper;
 
-use std::time::Duration;
-
-/// A duration for people: `850ms`, `4.2s`, `3m05s`, `1h02m`.
-pub fn progress_duration(d: Duration) -> String {
-    let ms = d.as_millis() as u64;
-    match ms {
-        0..1_000 => format!("{ms}ms"),
-        1_000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
-        60_000..3_600_000 => format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60),
-        _ => format!("{}h{:02}m", ms / 3_600_000, (ms / 60_000) % 60),
-    }
-}
+/// A duration for people: `850ms`, `4.2s`, `3m05s`, `1h02m` (defined in the core).
+pub use crate::dispatch::after_exit::duration_text as progress_duration;

@@ -44,6 +44,9 @@ pub struct RunOptions {
     /// The first retry waits this long; each later one twice as long as the one before.
     #[serde(with = "millis")]
     pub retry_backoff: Duration,
+    /// How long the tracker may fail before the run drains.
+    #[serde(with = "millis")]
+    pub tracker_outage: Duration,
     pub max_issues: Option<usize>,
     pub epic: Option<String>,
     pub label: Option<String>,

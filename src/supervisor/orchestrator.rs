@@ -98,6 +98,11 @@ pub struct RunSummary {
     pub session: String,
     /// Set when nothing could be started: why.
     pub nothing_ready: Option<String>,
+    /// Set when the run drained because the tracker did not work for `--tracker-outage`: why.
+    pub tracker_outage: Option<String>,
+    /// Issues whose close or give-back still waited for the tracker when the run ended (the next run makes
+    /// those writes).
+    pub left_waiting: usize,
 }
 
 pub struct Orchestrator {
@@ -122,13 +127,17 @@ pub struct Orchestrator {
     pub(super) claims_made: usize,
     pub(super) summary: RunSummary,
     pub(super) progress: Progress,
-    last_refresh: Instant,
+    pub(super) last_refresh: Instant,
     busy_note: Option<String>,
     /// Observations (phase changes) waiting to go out with the next append: they need no fsync of
     /// their own, and are flushed before the dispatcher waits for anything.
     pub(super) pending: Vec<Event>,
+    /// Set while the tracker does not work (claims paused, writes waiting).
+    pub(super) outage: Option<crate::dispatch::outage::Outage<Instant>>,
+    /// Tracker writes waiting for the tracker to work again, in order.
+    pub(super) waiting: Vec<super::outage::Waiting>,
     /// Phase labels not yet written to the tracker: the latest phase of each issue.
-    phase_due: HashMap<String, Phase>,
+    pub(super) phase_due: HashMap<String, Phase>,
     /// A tracker batch is open (see [`Orchestrator::begin_batch`]).
     batch_open: bool,
     /// Held around every git operation that adds, removes or lists worktrees, or moves the base branch:
@@ -187,6 +196,8 @@ impl Orchestrator {
             busy_note: None,
             pending: Vec::new(),
             phase_due: HashMap::new(),
+            outage: None,
+            waiting: Vec::new(),
             batch_open: false,
             git_lock: Default::default(),
             holder: crate::log::lock::Holder { pid: std::process::id(), start_time: None, since: String::new() },
@@ -246,7 +257,10 @@ impl Orchestrator {
         if self.batch_open {
             // The tracker's writes are made before the log records them.
             self.tracker.end_batch()?;
-            self.tracker.begin_batch()?;
+            if let Err(e) = self.tracker.begin_batch() {
+                self.batch_open = false;
+                self.tracker_failed("reading the tracker", &e);
+            }
         }
         let records = self.log.append(events)?;
         for record in self.log.take_foreign().iter().chain(records.iter()) {
@@ -259,8 +273,11 @@ impl Orchestrator {
     /// Gathers the tracker writes of one dispatch step into one write (with the JSONL tracker: one
     /// rewrite of the file instead of one per claim or close).
     pub(super) fn begin_batch(&mut self) -> RunResult<()> {
-        self.tracker.begin_batch()?;
-        self.batch_open = true;
+        match self.tracker.begin_batch() {
+            Ok(()) => self.batch_open = true,
+            // Each write then reads the tracker itself, fails the same way, and waits.
+            Err(e) => self.tracker_failed("reading the tracker", &e),
+        }
         Ok(())
     }
 
@@ -322,14 +339,6 @@ impl Orchestrator {
         LabelChange { remove: old.into_iter().filter(|l| *l != new).collect(), add: vec![new] }
     }
 
-    /// The phase label change still due for the issue (taken: the caller writes it).
-    pub(super) fn due_phase_label(&mut self, issue: &str) -> LabelChange {
-        match self.phase_due.remove(issue) {
-            Some(phase) => self.phase_label_change(issue, phase),
-            None => LabelChange::default(),
-        }
-    }
-
     /// Writes the phase labels due, one call per issue whatever the number of phases it went through since
     /// the last write: the latest phase goes on, the one before comes off. Labels are a courtesy to people
     /// watching the tracker: a failed write is logged and the run goes on.
@@ -368,15 +377,20 @@ impl Orchestrator {
             (Ok(()), StopLevel::Drain) => SessionEndReason::Drained,
             (Ok(()), StopLevel::Now) => SessionEndReason::Stopped,
         };
-        let result = match result {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                // Leave nothing running behind us: the next run recovers the claims from the log.
-                let _ = self.stop_now.send(true);
-                self.wait_for_executors().await;
-                Err(e)
+        if result.is_err() {
+            // Only an explicit stop (`--now`, a second Ctrl-C) kills agents. An error ends the dispatcher,
+            // not the agents' work: they keep running, and the next `bdp run` adopts them (or applies the exit
+            // files of those that finished meanwhile).
+            let running: Vec<&String> = self.live.iter().filter(|(_, l)| l.busy).map(|(id, _)| id).collect();
+            if !running.is_empty() {
+                let ids: Vec<&str> = running.iter().map(|s| s.as_str()).collect();
+                self.progress.line(&format!(
+                    "left running for the next `bdp run` to adopt: {} ({} agent(s) or check(s))",
+                    ids.join(", "),
+                    ids.len()
+                ));
             }
-        };
+        }
         self.flush_phase_labels();
         let ended = self.append(vec![Event::SessionEnded { reason }]);
         self.checkpoints.finish(&self.state, self.log.last_position());
@@ -390,15 +404,27 @@ impl Orchestrator {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            if self.stop == StopLevel::None {
+            self.tend_outage()?;
+            if self.stop == StopLevel::None && !self.tracker_down() {
                 self.fill_slots()?;
             }
             if self.live.is_empty() {
                 if self.stop != StopLevel::None || !self.can_start_more(0) {
                     return Ok(());
                 }
+                if self.tracker_down() {
+                    // Nothing runs and nothing can be claimed: wait for the tracker (or the outage limit).
+                    tokio::select! {
+                        msg = self.rx.recv() => if let Some(Msg::Stop(level)) = msg { self.request_stop(level) },
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                    continue;
+                }
                 // Nothing to pick: look at the tracker once more before calling it done.
                 self.refresh_issues()?;
+                if self.tracker_down() {
+                    continue;
+                }
                 match self.next_candidate() {
                     // Put it back: the next `fill_slots` takes it.
                     Some(id) => self.queue.push_front(id),
@@ -497,6 +523,9 @@ impl Orchestrator {
             self.busy_note = None;
             if self.queue.is_empty() && self.last_refresh.elapsed() > Duration::from_secs(5) {
                 self.refresh_issues()?;
+                if self.tracker_down() {
+                    break;
+                }
             }
             let Some(id) = self.next_candidate() else { break };
             if !picked.contains(&id) {
@@ -510,6 +539,9 @@ impl Orchestrator {
         let mut claimed = Vec::new();
         let mut result = Ok(());
         for id in picked {
+            if self.tracker_down() {
+                break;
+            }
             match self.claim_issue(&id) {
                 Ok(true) => claimed.push(id),
                 Ok(false) => {}
@@ -533,11 +565,17 @@ impl Orchestrator {
         }
     }
 
-    /// Reads the tracker again (others may have changed it).
+    /// Reads the tracker again (others may have changed it). A read that fails starts an outage (claims
+    /// pause; see [`super::outage`]), not the end of the run.
     pub(super) fn refresh_issues(&mut self) -> RunResult<()> {
-        self.issues = self.tracker.list(&ListFilter::default())?;
-        self.last_refresh = Instant::now();
-        self.dirty = true;
+        match self.tracker.list(&ListFilter::default()) {
+            Ok(issues) => {
+                self.issues = issues;
+                self.last_refresh = Instant::now();
+                self.dirty = true;
+            }
+            Err(e) => self.tracker_failed("reading the tracker", &e),
+        }
         Ok(())
     }
 
@@ -622,21 +660,5 @@ impl Orchestrator {
         self.progress.finished(issue);
         self.progress.line(text);
         self.dirty = true;
-    }
-
-    /// After a fatal error: waits (bounded) for executor tasks to report their agents gone.
-    async fn wait_for_executors(&mut self) {
-        let deadline = Instant::now() + self.opts.grace + Duration::from_secs(5);
-        while self.live.values().any(|l| l.busy) && Instant::now() < deadline {
-            match tokio::time::timeout(Duration::from_millis(200), self.rx.recv()).await {
-                Ok(Some(Msg::Exited { issue, .. }))
-                | Ok(Some(Msg::Checked { issue, .. }))
-                | Ok(Some(Msg::WorktreeReady { issue, .. })) => {
-                    self.set_busy(&issue, false);
-                }
-                Ok(None) => break,
-                _ => {}
-            }
-        }
     }
 }

@@ -15,8 +15,11 @@ use crate::tracker::TrackerError;
 
 use super::options::{CONFLICT_LABEL, FAILED_LABEL, Isolation};
 use super::orchestrator::{Ending, Live, Msg, Orchestrator, RunError, RunResult, StopLevel};
+use super::outage::Waiting;
 use super::prompt::{PromptContext, render};
 use super::template::{Vars, substitute};
+use crate::dispatch::after_exit::{AfterFailure, Landing, Work, after_failure, landing};
+use crate::tracker::LabelChange;
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RunError + use<> {
     let path = path.to_path_buf();
@@ -31,12 +34,21 @@ impl Orchestrator {
         let labels = self.phase_label_change(id, Phase::Claimed);
         if let Err(e) = self.tracker.claim_with_labels(id, &self.opts.actor, &labels, &mut events) {
             self.defer(events);
-            let why = match e {
-                TrackerError::AlreadyClaimed { .. } | TrackerError::NotClaimable { .. } => e.to_string(),
-                _ => format!("the claim failed: {e}"),
-            };
-            self.progress.line(&format!("skip     {id}  {why}"));
-            self.skip.insert(id.to_string());
+            match e {
+                // The tracker said no to this issue: leave it to whoever has it.
+                TrackerError::AlreadyClaimed { .. }
+                | TrackerError::NotClaimable { .. }
+                | TrackerError::NotFound(_)
+                | TrackerError::ClaimNotVerified { .. } => {
+                    self.progress.line(&format!("skip     {id}  {e}"));
+                    self.skip.insert(id.to_string());
+                }
+                // The tracker does not work: the issue stays a candidate for when it does.
+                _ => {
+                    self.tracker_failed(&format!("claiming {id}"), &e);
+                    self.dirty = true;
+                }
+            }
             return Ok(false);
         }
         events.push(Event::IssueClaimed { issue: id.to_string(), actor: self.opts.actor.clone() });
@@ -266,34 +278,31 @@ impl Orchestrator {
             return self.give_up(id, ReleaseReason::Shutdown, "stopped (bdp stop --now)", false);
         }
         if !end.success() {
-            let why = match (end.timed_out, end.code, end.signal, &end.error) {
-                (true, ..) => format!("timed out after {}", crate::supervisor::progress_duration(self.opts.timeout)),
-                (_, _, _, Some(error)) => error.clone(),
-                (_, Some(code), ..) => format!("agent exited {code}"),
-                (_, None, Some(sig), _) => format!("agent killed by signal {sig}"),
-                _ => "agent ended without a status".to_string(),
-            };
-            return self.failed_attempt(id, &why, end.timed_out);
+            return self.failed_attempt(id, &end.why_failed(self.opts.timeout), end.timed_out);
         }
-        if self.opts.isolation == Isolation::None {
-            return self.close(id, "bdp: the agent finished (run in the repository itself, --isolation none)");
-        }
-        let branch = branch_name(id);
-        let ahead = git::commits_ahead(&self.repo.root, &self.base, &branch)?;
-        if ahead == 0 {
-            let dirty = !git::run(&self.workdir(id), ["status", "--porcelain"])?.trim().is_empty();
-            if dirty {
-                return self.failed_attempt(id, "the agent changed files but committed nothing", false);
-            }
-            return self.close(id, "bdp: the agent finished with no code changes");
-        }
-        match self.opts.check.clone() {
-            Some(check) => {
-                self.spawn_check(id, attempt, check);
+        let work = match self.opts.isolation {
+            Isolation::None => Work::InPlace,
+            Isolation::Worktree => match self.branch_facts(id) {
+                Ok(work) => work,
+                Err(e) => return self.failed_attempt(id, &format!("cannot look at its branch: {e}"), false),
+            },
+        };
+        match landing(work, self.opts.check.is_some()) {
+            Landing::Close(reason) => self.close(id, &reason),
+            Landing::Failed(why) => self.failed_attempt(id, &why, false),
+            Landing::Check => {
+                self.spawn_check(id, attempt, self.opts.check.clone().unwrap_or_default());
                 Ok(())
             }
-            None => self.merge(id),
+            Landing::Merge => self.merge(id),
         }
+    }
+
+    /// Commits the issue's branch has beyond the base, and whether its worktree has uncommitted changes.
+    fn branch_facts(&self, id: &str) -> Result<Work, git::GitError> {
+        let ahead = git::commits_ahead(&self.repo.root, &self.base, &branch_name(id))?;
+        let dirty = ahead == 0 && !git::run(&self.workdir(id), ["status", "--porcelain"])?.trim().is_empty();
+        Ok(Work::Branch { ahead, dirty })
     }
 
     /// Runs the user's `--check` command in the worktree, in its own process group, in a task.
@@ -354,7 +363,10 @@ impl Orchestrator {
     pub(super) fn merge(&mut self, id: &str) -> RunResult<()> {
         let branch = branch_name(id);
         if self.opts.merge == MergeStrategy::None {
-            let head = git::rev_parse(&self.repo.root, &format!("refs/heads/{branch}"))?.unwrap_or_default();
+            let head = match git::rev_parse(&self.repo.root, &format!("refs/heads/{branch}")) {
+                Ok(head) => head.unwrap_or_default(),
+                Err(e) => return self.failed_attempt(id, &format!("cannot read its branch: {e}"), false),
+            };
             let reason = format!("bdp: work is on branch {branch} at {} (--merge none)", short(&head));
             return self.close_keeping_branch(id, &reason, true);
         }
@@ -368,17 +380,37 @@ impl Orchestrator {
         let git_lock = self.git_lock.clone();
         let git_guard = git_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let outcome = match self.opts.merge {
-            MergeStrategy::Rebase => match git::rebase_in_worktree(&self.workdir(id), &self.base)? {
-                Ok(()) => git::merge_into_base(&self.repo.root, &self.base, &branch, "", true)?,
-                Err(reason) => MergeOutcome::Refused { reason },
+            MergeStrategy::Rebase => match git::rebase_in_worktree(&self.workdir(id), &self.base) {
+                Ok(Ok(())) => git::merge_into_base(&self.repo.root, &self.base, &branch, "", true),
+                Ok(Err(reason)) => Ok(MergeOutcome::Refused { reason }),
+                Err(e) => Err(e),
             },
             _ => {
                 let title = self.live.get(id).map(|l| l.title.clone()).unwrap_or_default();
                 let message = format!("Merge {branch}: {}\n\nbdp-issue: {id}\n", super::progress::one_line(&title, 72));
-                git::merge_into_base(&self.repo.root, &self.base, &branch, &message, false)?
+                git::merge_into_base(&self.repo.root, &self.base, &branch, &message, false)
             }
         };
         drop(git_guard);
+        // git failing for this branch (not a conflict) is this issue's problem alone: it is given back with
+        // the reason, its branch kept.
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let detail = format!("the merge failed: {e}");
+                self.defer(vec![Event::MergeConflicted { issue: id.to_string(), detail: detail.clone() }]);
+                let text = format!("failed   {id}  {detail}; branch {branch} kept, labelled {FAILED_LABEL}");
+                return self.release_and_end(Release {
+                    id: id.to_string(),
+                    reason: ReleaseReason::Failed,
+                    detail,
+                    give_back: GiveBack::Labelled(FAILED_LABEL),
+                    keep_branch: true,
+                    ending: Ending::Failed,
+                    text,
+                });
+            }
+        };
         match outcome {
             MergeOutcome::Merged { commit } => {
                 self.defer(vec![Event::Merged { issue: id.to_string(), commit: commit.clone() }]);
@@ -389,9 +421,15 @@ impl Orchestrator {
             MergeOutcome::Refused { reason } => {
                 self.defer(vec![Event::MergeConflicted { issue: id.to_string(), detail: reason.clone() }]);
                 let text = format!("conflict {id}  {reason}; branch {branch} kept, labelled {CONFLICT_LABEL}");
-                self.release(id, ReleaseReason::Conflict, &reason, GiveBack::Labelled(CONFLICT_LABEL), true)?;
-                self.ended(id, Ending::Conflict, &text);
-                Ok(())
+                self.release_and_end(Release {
+                    id: id.to_string(),
+                    reason: ReleaseReason::Conflict,
+                    detail: reason,
+                    give_back: GiveBack::Labelled(CONFLICT_LABEL),
+                    keep_branch: true,
+                    ending: Ending::Conflict,
+                    text,
+                })
             }
         }
     }
@@ -411,27 +449,61 @@ impl Orchestrator {
             }]);
         } else {
             let mut events = Vec::new();
-            self.tracker.close(id, reason, &mut events)?;
+            let closed = self.tracker.close(id, reason, &mut events);
             self.defer(events);
+            match closed {
+                Ok(()) => {}
+                Err(TrackerError::NotFound(_)) => {
+                    let detail = format!("{reason}; the tracker no longer has the issue, so it was not closed");
+                    let text = format!("released {id}  {detail}");
+                    return self.release_and_end(Release {
+                        id: id.to_string(),
+                        reason: ReleaseReason::Abandoned,
+                        detail,
+                        give_back: GiveBack::No,
+                        keep_branch,
+                        ending: Ending::Released,
+                        text,
+                    });
+                }
+                Err(e) => {
+                    // The work is merged and recorded; the close waits for the tracker.
+                    self.tracker_failed(&format!("closing {id}"), &e);
+                    self.wait_for_tracker(Waiting::Close {
+                        id: id.to_string(),
+                        reason: reason.to_string(),
+                        keep_branch,
+                    });
+                    return Ok(());
+                }
+            }
         }
         if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id) {
             issue.status = "closed".into();
         }
         self.phase(id, Phase::Closed);
         let took = self.live.get(id).map(|l| l.since.elapsed()).unwrap_or_default();
-        self.release(id, ReleaseReason::Done, reason, GiveBack::No, keep_branch)?;
         let what = reason.strip_prefix("bdp: ").unwrap_or(reason);
-        self.ended(id, Ending::Done, &format!("done     {id}  {what}  ({})", super::progress_duration(took)));
-        Ok(())
+        self.release_and_end(Release {
+            id: id.to_string(),
+            reason: ReleaseReason::Done,
+            detail: reason.to_string(),
+            give_back: GiveBack::No,
+            keep_branch,
+            ending: Ending::Done,
+            text: format!("done     {id}  {what}  ({})", super::progress_duration(took)),
+        })
     }
 
     /// An attempt failed: retry within the budget (not while stopping), else give the issue back.
     pub(super) fn failed_attempt(&mut self, id: &str, why: &str, timed_out: bool) -> RunResult<()> {
         let made = self.state.issues.get(id).and_then(|i| i.claim.as_ref()).map_or(1, |c| c.attempts_made());
-        if self.stop != StopLevel::None {
-            return self.give_up(id, ReleaseReason::Shutdown, &format!("{why}; not retried while stopping"), false);
+        let stopping = self.stop != StopLevel::None;
+        let decision = after_failure(why, timed_out, made, self.opts.retries, stopping, |n| self.opts.backoff(n));
+        if let AfterFailure::GiveUp { reason, detail, label } = decision {
+            return self.give_up(id, reason, &detail, label);
         }
-        if made <= self.opts.retries {
+        {
             let next = self.state.issues.get(id).map_or(0, |i| i.attempts) + 1;
             let backoff = self.opts.backoff(made);
             self.defer(vec![Event::RetryScheduled {
@@ -446,17 +518,17 @@ impl Orchestrator {
                 self.opts.retries + 1,
                 super::progress_duration(backoff)
             ));
-            self.reset_worktree(id)?;
+            if let Err(e) = self.reset_worktree(id) {
+                let detail = format!("{why}; its worktree could not be reset for a retry: {e}");
+                return self.give_up(id, ReleaseReason::Failed, &detail, true);
+            }
             let (tx, issue) = (self.tx.clone(), id.to_string());
             tokio::spawn(async move {
                 tokio::time::sleep(backoff).await;
                 let _ = tx.send(Msg::RetryDue { issue });
             });
-            return Ok(());
+            Ok(())
         }
-        let reason = if timed_out { ReleaseReason::Timeout } else { ReleaseReason::Failed };
-        let detail = format!("{why} (after {made} attempt{})", if made == 1 { "" } else { "s" });
-        self.give_up(id, reason, &detail, true)
     }
 
     /// Takes the issue's lock: the file `.bdp/locks/<issue:ID>.lock` naming this orchestrator, and the
@@ -505,18 +577,36 @@ impl Orchestrator {
     /// Gives the issue back to the tracker as open (labelled `bdp:failed` when `label`).
     pub(super) fn give_up(&mut self, id: &str, reason: ReleaseReason, detail: &str, label: bool) -> RunResult<()> {
         let give_back = if label { GiveBack::Labelled(FAILED_LABEL) } else { GiveBack::Open };
-        self.release(id, reason, detail, give_back, false)?;
         let (word, ending) = match reason {
             ReleaseReason::Shutdown | ReleaseReason::Abandoned => ("released", Ending::Released),
             _ => ("failed  ", Ending::Failed),
         };
         let suffix = if label { format!("; labelled {FAILED_LABEL}") } else { String::new() };
-        self.ended(id, ending, &format!("{word} {id}  {detail}{suffix}"));
+        self.release_and_end(Release {
+            id: id.to_string(),
+            reason,
+            detail: detail.to_string(),
+            give_back,
+            keep_branch: false,
+            ending,
+            text: format!("{word} {id}  {detail}{suffix}"),
+        })
+    }
+
+    /// Releases the issue and stops showing it; when the tracker cannot take the give-back now, the whole
+    /// release waits for it (nothing of it is done before).
+    pub(super) fn release_and_end(&mut self, r: Release) -> RunResult<()> {
+        if self.release(&r.id, r.reason, &r.detail, r.give_back, r.keep_branch)? {
+            self.ended(&r.id, r.ending, &r.text);
+        } else {
+            self.wait_for_tracker(Waiting::Release(r));
+        }
         Ok(())
     }
 
-    /// Removes the worktree (and the branch unless kept), gives the claim back in the tracker when asked
-    /// (with the phase label due and the label asked for, in the same write), and records the release.
+    /// Gives the claim back in the tracker when asked (with the phase label due and the label asked for, in
+    /// the same write), then removes the worktree (and the branch unless kept) and records the release.
+    /// `false`: the tracker failed, nothing was done, and the caller waits for it.
     pub(super) fn release(
         &mut self,
         id: &str,
@@ -524,7 +614,41 @@ impl Orchestrator {
         detail: &str,
         give_back: GiveBack,
         keep_branch: bool,
-    ) -> RunResult<()> {
+    ) -> RunResult<bool> {
+        let mut events = Vec::new();
+        if give_back != GiveBack::No {
+            let mut labels = match self.phase_due.get(id) {
+                Some(&phase) => self.phase_label_change(id, phase),
+                None => LabelChange::default(),
+            };
+            if let GiveBack::Labelled(label) = give_back {
+                labels.add.push(label.to_string());
+            }
+            match self.tracker.release_with_labels(id, &labels, &mut events) {
+                Ok(()) => {
+                    self.phase_due.remove(id);
+                    if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id) {
+                        issue.status = "open".into();
+                        issue.assignee = None;
+                        issue.labels.retain(|l| !labels.remove.contains(l));
+                        for label in labels.add {
+                            if !issue.labels.contains(&label) {
+                                issue.labels.push(label);
+                            }
+                        }
+                    }
+                }
+                Err(TrackerError::NotFound(_)) => {
+                    self.progress
+                        .line(&format!("note     {id}  the tracker no longer has it; released in the log only"));
+                }
+                Err(e) => {
+                    self.defer(events);
+                    self.tracker_failed(&format!("giving {id} back"), &e);
+                    return Ok(false);
+                }
+            }
+        }
         let worktree = self.state.issues.get(id).and_then(|i| i.claim.as_ref()).and_then(|c| c.worktree.clone());
         if let Some(wt) = worktree
             && !self.opts.keep_worktrees
@@ -532,37 +656,26 @@ impl Orchestrator {
             // What happened so far (the merge, the close) is durable before its evidence, the branch and the
             // worktree, goes: a crash in between must not leave a merge recovery cannot see.
             self.append(Vec::new())?;
-            {
+            let removed = {
                 let _git = self.git_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                git::remove_worktree(&self.repo.root, Path::new(&wt.path))?;
-            }
-            self.defer(vec![Event::WorktreeRemoved { issue: id.to_string(), path: wt.path.clone() }]);
-            if !keep_branch {
-                git::delete_branch(&self.repo.root, &wt.branch)?;
+                git::remove_worktree(&self.repo.root, Path::new(&wt.path))
+            };
+            // git failing here leaves a worktree or branch behind, which `bdp audit` reports and `bdp clean`
+            // removes: not a reason to stop the run.
+            match removed {
+                Ok(()) => {
+                    self.defer(vec![Event::WorktreeRemoved { issue: id.to_string(), path: wt.path.clone() }]);
+                    if !keep_branch && let Err(e) = git::delete_branch(&self.repo.root, &wt.branch) {
+                        self.progress.line(&format!("note     {id}  branch {} left: {e}", wt.branch));
+                    }
+                }
+                Err(e) => self.progress.line(&format!("note     {id}  worktree {} left: {e}", wt.path)),
             }
         }
         self.drop_issue_lock(id);
-        let mut events = Vec::new();
-        if give_back != GiveBack::No {
-            let mut labels = self.due_phase_label(id);
-            if let GiveBack::Labelled(label) = give_back {
-                labels.add.push(label.to_string());
-            }
-            self.tracker.release_with_labels(id, &labels, &mut events)?;
-            if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id) {
-                issue.status = "open".into();
-                issue.assignee = None;
-                issue.labels.retain(|l| !labels.remove.contains(l));
-                for label in labels.add {
-                    if !issue.labels.contains(&label) {
-                        issue.labels.push(label);
-                    }
-                }
-            }
-        }
         events.push(Event::IssueReleased { issue: id.to_string(), reason, detail: Some(detail.to_string()) });
         self.defer(events);
-        Ok(())
+        Ok(true)
     }
 
     /// Before a retry: the branch back to the base, the worktree clean (ignored files are kept).
@@ -585,6 +698,18 @@ pub(super) enum GiveBack {
     Open,
     /// Back to open, unassigned, with this label (for a person to look at).
     Labelled(&'static str),
+}
+
+/// A release and how the issue ended, kept whole so it can wait for the tracker.
+#[derive(Debug, Clone)]
+pub(super) struct Release {
+    pub id: String,
+    pub reason: ReleaseReason,
+    pub detail: String,
+    pub give_back: GiveBack,
+    pub keep_branch: bool,
+    pub ending: Ending,
+    pub text: String,
 }
 
 /// One attempt, ready to start.
