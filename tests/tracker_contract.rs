@@ -126,6 +126,7 @@ fn contract(t: &dyn Tracker) {
     assert_eq!(sorted(c2.labels), ["bdp:failed", "phase:running"], "{name}");
     let n = events.len();
     let tail: Vec<&str> = events[n - 5..].iter().map(|e| e.kind()).collect();
+    many(t);
     assert_eq!(
         tail,
         [
@@ -137,6 +138,56 @@ fn contract(t: &dyn Tracker) {
         ],
         "{name}"
     );
+}
+
+/// Several issues at once: one call where the backend can, each issue's own result, and a refusal that
+/// costs only its issue. Starts where [`contract`] ends (c-2 open, c-5 open, c-3 held by "other").
+fn many(t: &dyn Tracker) {
+    let name = t.name();
+    let ids = |v: &[&str]| -> Vec<String> { v.iter().map(|s| s.to_string()).collect() };
+    let claimed = LabelChange { add: vec!["phase:claimed".into()], remove: vec![] };
+    let mut events: Vec<Event> = Vec::new();
+    t.take_calls();
+    let results = t.claim_many(&ids(&["c-2", "c-5"]), "bdp", &claimed, &mut events);
+    assert!(results.iter().all(Result::is_ok), "{name}: {results:?}");
+    if let Some(calls) = t.take_calls() {
+        // One update for both; bd reads both back in one `show`.
+        assert_eq!(calls.total(), if name == "bd" { 2 } else { 1 }, "{name}: {calls:?}");
+    }
+    for id in ["c-2", "c-5"] {
+        let i = t.show(id).unwrap();
+        assert_eq!((i.status.as_str(), i.assignee.as_deref()), ("in_progress", Some("bdp")), "{name} {id}");
+        assert!(i.labels.contains(&"phase:claimed".to_string()), "{name} {id}");
+    }
+    let running = LabelChange { add: vec!["phase:running".into()], remove: vec!["phase:claimed".into()] };
+    let results = t.change_labels_many(&ids(&["c-2", "c-5"]), &running, &mut events);
+    assert!(results.iter().all(Result::is_ok), "{name}: {results:?}");
+    for id in ["c-2", "c-5"] {
+        let labels = t.show(id).unwrap().labels;
+        assert!(labels.contains(&"phase:running".to_string()) && !labels.contains(&"phase:claimed".to_string()));
+    }
+    t.take_calls();
+    let results = t.close_many(&ids(&["c-2", "c-5"]), "done by bdp", &mut events);
+    assert!(results.iter().all(Result::is_ok), "{name}: {results:?}");
+    if let Some(calls) = t.take_calls() {
+        assert_eq!(calls.total(), 1, "{name}: {calls:?}");
+    }
+    assert!(["c-2", "c-5"].iter().all(|id| t.show(id).unwrap().status == "closed"), "{name}");
+    // A close of what is closed already holds (br says "nothing to do").
+    t.close("c-2", "again", &mut events).unwrap();
+    assert_eq!(t.show("c-2").unwrap().status, "closed", "{name}");
+    // One of the batch is held by someone else: the other is claimed all the same.
+    let results = t.claim_many(&ids(&["c-3", "c-6"]), "bdp", &claimed, &mut events);
+    assert!(
+        matches!(&results[0], Err(TrackerError::AlreadyClaimed { holder, .. }) if holder == "other"),
+        "{name}: {results:?}"
+    );
+    assert!(results[1].is_ok(), "{name}: {results:?}");
+    assert_eq!(t.show("c-6").unwrap().assignee.as_deref(), Some("bdp"), "{name}");
+    assert_eq!(t.show("c-3").unwrap().assignee.as_deref(), Some("other"), "{name}");
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind()).collect();
+    let closes = kinds.iter().filter(|k| **k == "tracker_issue_closed").count();
+    assert_eq!(closes, 3, "{name}: {kinds:?}");
 }
 
 #[test]

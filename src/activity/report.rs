@@ -143,7 +143,7 @@ pub struct TrackerCallsReport {
     pub calls: u64,
     /// Those about one issue (claim, labels, close, release, show).
     pub on_issues: u64,
-    /// Those about none (list, export, ready).
+    /// Those about no single issue (list, export, ready, a write to several issues at once).
     pub other: u64,
     /// calls / the issues claimed; `null` when none was claimed.
     pub per_issue: Option<f64>,

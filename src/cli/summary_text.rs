@@ -166,7 +166,7 @@ pub fn render(r: &Report, since: Option<&str>) -> String {
             let per_issue = t.per_issue.map_or("no issue claimed".to_string(), |p| format!("{p:.1} per issue claimed"));
             let _ = writeln!(
                 out,
-                "tracker calls: {} to {}, {per_issue} ({} about one issue, {} lists and exports)",
+                "tracker calls: {} to {}, {per_issue} ({} about one issue, {} lists, exports and writes to several)",
                 t.calls, t.backend, t.on_issues, t.other
             );
         }

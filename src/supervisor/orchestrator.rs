@@ -134,6 +134,8 @@ pub struct Orchestrator {
     pub(super) pending: Vec<Event>,
     /// Set while the tracker does not work (claims paused, writes waiting).
     pub(super) outage: Option<crate::dispatch::outage::Outage<Instant>>,
+    /// Closes asked for in this dispatch step (made together when it ends).
+    pub(super) closes_due: Vec<super::steps::CloseDue>,
     /// Tracker writes waiting for the tracker to work again, in order.
     pub(super) waiting: Vec<super::outage::Waiting>,
     /// Phase labels not yet written to the tracker: the latest phase of each issue.
@@ -197,6 +199,7 @@ impl Orchestrator {
             pending: Vec::new(),
             phase_due: HashMap::new(),
             outage: None,
+            closes_due: Vec::new(),
             waiting: Vec::new(),
             batch_open: false,
             git_lock: Default::default(),
@@ -343,21 +346,33 @@ impl Orchestrator {
     /// the last write: the latest phase goes on, the one before comes off. Labels are a courtesy to people
     /// watching the tracker: a failed write is logged and the run goes on.
     pub(super) fn flush_phase_labels(&mut self) {
-        let due: Vec<(String, Phase)> = self.phase_due.drain().collect();
-        let mut events = Vec::new();
+        let mut due: Vec<(String, Phase)> = self.phase_due.drain().collect();
+        due.sort();
+        // The same change for several issues (claimed → running for all spawned in this step) is one call.
+        let mut groups: Vec<(LabelChange, Vec<String>)> = Vec::new();
         for (issue, phase) in due {
             let change = self.phase_label_change(&issue, phase);
             if change.is_empty() {
                 continue;
             }
-            match self.tracker.change_labels(&issue, &change, &mut events) {
-                Ok(()) => {
-                    if let Some(i) = self.issues.iter_mut().find(|i| i.id == issue) {
-                        i.labels.retain(|l| !change.remove.contains(l));
-                        i.labels.extend(change.add);
+            match groups.iter_mut().find(|(c, _)| *c == change) {
+                Some((_, members)) => members.push(issue),
+                None => groups.push((change, vec![issue])),
+            }
+        }
+        let mut events = Vec::new();
+        for (change, members) in groups {
+            let results = self.tracker.change_labels_many(&members, &change, &mut events);
+            for (issue, result) in members.iter().zip(results) {
+                match result {
+                    Ok(()) => {
+                        if let Some(i) = self.issues.iter_mut().find(|i| &i.id == issue) {
+                            i.labels.retain(|l| !change.remove.contains(l));
+                            i.labels.extend(change.add.iter().cloned());
+                        }
                     }
+                    Err(e) => tracing::warn!("the phase label of {issue}: {e}"),
                 }
-                Err(e) => tracing::warn!("the phase label of {issue}: {e}"),
             }
         }
         self.defer(events);
@@ -391,6 +406,12 @@ impl Orchestrator {
                 ));
             }
         }
+        if result.is_ok() {
+            let closed = self.flush_closes();
+            if let Err(e) = closed {
+                tracing::warn!("closing at the end of the run: {e}");
+            }
+        }
         self.flush_phase_labels();
         let ended = self.append(vec![Event::SessionEnded { reason }]);
         self.checkpoints.finish(&self.state, self.log.last_position());
@@ -405,6 +426,13 @@ impl Orchestrator {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.tend_outage()?;
+            if !self.closes_due.is_empty() {
+                self.begin_batch()?;
+                let flushed = self.flush_closes();
+                let ended = self.end_batch();
+                flushed?;
+                ended?;
+            }
             if self.stop == StopLevel::None && !self.tracker_down() {
                 self.fill_slots()?;
             }
@@ -453,7 +481,7 @@ impl Orchestrator {
                     while let Ok(msg) = self.rx.try_recv() {
                         self.handle(msg)?;
                     }
-                    Ok(())
+                    self.flush_closes()
                 });
                 let ended = self.end_batch();
                 handled?;
@@ -536,23 +564,9 @@ impl Orchestrator {
             return Ok(());
         }
         self.begin_batch()?;
-        let mut claimed = Vec::new();
-        let mut result = Ok(());
-        for id in picked {
-            if self.tracker_down() {
-                break;
-            }
-            match self.claim_issue(&id) {
-                Ok(true) => claimed.push(id),
-                Ok(false) => {}
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-        }
+        let result = self.claim_issues(&picked);
         let ended = self.end_batch();
-        result?;
+        let claimed = result?;
         ended?;
         match self.opts.isolation {
             Isolation::Worktree => {

@@ -27,32 +27,56 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RunErro
 }
 
 impl Orchestrator {
-    /// Claims `id` in the tracker (inside the caller's batch). A claim the tracker refuses (someone else
-    /// took it) skips the issue: `false`.
-    pub(super) fn claim_issue(&mut self, id: &str) -> RunResult<bool> {
-        let mut events = Vec::new();
-        let labels = self.phase_label_change(id, Phase::Claimed);
-        if let Err(e) = self.tracker.claim_with_labels(id, &self.opts.actor, &labels, &mut events) {
+    /// Claims the issues in the tracker (inside the caller's batch): those with the same label change in one
+    /// call. Returns those claimed. A claim the tracker refuses (someone else took it) skips its issue; a
+    /// tracker that fails pauses claims and leaves the issue a candidate.
+    pub(super) fn claim_issues(&mut self, ids: &[String]) -> RunResult<Vec<String>> {
+        let mut groups: Vec<(LabelChange, Vec<String>)> = Vec::new();
+        for id in ids {
+            let labels = self.phase_label_change(id, Phase::Claimed);
+            match groups.iter_mut().find(|(l, _)| *l == labels) {
+                Some((_, members)) => members.push(id.clone()),
+                None => groups.push((labels, vec![id.clone()])),
+            }
+        }
+        let mut claimed = Vec::new();
+        for (labels, members) in groups {
+            if self.tracker_down() {
+                break;
+            }
+            let mut events = Vec::new();
+            let results = self.tracker.claim_many(&members, &self.opts.actor, &labels, &mut events);
             self.defer(events);
-            match e {
-                // The tracker said no to this issue: leave it to whoever has it.
-                TrackerError::AlreadyClaimed { .. }
-                | TrackerError::NotClaimable { .. }
-                | TrackerError::NotFound(_)
-                | TrackerError::ClaimNotVerified { .. } => {
-                    self.progress.line(&format!("skip     {id}  {e}"));
-                    self.skip.insert(id.to_string());
-                }
-                // The tracker does not work: the issue stays a candidate for when it does.
-                _ => {
-                    self.tracker_failed(&format!("claiming {id}"), &e);
-                    self.dirty = true;
+            for (id, result) in members.iter().zip(results) {
+                match result {
+                    Ok(_) => {
+                        self.claimed(id, &labels)?;
+                        claimed.push(id.clone());
+                    }
+                    // The tracker said no to this issue: leave it to whoever has it.
+                    Err(
+                        e @ (TrackerError::AlreadyClaimed { .. }
+                        | TrackerError::NotClaimable { .. }
+                        | TrackerError::NotFound(_)
+                        | TrackerError::ClaimNotVerified { .. }),
+                    ) => {
+                        self.progress.line(&format!("skip     {id}  {e}"));
+                        self.skip.insert(id.clone());
+                    }
+                    // The tracker does not work: the issue stays a candidate for when it does.
+                    Err(e) => {
+                        self.tracker_failed(&format!("claiming {id}"), &e);
+                        self.dirty = true;
+                    }
                 }
             }
-            return Ok(false);
         }
-        events.push(Event::IssueClaimed { issue: id.to_string(), actor: self.opts.actor.clone() });
-        self.defer(events);
+        Ok(claimed)
+    }
+
+    /// Records a claim the tracker accepted, takes its lock, and starts showing it.
+    fn claimed(&mut self, id: &str, labels: &LabelChange) -> RunResult<()> {
+        self.defer(vec![Event::IssueClaimed { issue: id.to_string(), actor: self.opts.actor.clone() }]);
         self.take_issue_lock(id)?;
         self.claims_made += 1;
         let mut title = String::new();
@@ -60,12 +84,12 @@ impl Orchestrator {
             issue.status = "in_progress".into();
             issue.assignee = Some(self.opts.actor.clone());
             issue.labels.retain(|l| !labels.remove.contains(l));
-            issue.labels.extend(labels.add);
+            issue.labels.extend(labels.add.iter().cloned());
             title.clone_from(&issue.title);
         }
         self.live.insert(id.to_string(), Live { title, since: Instant::now(), busy: false });
         self.dirty = true;
-        Ok(true)
+        Ok(())
     }
 
     /// Creates the claimed issue's worktree in a blocking task (a checkout of a big repository takes
@@ -438,6 +462,9 @@ impl Orchestrator {
         self.close_keeping_branch(id, reason, false)
     }
 
+    /// Closes the issue in the tracker, then releases it. The close is made when the dispatch step ends
+    /// ([`Orchestrator::flush_closes`]), with the other closes of the step that have the same reason, in one
+    /// tracker call.
     pub(super) fn close_keeping_branch(&mut self, id: &str, reason: &str, keep_branch: bool) -> RunResult<()> {
         let already = self.issues.iter().any(|i| i.id == id && i.status == "closed");
         if already {
@@ -447,37 +474,64 @@ impl Orchestrator {
                 issue: Some(id.to_string()),
                 action: "the tracker has it closed already; not closed again".into(),
             }]);
-        } else {
-            let mut events = Vec::new();
-            let closed = self.tracker.close(id, reason, &mut events);
-            self.defer(events);
-            match closed {
-                Ok(()) => {}
-                Err(TrackerError::NotFound(_)) => {
-                    let detail = format!("{reason}; the tracker no longer has the issue, so it was not closed");
-                    let text = format!("released {id}  {detail}");
-                    return self.release_and_end(Release {
-                        id: id.to_string(),
-                        reason: ReleaseReason::Abandoned,
-                        detail,
-                        give_back: GiveBack::No,
-                        keep_branch,
-                        ending: Ending::Released,
-                        text,
-                    });
+            return self.closed(id, reason, keep_branch);
+        }
+        self.progress.phase(id, "closing");
+        self.closes_due.push(CloseDue { id: id.to_string(), reason: reason.to_string(), keep_branch });
+        Ok(())
+    }
+
+    /// Makes the closes due, those with the same reason in one call, and releases what was closed.
+    pub(super) fn flush_closes(&mut self) -> RunResult<()> {
+        let due = std::mem::take(&mut self.closes_due);
+        let mut groups: Vec<(String, Vec<CloseDue>)> = Vec::new();
+        for c in due {
+            match groups.iter_mut().find(|(r, _)| *r == c.reason) {
+                Some((_, members)) => members.push(c),
+                None => groups.push((c.reason.clone(), vec![c])),
+            }
+        }
+        for (reason, members) in groups {
+            if self.tracker_down() {
+                for c in members {
+                    self.wait_for_tracker(Waiting::Close { id: c.id, reason: c.reason, keep_branch: c.keep_branch });
                 }
-                Err(e) => {
-                    // The work is merged and recorded; the close waits for the tracker.
-                    self.tracker_failed(&format!("closing {id}"), &e);
-                    self.wait_for_tracker(Waiting::Close {
-                        id: id.to_string(),
-                        reason: reason.to_string(),
-                        keep_branch,
-                    });
-                    return Ok(());
+                continue;
+            }
+            let ids: Vec<String> = members.iter().map(|c| c.id.clone()).collect();
+            let mut events = Vec::new();
+            let results = self.tracker.close_many(&ids, &reason, &mut events);
+            self.defer(events);
+            for (c, result) in members.into_iter().zip(results) {
+                let CloseDue { id, reason, keep_branch } = c;
+                match result {
+                    Ok(()) => self.closed(&id, &reason, keep_branch)?,
+                    Err(TrackerError::NotFound(_)) => {
+                        let detail = format!("{reason}; the tracker no longer has the issue, so it was not closed");
+                        let text = format!("released {id}  {detail}");
+                        self.release_and_end(Release {
+                            id,
+                            reason: ReleaseReason::Abandoned,
+                            detail,
+                            give_back: GiveBack::No,
+                            keep_branch,
+                            ending: Ending::Released,
+                            text,
+                        })?;
+                    }
+                    Err(e) => {
+                        // The work is merged and recorded; the close waits for the tracker.
+                        self.tracker_failed(&format!("closing {id}"), &e);
+                        self.wait_for_tracker(Waiting::Close { id, reason, keep_branch });
+                    }
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The tracker has the issue closed: release it.
+    fn closed(&mut self, id: &str, reason: &str, keep_branch: bool) -> RunResult<()> {
         if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id) {
             issue.status = "closed".into();
         }
@@ -687,6 +741,14 @@ impl Orchestrator {
         }
         Ok(())
     }
+}
+
+/// A close asked for in this dispatch step, made when the step ends.
+#[derive(Debug, Clone)]
+pub(super) struct CloseDue {
+    pub id: String,
+    pub reason: String,
+    pub keep_branch: bool,
 }
 
 /// What a release does to the issue in the tracker.

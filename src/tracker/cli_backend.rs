@@ -157,6 +157,27 @@ pub fn issues_from_output(value: &Value) -> Option<Vec<&Value>> {
     }
 }
 
+/// `args` with the label change's flags and `--json` after them.
+fn with_labels<'a>(mut args: Vec<&'a str>, labels: &'a LabelChange) -> Vec<&'a str> {
+    for label in &labels.add {
+        args.extend(["--add-label", label.as_str()]);
+    }
+    for label in &labels.remove {
+        args.extend(["--remove-label", label.as_str()]);
+    }
+    args.push("--json");
+    args
+}
+
+/// Whether a failed close says the issue was closed already (br: `NOTHING_TO_DO … already closed`).
+fn already_closed(err: &TrackerError) -> bool {
+    let text = match err {
+        TrackerError::CommandFailed { output, .. } => output.as_str(),
+        _ => return false,
+    };
+    text.contains("already closed")
+}
+
 /// A `bd` or `br` binary driving the repo at `root`.
 #[derive(Debug, Clone)]
 pub struct CliTracker {
@@ -205,10 +226,12 @@ impl CliTracker {
                 Some(c) => format!("exit {c}"),
                 None => "killed by a signal".into(),
             };
-            let not_found = out.code == Some(3)
-                || output.contains("ISSUE_NOT_FOUND")
-                || output.to_lowercase().contains("not found")
-                || output.to_lowercase().contains("no issue found");
+            // br's exit 3 also says "nothing to do: already closed" (its hint then mentions "not found").
+            let not_found = !output.contains("already closed")
+                && (out.code == Some(3)
+                    || output.contains("ISSUE_NOT_FOUND")
+                    || output.to_lowercase().contains("not found")
+                    || output.to_lowercase().contains("no issue found"));
             if let (true, Some(id)) = (not_found, issue) {
                 return Err(TrackerError::NotFound(id.to_string()));
             }
@@ -254,17 +277,15 @@ impl CliTracker {
         }
     }
 
+    fn closed_event(&self, id: &str, reason: &str) -> Event {
+        Event::TrackerIssueClosed { issue: id.to_string(), reason: reason.to_string(), backend: self.name().into() }
+    }
+
     /// `update ID` with `fields` and the label change, as one call.
     fn update(&self, id: &str, fields: &[&str], labels: &LabelChange) -> TrackerResult<Value> {
         let mut args: Vec<&str> = vec!["update", id];
         args.extend_from_slice(fields);
-        for label in &labels.add {
-            args.extend(["--add-label", label.as_str()]);
-        }
-        for label in &labels.remove {
-            args.extend(["--remove-label", label.as_str()]);
-        }
-        args.push("--json");
+        let args = with_labels(args, labels);
         self.call(Some(id), &args)
     }
 
@@ -393,15 +414,95 @@ impl Tracker for CliTracker {
     }
 
     fn close(&self, id: &str, reason: &str, events: &mut dyn TrackerEvents) -> TrackerResult<()> {
-        self.call(Some(id), &["close", id, "--reason", reason, "--json"])?;
-        record(
-            events,
-            Event::TrackerIssueClosed {
-                issue: id.to_string(),
-                reason: reason.to_string(),
-                backend: self.name().into(),
-            },
-        )
+        match self.call(Some(id), &["close", id, "--reason", reason, "--json"]) {
+            Ok(_) => {}
+            // Closed already (a close made before a crash, or by a person): what was asked holds. br says so
+            // with exit 3, which otherwise means "not found".
+            Err(e) if already_closed(&e) => {}
+            Err(e) => return Err(e),
+        }
+        record(events, self.closed_event(id, reason))
+    }
+
+    fn claim_many(
+        &self,
+        ids: &[String],
+        actor: &str,
+        labels: &LabelChange,
+        events: &mut dyn TrackerEvents,
+    ) -> Vec<TrackerResult<Issue>> {
+        if ids.len() < 2 {
+            return ids.iter().map(|id| self.claim_with_labels(id, actor, labels, events)).collect();
+        }
+        let one_by_one = |events: &mut dyn TrackerEvents| {
+            ids.iter().map(|id| self.claim_with_labels(id, actor, labels, events)).collect::<Vec<_>>()
+        };
+        let mut args: Vec<&str> = vec!["update"];
+        args.extend(ids.iter().map(String::as_str));
+        args.extend(["--claim", "--actor", actor]);
+        let args = with_labels(args, labels);
+        let Ok(printed) = self.call(None, &args) else { return one_by_one(events) };
+        // br prints what its transaction wrote; bd's claim races, so it is read back (one call for all).
+        let after = match self.flavor {
+            Flavor::Br => self.parse_issues(&args, &printed),
+            Flavor::Bd => {
+                let mut show: Vec<&str> = vec!["show"];
+                show.extend(ids.iter().map(String::as_str));
+                show.push("--json");
+                self.issues(None, &show)
+            }
+        };
+        let Ok(after) = after else { return one_by_one(events) };
+        let mut results = Vec::with_capacity(ids.len());
+        for id in ids {
+            let got = after.iter().find(|i| &i.id == id);
+            let held = got.is_some_and(|i| i.status == "in_progress" && i.assignee.as_deref() == Some(actor));
+            let result = match got {
+                Some(issue) if held => {
+                    let recorded = record(events, self.status_event(id, "in_progress", Some(actor.to_string())))
+                        .and_then(|()| match labels.is_empty() {
+                            true => Ok(()),
+                            false => record(events, self.labels_event(id, labels)),
+                        });
+                    recorded.map(|()| issue.clone())
+                }
+                // Not what was asked: this one alone, the slow way (it says why).
+                _ => self.claim_with_labels(id, actor, labels, events),
+            };
+            results.push(result);
+        }
+        results
+    }
+
+    fn close_many(&self, ids: &[String], reason: &str, events: &mut dyn TrackerEvents) -> Vec<TrackerResult<()>> {
+        if ids.len() < 2 {
+            return ids.iter().map(|id| self.close(id, reason, events)).collect();
+        }
+        let mut args: Vec<&str> = vec!["close"];
+        args.extend(ids.iter().map(String::as_str));
+        args.extend(["--reason", reason, "--json"]);
+        match self.call(None, &args) {
+            Ok(_) => ids.iter().map(|id| record(events, self.closed_event(id, reason))).collect(),
+            Err(_) => ids.iter().map(|id| self.close(id, reason, events)).collect(),
+        }
+    }
+
+    fn change_labels_many(
+        &self,
+        ids: &[String],
+        change: &LabelChange,
+        events: &mut dyn TrackerEvents,
+    ) -> Vec<TrackerResult<()>> {
+        if ids.len() < 2 || change.is_empty() {
+            return ids.iter().map(|id| self.change_labels(id, change, events)).collect();
+        }
+        let mut args: Vec<&str> = vec!["update"];
+        args.extend(ids.iter().map(String::as_str));
+        let args = with_labels(args, change);
+        match self.call(None, &args) {
+            Ok(_) => ids.iter().map(|id| record(events, self.labels_event(id, change))).collect(),
+            Err(_) => ids.iter().map(|id| self.change_labels(id, change, events)).collect(),
+        }
     }
 
     fn take_calls(&self) -> Option<CallCounts> {

@@ -154,7 +154,8 @@ impl LabelChange {
 }
 
 /// How many processes a CLI tracker started, by the issue each concerned (a claim, a label, a close) or
-/// for none (a list, an export). The JSONL tracker starts none and counts nothing.
+/// for no single one (a list, an export, a write to several issues at once). The JSONL tracker starts
+/// none and counts nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallCounts {
     pub per_issue: std::collections::BTreeMap<String, u32>,
@@ -228,6 +229,31 @@ pub trait Tracker {
             self.change_labels(id, labels, events)?;
         }
         self.release(id, events)
+    }
+    /// Claims several issues, each with the same label change: one call where the backend can, and each
+    /// issue's own result (a refused batch is made again one issue at a time, so one refusal costs only its
+    /// issue).
+    fn claim_many(
+        &self,
+        ids: &[String],
+        actor: &str,
+        labels: &LabelChange,
+        events: &mut dyn TrackerEvents,
+    ) -> Vec<TrackerResult<Issue>> {
+        ids.iter().map(|id| self.claim_with_labels(id, actor, labels, events)).collect()
+    }
+    /// Closes several issues with the same reason; one call where the backend can.
+    fn close_many(&self, ids: &[String], reason: &str, events: &mut dyn TrackerEvents) -> Vec<TrackerResult<()>> {
+        ids.iter().map(|id| self.close(id, reason, events)).collect()
+    }
+    /// The same label change on several issues; one call where the backend can.
+    fn change_labels_many(
+        &self,
+        ids: &[String],
+        change: &LabelChange,
+        events: &mut dyn TrackerEvents,
+    ) -> Vec<TrackerResult<()>> {
+        ids.iter().map(|id| self.change_labels(id, change, events)).collect()
     }
     /// The calls made since the last time this was asked, for trackers that start a process per call.
     fn take_calls(&self) -> Option<CallCounts> {

@@ -2,9 +2,9 @@
 # THIS IS A FAKE `bd`, for bdp's tests only. It is not beads. It prints bd-shaped JSON (bare arrays; `show`
 # returns an array; errors on stderr with exit 1) from a state file, `fake_bd_state.json`, in the directory it
 # is run in. It implements just the calls bdp's bd backend makes, with bd's own flag names (cmd/bd/*.go):
-#   list --json -n 0 --all | show ID --json | ready --json --limit 0
-#   update ID [--claim] [--status S] [--assignee X] [--add-label L]... [--remove-label L]... --json
-#   label add|remove ID LABEL --json | close ID --reason R --json
+#   list --json -n 0 --all | show ID... --json | ready --json --limit 0
+#   update ID... [--claim] [--status S] [--assignee X] [--add-label L]... [--remove-label L]... --json
+#   label add|remove ID LABEL --json | close ID... --reason R --json
 # A flag bd does not have for that command is refused as cobra refuses it ("unknown flag", exit 1), so a
 # backend that invents flags fails here. Every call is appended, as its argv in a JSON array, to
 # `fake_bd_calls.jsonl` in the same directory (tests count the calls bdp makes).
@@ -76,16 +76,18 @@ def out(v):
 def save():
     json.dump(issues, open(STATE, "w"))
 
-def find(id):
+def find(id, fatal=True):
     for i in issues:
         if i["id"] == id:
             return i
-    sys.stderr.write('Error: no issue found matching "%s"\n' % id); sys.exit(1)
+    sys.stderr.write('Error: no issue found matching "%s"\n' % id)
+    if fatal: sys.exit(1)
+    return None
 
 if cmd == "list":
     out(issues)
 elif cmd == "show":
-    out([find(args[0])])
+    out([find(id) for id in args])
 elif cmd == "ready":
     status = {i["id"]: i["status"] for i in issues}
     def blocked(i):
@@ -93,28 +95,36 @@ elif cmd == "ready":
                    for d in i.get("dependencies", []))
     out([i for i in issues if i["status"] == "open" and not blocked(i)])
 elif cmd == "update":
-    i = find(args[0])
-    if "--claim" in opts:
-        holder = i.get("assignee")
-        if holder and holder != actor:
-            sys.stderr.write("Error: issue %s already claimed by %s\n" % (i["id"], holder)); sys.exit(1)
-        if i["status"] not in ("open", "in_progress"):
-            sys.stderr.write("Error: cannot claim %s: status is %s\n" % (i["id"], i["status"])); sys.exit(1)
-        if not os.environ.get("FAKE_BD_LOSE_CLAIM"):
-            i["status"] = "in_progress"; i["assignee"] = actor
-    if opt("--status") is not None:
-        i["status"] = opt("--status")
-    if "--assignee" in opts:
-        a = opt("--assignee")
-        if a: i["assignee"] = a
-        else: i.pop("assignee", None)
-    labels = i.setdefault("labels", [])
-    for l in many("--add-label"):
-        if l not in labels: labels.append(l)
-    for l in many("--remove-label"):
-        if l in labels: labels.remove(l)
-    if not labels: i.pop("labels")
-    save(); out([i])
+    # bd applies an update per id, not atomically across ids: the others are updated, each failure is
+    # reported on stderr, and the exit is non-zero.
+    done, failed = [], False
+    for id in args:
+        i = find(id, fatal=False)
+        if i is None:
+            failed = True; continue
+        if "--claim" in opts:
+            holder = i.get("assignee")
+            if holder and holder != actor:
+                sys.stderr.write("Error: issue %s already claimed by %s\n" % (i["id"], holder)); failed = True; continue
+            if i["status"] not in ("open", "in_progress"):
+                sys.stderr.write("Error: cannot claim %s: status is %s\n" % (i["id"], i["status"])); failed = True; continue
+            if not os.environ.get("FAKE_BD_LOSE_CLAIM"):
+                i["status"] = "in_progress"; i["assignee"] = actor
+        if opt("--status") is not None:
+            i["status"] = opt("--status")
+        if "--assignee" in opts:
+            a = opt("--assignee")
+            if a: i["assignee"] = a
+            else: i.pop("assignee", None)
+        labels = i.setdefault("labels", [])
+        for l in many("--add-label"):
+            if l not in labels: labels.append(l)
+        for l in many("--remove-label"):
+            if l in labels: labels.remove(l)
+        if not labels: i.pop("labels")
+        done.append(i)
+    save(); out(done)
+    if failed: sys.exit(1)
 elif cmd == "label":
     i = find(args[1]); label = args[2]
     labels = i.setdefault("labels", [])
@@ -122,4 +132,7 @@ elif cmd == "label":
     if args[0] == "remove" and label in labels: labels.remove(label)
     save(); out([{"status": args[0] + "ed", "issue_id": i["id"], "label": label}])
 elif cmd == "close":
-    i = find(args[0]); i["status"] = "closed"; i["close_reason"] = opt("--reason"); save(); out([i])
+    closed = []
+    for id in args:
+        i = find(id); i["status"] = "closed"; i["close_reason"] = opt("--reason"); closed.append(i)
+    save(); out(closed)
