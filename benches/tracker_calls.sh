@@ -109,7 +109,7 @@ one() {
 calls() { (cd "$WORK/last" && "$BDP" summary --json | python3 -c '
 import json,sys
 t = json.load(sys.stdin)["tracker_calls"]
-print("%.2f per issue (%d calls: %d about an issue, %d lists)" % (t["per_issue"], t["calls"], t["on_issues"], t["other"]))'); }
+print("%.2f per issue (%d calls: %d about one issue, %d lists or writes to several)" % (t["per_issue"], t["calls"], t["on_issues"], t["other"]))'); }
 
 bdp_br="$BDP --tracker br run --plain --isolation none --max-load 1000 --retries 0"
 bdp_jsonl="$BDP --tracker jsonl run --plain --isolation none --max-load 1000 --retries 0"

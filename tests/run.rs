@@ -778,3 +778,50 @@ git commit -q -m "work on $BDP_ISSUE"
     assert_eq!(closed, ["od-1", "od-2"]);
     sb.assert_clean_end();
 }
+
+#[test]
+fn a_stop_is_handled_while_a_long_merge_runs_and_the_merge_still_lands() {
+    let sb = Sandbox::new(&[("mq-1", "quick", 1, &[]), ("mq-2", "slow", 2, &[])]);
+    // Moving `main` takes 3 s (a reference-transaction hook), so the merge of mq-1 is long.
+    let hook = sb.root().join(".git/hooks/reference-transaction");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\n[ \"$1\" = prepared ] || exit 0\nwhile read old new ref; do\n  [ \"$ref\" = refs/heads/main ] && sleep 3\ndone\nexit 0\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let agent = sb.script(
+        "agent.sh",
+        r#"set -e
+[ "$BDP_ISSUE" = mq-2 ] && sleep 60
+printf '%s\n' "$BDP_ISSUE" > "file-$BDP_ISSUE.txt"
+git add "file-$BDP_ISSUE.txt"
+git commit -q -m "work on $BDP_ISSUE"
+"#,
+    );
+    let child = sb
+        .bdp_cmd(&["run", "--plain", "--agents", "2", "--grace", "1s", "--", agent.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_event(&sb, "merge_started");
+    let stop = sb.bdp(&["stop", "--now"]);
+    assert!(stop.status.success(), "{}", stderr(&stop));
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert!(!stderr(&out).contains("error"), "{text}\n{}", stderr(&out));
+    // The stop reached mq-2's agent while mq-1's merge was still running; the merge then landed and closed.
+    let seq = |kind: &str, issue: &str| {
+        seq_of(&sb, |e| e["type"] == kind && e["issue"] == issue).unwrap_or_else(|| panic!("no {kind} of {issue}"))
+    };
+    assert!(seq("agent_exited", "mq-2") < seq("merged", "mq-1"), "{text}");
+    let exited = sb.events("agent_exited").into_iter().find(|e| e["issue"] == "mq-2").unwrap();
+    assert!(exited["code"] != 0, "{exited}");
+    let issues = sb.issues();
+    assert_eq!(issues["mq-1"]["status"], "closed");
+    assert_eq!(issues["mq-2"]["status"], "open");
+    assert!(sb.main_subjects().iter().any(|s| s == "work on mq-1"));
+    sb.assert_clean_end();
+}

@@ -47,10 +47,31 @@ pub type RunResult<T> = Result<T, RunError>;
 /// What executor tasks and signal handlers tell the dispatcher.
 #[derive(Debug)]
 pub enum Msg {
-    Exited { issue: String, attempt: u32, end: AgentEnd, usage: Option<AgentUsage> },
-    Checked { issue: String, attempt: u32, passed: bool, code: Option<i32>, duration_ms: u64 },
-    RetryDue { issue: String },
-    WorktreeReady { issue: String, result: Result<(), String> },
+    Exited {
+        issue: String,
+        attempt: u32,
+        end: AgentEnd,
+        usage: Option<AgentUsage>,
+    },
+    Checked {
+        issue: String,
+        attempt: u32,
+        passed: bool,
+        code: Option<i32>,
+        duration_ms: u64,
+    },
+    RetryDue {
+        issue: String,
+    },
+    WorktreeReady {
+        issue: String,
+        result: Result<(), String>,
+    },
+    /// The merge queue's git work for one branch ended (a git failure as its message).
+    MergeDone {
+        issue: String,
+        outcome: Result<crate::git::MergeOutcome, String>,
+    },
     Stop(StopLevel),
 }
 
@@ -134,6 +155,9 @@ pub struct Orchestrator {
     pub(super) pending: Vec<Event>,
     /// Set while the tracker does not work (claims paused, writes waiting).
     pub(super) outage: Option<crate::dispatch::outage::Outage<Instant>>,
+    /// The branch being merged (its git work runs in a task), and those waiting for their turn.
+    pub(super) merging: Option<String>,
+    pub(super) merge_queue: VecDeque<String>,
     /// Closes asked for in this dispatch step (made together when it ends).
     pub(super) closes_due: Vec<super::steps::CloseDue>,
     /// Tracker writes waiting for the tracker to work again, in order.
@@ -200,6 +224,8 @@ impl Orchestrator {
             phase_due: HashMap::new(),
             outage: None,
             closes_due: Vec::new(),
+            merging: None,
+            merge_queue: VecDeque::new(),
             waiting: Vec::new(),
             batch_open: false,
             git_lock: Default::default(),
@@ -346,7 +372,13 @@ impl Orchestrator {
     /// the last write: the latest phase goes on, the one before comes off. Labels are a courtesy to people
     /// watching the tracker: a failed write is logged and the run goes on.
     pub(super) fn flush_phase_labels(&mut self) {
-        let mut due: Vec<(String, Phase)> = self.phase_due.drain().collect();
+        // A branch in the merge queue gets its label when the merge is done (a merge takes moments, and its
+        // close follows): one write fewer per issue.
+        let merging = |id: &String| self.merging.as_ref() == Some(id) || self.merge_queue.contains(id);
+        let held: Vec<(String, Phase)> =
+            self.phase_due.iter().filter(|(id, _)| merging(id)).map(|(i, p)| (i.clone(), *p)).collect();
+        let mut due: Vec<(String, Phase)> = self.phase_due.drain().filter(|(id, _)| !merging(id)).collect();
+        self.phase_due.extend(held);
         due.sort();
         // The same change for several issues (claimed → running for all spawned in this step) is one call.
         let mut groups: Vec<(LabelChange, Vec<String>)> = Vec::new();
@@ -498,6 +530,7 @@ impl Orchestrator {
             }
             Msg::RetryDue { issue } => self.on_retry_due(&issue),
             Msg::WorktreeReady { issue, result } => self.on_worktree_ready(&issue, result),
+            Msg::MergeDone { issue, outcome } => self.on_merge_done(&issue, outcome),
             Msg::Stop(level) => {
                 self.request_stop(level);
                 Ok(())

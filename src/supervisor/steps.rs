@@ -394,6 +394,18 @@ impl Orchestrator {
             let reason = format!("bdp: work is on branch {branch} at {} (--merge none)", short(&head));
             return self.close_keeping_branch(id, &reason, true);
         }
+        if self.merging.is_some() {
+            self.progress.phase(id, "waiting to merge");
+            self.merge_queue.push_back(id.to_string());
+            return Ok(());
+        }
+        self.start_merge(id)
+    }
+
+    /// The merge queue: one branch at a time, in a blocking task under the git lock, so the dispatcher goes
+    /// on (a stop is handled at once) while git works; [`Msg::MergeDone`] comes back.
+    fn start_merge(&mut self, id: &str) -> RunResult<()> {
+        let branch = branch_name(id);
         self.append(vec![Event::MergeStarted {
             issue: id.to_string(),
             branch: branch.clone(),
@@ -401,21 +413,48 @@ impl Orchestrator {
             strategy: self.opts.merge,
         }])?;
         self.progress.phase(id, "merging");
-        let git_lock = self.git_lock.clone();
-        let git_guard = git_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let outcome = match self.opts.merge {
-            MergeStrategy::Rebase => match git::rebase_in_worktree(&self.workdir(id), &self.base) {
-                Ok(Ok(())) => git::merge_into_base(&self.repo.root, &self.base, &branch, "", true),
-                Ok(Err(reason)) => Ok(MergeOutcome::Refused { reason }),
-                Err(e) => Err(e),
-            },
-            _ => {
-                let title = self.live.get(id).map(|l| l.title.clone()).unwrap_or_default();
-                let message = format!("Merge {branch}: {}\n\nbdp-issue: {id}\n", super::progress::one_line(&title, 72));
-                git::merge_into_base(&self.repo.root, &self.base, &branch, &message, false)
+        self.merging = Some(id.to_string());
+        self.set_busy(id, true);
+        let title = self.live.get(id).map(|l| l.title.clone()).unwrap_or_default();
+        let message = format!("Merge {branch}: {}\n\nbdp-issue: {id}\n", super::progress::one_line(&title, 72));
+        let (root, workdir, base, strategy) =
+            (self.repo.root.clone(), self.workdir(id), self.base.clone(), self.opts.merge);
+        let (tx, issue, git_lock) = (self.tx.clone(), id.to_string(), self.git_lock.clone());
+        tokio::task::spawn_blocking(move || {
+            let _git = git_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let outcome = match strategy {
+                MergeStrategy::Rebase => match git::rebase_in_worktree(&workdir, &base) {
+                    Ok(Ok(())) => git::merge_into_base(&root, &base, &branch, "", true),
+                    Ok(Err(reason)) => Ok(MergeOutcome::Refused { reason }),
+                    Err(e) => Err(e),
+                },
+                _ => git::merge_into_base(&root, &base, &branch, &message, false),
+            };
+            let _ = tx.send(Msg::MergeDone { issue, outcome: outcome.map_err(|e| e.to_string()) });
+        });
+        Ok(())
+    }
+
+    /// A merge ended: record it and close, or give the issue back; then the next branch in the queue.
+    pub(super) fn on_merge_done(&mut self, id: &str, outcome: Result<MergeOutcome, String>) -> RunResult<()> {
+        self.merging = None;
+        self.set_busy(id, false);
+        let branch = branch_name(id);
+        self.merge_landed(id, &branch, outcome)?;
+        while let Some(next) = self.merge_queue.pop_front() {
+            if !self.live.contains_key(&next) {
+                continue;
             }
-        };
-        drop(git_guard);
+            if self.stop == StopLevel::Now {
+                self.give_up(&next, ReleaseReason::Shutdown, "stopped (bdp stop --now) before its merge", false)?;
+                continue;
+            }
+            return self.start_merge(&next);
+        }
+        Ok(())
+    }
+
+    fn merge_landed(&mut self, id: &str, branch: &str, outcome: Result<MergeOutcome, String>) -> RunResult<()> {
         // git failing for this branch (not a conflict) is this issue's problem alone: it is given back with
         // the reason, its branch kept.
         let outcome = match outcome {
