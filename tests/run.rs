@@ -825,3 +825,76 @@ git commit -q -m "work on $BDP_ISSUE"
     assert!(sb.main_subjects().iter().any(|s| s == "work on mq-1"));
     sb.assert_clean_end();
 }
+
+#[test]
+fn a_run_that_cannot_write_its_log_ends_leaving_agents_running_and_the_next_run_adopts_them() {
+    let sb = Sandbox::new(&[("fz-1", "long", 1, &[]), ("fz-2", "short", 2, &[])]);
+    let agent = sb.script(
+        "agent.sh",
+        r#"set -e
+if [ "$BDP_ISSUE" = fz-1 ]; then sleep 5; else sleep 1; fi
+printf '%s\n' "$BDP_ISSUE" > "file-$BDP_ISSUE.txt"
+git add "file-$BDP_ISSUE.txt"
+git commit -q -m "work on $BDP_ISSUE"
+"#,
+    );
+    let mut cmd = sb.bdp_cmd(&["run", "--plain", "--agents", "2", "--", agent.to_str().unwrap()]);
+    // A write past the file size limit then fails with EFBIG, as a full disk fails with ENOSPC.
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only an async-signal-safe call between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::signal::signal(nix::sys::signal::SIGXFSZ, nix::sys::signal::SigHandler::SigIgn)
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        });
+    }
+    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    wait_for_event(&sb, "agent_spawned");
+    while sb.events("agent_spawned").len() < 2 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The log cannot grow any more: the next append (fz-2's exit) fails.
+    let segment = sb.root().join(".bdp/events/000001.jsonl");
+    let size = std::fs::metadata(&segment).unwrap().len();
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    let limit = rustix::process::Rlimit { current: Some(size), maximum: None };
+    rustix::process::prlimit(Some(pid), rustix::process::Resource::Fsize, limit).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{text}\n{err}");
+    assert!(!err.contains("internal error"), "{err}");
+    assert!(err.contains("000001.jsonl") && err.contains("file size limit"), "{err}");
+    let left: Vec<&str> = text.lines().filter(|l| l.starts_with("left running")).collect();
+    assert!(left.len() == 1 && left[0].contains("fz-1"), "{text}");
+    // fz-1's agent is still working; the next run adopts it and finishes both.
+    let spawned = sb.events("agent_spawned").into_iter().find(|e| e["issue"] == "fz-1").unwrap();
+    let (pid, start) = (spawned["pid"].as_u64().unwrap() as u32, spawned["start_time"].as_u64());
+    assert!(bdp::process::is_alive(pid, start), "fz-1's agent was killed");
+    let out = sb.bdp(&["run", "--plain", "--agents", "2", "--", agent.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(text.contains("adopt"), "{text}");
+    assert!(sb.issues().values().all(|i| i["status"] == "closed"), "{:?}", sb.issues());
+    let fz1_exits: Vec<serde_json::Value> =
+        sb.events("agent_exited").into_iter().filter(|e| e["issue"] == "fz-1").collect();
+    assert_eq!(fz1_exits.len(), 1, "{fz1_exits:?}");
+    assert_eq!(fz1_exits[0]["code"], 0);
+    assert_eq!(sb.events("spawn_requested").iter().filter(|e| e["issue"] == "fz-1").count(), 1);
+    // The adopted agent's wrapper is no child of the second run: init reaps it, a moment after it exits.
+    let until = Instant::now() + Duration::from_secs(10);
+    while bdp::process::is_alive(pid, start) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The first session could not record its end (its log was full); the second took it over.
+    let started = sb.events("session_started");
+    assert_eq!(started.len(), 2);
+    assert!(started[1]["recovers"].is_string(), "{}", started[1]);
+    assert_eq!(sb.events("session_ended").len(), 1);
+    assert!(sb.bdp(&["verify"]).status.success());
+    for spawned in sb.events("agent_spawned") {
+        let (pid, start) = (spawned["pid"].as_u64().unwrap() as u32, spawned["start_time"].as_u64());
+        assert!(!bdp::process::is_alive(pid, start), "agent pid {pid} is still alive");
+    }
+    assert_eq!(sb.worktrees().len(), 1, "{:?}", sb.worktrees());
+}
