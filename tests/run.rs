@@ -791,14 +791,20 @@ fn a_stop_is_handled_while_a_long_merge_runs_and_the_merge_still_lands() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // mq-2's agent is running (it says so in a file) before mq-1's agent finishes and its merge starts.
+    let started = sb.root().join(".scripts/mq-2-started");
     let agent = sb.script(
         "agent.sh",
-        r#"set -e
-[ "$BDP_ISSUE" = mq-2 ] && sleep 60
+        &format!(
+            r#"set -e
+if [ "$BDP_ISSUE" = mq-2 ]; then touch '{started}'; sleep 60; fi
+while [ ! -e '{started}' ]; do sleep 0.05; done
 printf '%s\n' "$BDP_ISSUE" > "file-$BDP_ISSUE.txt"
 git add "file-$BDP_ISSUE.txt"
 git commit -q -m "work on $BDP_ISSUE"
 "#,
+            started = started.display()
+        ),
     );
     let child = sb
         .bdp_cmd(&["run", "--plain", "--agents", "2", "--grace", "1s", "--", agent.to_str().unwrap()])
@@ -813,8 +819,11 @@ git commit -q -m "work on $BDP_ISSUE"
     let text = stdout(&out);
     assert!(!stderr(&out).contains("error"), "{text}\n{}", stderr(&out));
     // The stop reached mq-2's agent while mq-1's merge was still running; the merge then landed and closed.
+    let kinds: Vec<String> =
+        sb.records().iter().map(|r| format!("{} {}", r["event"]["type"], r["event"]["issue"])).collect();
     let seq = |kind: &str, issue: &str| {
-        seq_of(&sb, |e| e["type"] == kind && e["issue"] == issue).unwrap_or_else(|| panic!("no {kind} of {issue}"))
+        seq_of(&sb, |e| e["type"] == kind && e["issue"] == issue)
+            .unwrap_or_else(|| panic!("no {kind} of {issue}\n{text}\n{kinds:#?}"))
     };
     assert!(seq("agent_exited", "mq-2") < seq("merged", "mq-1"), "{text}");
     let exited = sb.events("agent_exited").into_iter().find(|e| e["issue"] == "mq-2").unwrap();

@@ -94,6 +94,28 @@ pub fn group_alive(pgid: u32) -> bool {
         && !crate::process::group_members(pgid).is_empty()
 }
 
+/// The one way bdp stops a process group (as nextest's `terminate_child`): nothing if `gone` already; else
+/// TERM, up to `grace` for `gone`, then KILL and up to 5 s more. `gone` says what is being waited for: the
+/// group leader, or every member of the group.
+pub async fn terminate_group(pgid: u32, grace: Duration, gone: impl Fn() -> bool) {
+    if gone() {
+        return;
+    }
+    signal_group(pgid, Signal::TERM);
+    let until = Instant::now() + grace;
+    while !gone() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if gone() {
+        return;
+    }
+    signal_group(pgid, Signal::KILL);
+    let until = Instant::now() + Duration::from_secs(5);
+    while !gone() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits for the agent until it exits, `timeout` after its start passes, or `stop_now` turns true.
 /// Timeouts and stops send TERM to the group, wait `grace`, then KILL.
 pub async fn supervise(
@@ -126,25 +148,14 @@ pub async fn supervise(
     let status = match status {
         Some(status) => Some(status),
         None => {
-            signal_group(pgid, Signal::TERM);
-            match tokio::time::timeout(grace, agent.child.wait()).await {
-                Ok(status) => status.ok(),
-                Err(_) => {
-                    signal_group(pgid, Signal::KILL);
-                    agent.child.wait().await.ok()
-                }
-            }
+            let child = std::sync::Mutex::new(&mut agent.child);
+            let exited = || child.lock().map_or(true, |mut c| c.try_wait().map_or(true, |s| s.is_some()));
+            terminate_group(pgid, grace, exited).await;
+            agent.child.wait().await.ok()
         }
     };
     // Leave nothing behind: the agent's own children may linger in its group.
-    if group_alive(pgid) {
-        signal_group(pgid, Signal::TERM);
-        let until = Instant::now() + grace;
-        while group_alive(pgid) && Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        signal_group(pgid, Signal::KILL);
-    }
+    terminate_group(pgid, grace, || !group_alive(pgid)).await;
     let duration_ms = agent.started.elapsed().as_millis() as u64;
     use std::os::unix::process::ExitStatusExt;
     let (mut code, mut signal, mut error) = (status.and_then(|s| s.code()), status.and_then(|s| s.signal()), None);
@@ -195,26 +206,9 @@ pub async fn supervise_adopted(
         }
     }
     if timed_out || stopped {
-        signal_group(agent.pgid, Signal::TERM);
-        let until = Instant::now() + grace;
-        while alive() && Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if alive() {
-            signal_group(agent.pgid, Signal::KILL);
-            while alive() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
+        terminate_group(agent.pgid, grace, || !alive()).await;
     }
-    if group_alive(agent.pgid) {
-        signal_group(agent.pgid, Signal::TERM);
-        let until = Instant::now() + grace;
-        while group_alive(agent.pgid) && Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        signal_group(agent.pgid, Signal::KILL);
-    }
+    terminate_group(agent.pgid, grace, || !group_alive(agent.pgid)).await;
     let duration_ms = started.elapsed().as_millis() as u64;
     match read_exit_file(&attempt_dir) {
         Ok(Some(record)) => {
@@ -233,19 +227,16 @@ pub async fn supervise_adopted(
     }
 }
 
-/// Stops a process group bdp no longer supervises: TERM, up to `grace`, then KILL. Blocks.
+/// Stops a process group bdp no longer supervises ([`terminate_group`], from code that is not async).
+/// Blocks the calling thread: only for recovery, before the dispatcher runs.
 pub fn stop_group_blocking(pgid: u32, grace: Duration) {
-    if !group_alive(pgid) {
-        return;
-    }
-    signal_group(pgid, Signal::TERM);
-    let until = Instant::now() + grace;
-    while group_alive(pgid) && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    signal_group(pgid, Signal::KILL);
-    let until = Instant::now() + Duration::from_secs(5);
-    while group_alive(pgid) && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(20));
+    let stop = terminate_group(pgid, grace, || !group_alive(pgid));
+    match tokio::runtime::Handle::try_current() {
+        // On the orchestrator's (multi-thread) runtime: this worker blocks, the others go on.
+        Ok(handle) => tokio::task::block_in_place(|| handle.block_on(stop)),
+        Err(_) => match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+            Ok(runtime) => runtime.block_on(stop),
+            Err(_) => signal_group(pgid, Signal::KILL),
+        },
     }
 }
