@@ -630,7 +630,10 @@ fn with_bd_and_phase_labels_off_only_the_claim_and_the_close_touch_the_tracker()
     let sb = Sandbox::new(&[("fn-1", "one", 2, &[]), ("fn-2", "two", 2, &[])]);
     let path = fake_bd_on_path(&sb);
     let agent = sb.committing_agent();
-    run_on_fake_bd(&sb, &path, &["--phase-labels", "none"], &agent);
+    // As a config key (the flag is `--phase-labels none`).
+    std::fs::create_dir_all(sb.root().join(".bdp")).unwrap();
+    std::fs::write(sb.root().join(".bdp/config.toml"), "phase_labels = \"none\"\n").unwrap();
+    run_on_fake_bd(&sb, &path, &[], &agent);
     let calls = fake_bd_calls(&sb);
     for id in ["fn-1", "fn-2"] {
         let verbs: Vec<&str> =
@@ -733,6 +736,19 @@ git commit -q -m "work on $BDP_ISSUE"
     }
     assert!(sb.issues().values().all(|i| i["status"] == "closed"), "{:?}", sb.issues());
     assert_eq!(sb.events("tracker_issue_closed").len(), 2);
+    // What the user reads about it.
+    let tracker_lines: Vec<&str> = text.lines().filter(|l| l.starts_with("tracker ")).collect();
+    let filters = vec![
+        (regex_escape(&sb.root().display().to_string()), "[REPO]"),
+        (r"\d+(\.\d+)?(ms|s)\b".to_string(), "[TIME]"),
+        (r"column \d+".to_string(), "column [N]"),
+        // How many writes waited depends on how far the merge got before the file was mended.
+        (r"\d+ waiting write".to_string(), "[N] waiting write"),
+    ];
+    let filters: Vec<(&str, &str)> = filters.iter().map(|(a, b)| (a.as_str(), *b)).collect();
+    insta::with_settings!({ filters => filters }, {
+        insta::assert_snapshot!("run_tracker_outage_lines", tracker_lines.join("\n"));
+    });
     sb.assert_clean_end();
 }
 
@@ -764,6 +780,12 @@ git commit -q -m "work on $BDP_ISSUE"
     assert_eq!(out.status.code(), Some(2), "{text}\n{err}");
     assert!(err.contains("the tracker has not worked for 2.0s") && err.contains("issues.jsonl:3"), "{err}");
     assert!(!err.contains("internal error"), "{err}");
+    let filters =
+        vec![(regex_escape(&sb.root().display().to_string()), "[REPO]"), (r"column \d+".to_string(), "column [N]")];
+    let filters: Vec<(&str, &str)> = filters.iter().map(|(a, b)| (a.as_str(), *b)).collect();
+    insta::with_settings!({ filters => filters }, {
+        insta::assert_snapshot!("run_tracker_outage_error", err);
+    });
     assert!(text.contains("left     od-1"), "{text}");
     // The agent's work was merged; only the close waited. The next run, with the file mended, closes it once.
     assert_eq!(sb.events("merged").len(), 1);
