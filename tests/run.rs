@@ -738,7 +738,7 @@ git commit -q -m "work on $BDP_ISSUE"
     assert_eq!(sb.events("tracker_issue_closed").len(), 2);
     // What the user reads about it.
     let tracker_lines: Vec<&str> = text.lines().filter(|l| l.starts_with("tracker ")).collect();
-    let filters = vec![
+    let filters = [
         (regex_escape(&sb.root().display().to_string()), "[REPO]"),
         (r"\d+(\.\d+)?(ms|s)\b".to_string(), "[TIME]"),
         (r"column \d+".to_string(), "column [N]"),
