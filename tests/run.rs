@@ -781,7 +781,7 @@ git commit -q -m "work on $BDP_ISSUE"
     assert!(err.contains("the tracker has not worked for 2.0s") && err.contains("issues.jsonl:3"), "{err}");
     assert!(!err.contains("internal error"), "{err}");
     let filters =
-        vec![(regex_escape(&sb.root().display().to_string()), "[REPO]"), (r"column \d+".to_string(), "column [N]")];
+        [(regex_escape(&sb.root().display().to_string()), "[REPO]"), (r"column \d+".to_string(), "column [N]")];
     let filters: Vec<(&str, &str)> = filters.iter().map(|(a, b)| (a.as_str(), *b)).collect();
     insta::with_settings!({ filters => filters }, {
         insta::assert_snapshot!("run_tracker_outage_error", err);
