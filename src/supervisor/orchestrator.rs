@@ -474,9 +474,12 @@ impl Orchestrator {
                 }
                 if self.tracker_down() {
                     // Nothing runs and nothing can be claimed: wait for the tracker (or the outage limit).
-                    tokio::select! {
-                        msg = self.rx.recv() => if let Some(Msg::Stop(level)) = msg { self.request_stop(level) },
-                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    let msg = tokio::select! {
+                        msg = self.rx.recv() => msg,
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => None,
+                    };
+                    if let Some(msg) = msg {
+                        self.handle(msg)?;
                     }
                     continue;
                 }
