@@ -103,7 +103,8 @@ pub enum Ending {
     Released,
 }
 
-/// What the run did, for the summary and the exit code.
+/// What the run did, for the summary and the exit code. The counts of how issues ended are this session's
+/// counts in the fold of the log (`SessionCounts`), filled in when the session ends.
 #[derive(Debug, Default)]
 pub struct RunSummary {
     pub done: usize,
@@ -450,6 +451,14 @@ impl Orchestrator {
         self.progress.clear();
         self.summary.wall = started.elapsed();
         self.summary.stop = Some(reason);
+        // How the issues ended is the log's: this session's counts in the fold.
+        if let Some(counts) = self.state.session(self.log.session()).map(|s| s.counts.clone()) {
+            self.summary.done = counts.done as usize;
+            self.summary.failed = counts.failed as usize;
+            self.summary.conflicted = counts.conflicts as usize;
+            self.summary.released = counts.released_other as usize;
+            self.summary.attempts = counts.spawns as usize;
+        }
         (self.summary, result.and(ended))
     }
 
@@ -492,7 +501,7 @@ impl Orchestrator {
                     // Put it back: the next `fill_slots` takes it.
                     Some(id) => self.queue.push_front(id),
                     None => {
-                        if self.summary.attempts == 0 {
+                        if self.claims_made == 0 {
                             self.summary.nothing_ready = Some(self.why_nothing_ready());
                         }
                         return Ok(());
@@ -698,12 +707,6 @@ impl Orchestrator {
     /// Records how an issue ended in this run and stops showing it.
     pub(super) fn ended(&mut self, issue: &str, ending: Ending, text: &str) {
         self.live.remove(issue);
-        match ending {
-            Ending::Done => self.summary.done += 1,
-            Ending::Failed => self.summary.failed += 1,
-            Ending::Conflict => self.summary.conflicted += 1,
-            Ending::Released => self.summary.released += 1,
-        }
         if matches!(ending, Ending::Failed | Ending::Conflict) {
             self.skip.insert(issue.to_string());
         }

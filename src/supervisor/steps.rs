@@ -240,7 +240,6 @@ impl Orchestrator {
             pgid: running.pid,
             start_time: running.start_time,
         }]);
-        self.summary.attempts += 1;
         let (stop, timeout, grace) = (self.stop_now.subscribe(), self.opts.timeout, self.opts.grace);
         let supervision = agent::supervise(running, timeout, grace, dir.clone(), stop);
         self.watch(id, attempt, dir, None, supervision);
