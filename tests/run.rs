@@ -929,3 +929,50 @@ git commit -q -m "work on $BDP_ISSUE"
     }
     assert_eq!(sb.worktrees().len(), 1, "{:?}", sb.worktrees());
 }
+
+#[test]
+fn a_merge_that_git_refuses_gives_that_issue_back_and_the_run_goes_on() {
+    let sb = Sandbox::new(&[("gm-1", "refused", 1, &[]), ("gm-2", "fine", 2, &[])]);
+    // git refuses to move `main` while the file `refuse` exists (a reference-transaction hook); gm-1's merge
+    // meets it, gm-2's does not.
+    let refuse = sb.root().join(".scripts/refuse");
+    let hook = sb.root().join(".git/hooks/reference-transaction");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = prepared ] || exit 0\nwhile read old new ref; do\n  [ \"$ref\" = refs/heads/main ] && [ -e '{}' ] && {{ echo 'main is frozen' >&2; exit 1; }}\ndone\nexit 0\n",
+            refuse.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let agent = sb.script(
+        "agent.sh",
+        &format!(
+            r#"set -e
+if [ "$BDP_ISSUE" = gm-1 ]; then touch '{refuse}'; else rm -f '{refuse}'; fi
+printf '%s\n' "$BDP_ISSUE" > "file-$BDP_ISSUE.txt"
+git add "file-$BDP_ISSUE.txt"
+git commit -q -m "work on $BDP_ISSUE"
+"#,
+            refuse = refuse.display()
+        ),
+    );
+    let out = sb.bdp(&["run", "--plain", "--agents", "1", "--", agent.to_str().unwrap()]);
+    let text = stdout(&out);
+    // Exit 1: an issue failed; not 2: the run itself went on.
+    assert_eq!(out.status.code(), Some(1), "{text}\n{}", stderr(&out));
+    assert!(!stderr(&out).contains("error"), "{}", stderr(&out));
+    let failed: Vec<&str> = text.lines().filter(|l| l.starts_with("failed   gm-1")).collect();
+    assert_eq!(failed.len(), 1, "{text}");
+    assert!(failed[0].contains("the merge failed") && failed[0].contains("main is frozen"), "{text}");
+    let issues = sb.issues();
+    assert_eq!(issues["gm-1"]["status"], "open");
+    assert_eq!(issues["gm-1"]["labels"], serde_json::json!(["bdp:failed"]));
+    assert_eq!(issues["gm-2"]["status"], "closed");
+    assert_eq!(sb.bdp_branches(), ["bdp/gm-1"]);
+    assert!(sb.main_subjects().iter().any(|s| s == "work on gm-2"));
+    assert!(!sb.main_subjects().iter().any(|s| s == "work on gm-1"));
+    assert!(sb.bdp(&["verify"]).status.success());
+}
