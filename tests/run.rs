@@ -736,6 +736,15 @@ git commit -q -m "work on $BDP_ISSUE"
     }
     assert!(sb.issues().values().all(|i| i["status"] == "closed"), "{:?}", sb.issues());
     assert_eq!(sb.events("tracker_issue_closed").len(), 2);
+    // The log has the outage, once, and its end.
+    let down = sb.events("tracker_down");
+    assert_eq!(down.len(), 1, "{down:?}");
+    assert!(down[0]["error"].as_str().unwrap().contains("issues.jsonl:3"), "{down:?}");
+    let back = sb.events("tracker_back");
+    assert_eq!(back.len(), 1, "{back:?}");
+    assert!(back[0]["down_ms"].as_u64().unwrap() >= 1000, "{back:?}");
+    let events = stdout(&sb.bdp(&["events"]));
+    assert!(events.contains("tracker_down") && events.contains("tracker_back"), "{events}");
     // What the user reads about it.
     let tracker_lines: Vec<&str> = text.lines().filter(|l| l.starts_with("tracker ")).collect();
     let filters = [
@@ -787,6 +796,8 @@ git commit -q -m "work on $BDP_ISSUE"
         insta::assert_snapshot!("run_tracker_outage_error", err);
     });
     assert!(text.contains("left     od-1"), "{text}");
+    assert_eq!(sb.events("tracker_down").len(), 1);
+    assert!(sb.events("tracker_back").is_empty());
     // The agent's work was merged; only the close waited. The next run, with the file mended, closes it once.
     assert_eq!(sb.events("merged").len(), 1);
     assert!(sb.events("tracker_issue_closed").is_empty());

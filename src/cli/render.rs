@@ -71,6 +71,10 @@ pub fn describe(event: &Event) -> String {
             format!("{} ({backend})", parts.join(" "))
         }
         Event::TrackerIssueClosed { reason, backend, .. } => format!("{reason} ({backend})"),
+        Event::TrackerDown { error } => format!("claims paused, writes wait: {error}"),
+        Event::TrackerBack { down_ms, waiting } => {
+            format!("after {}; {waiting} waiting write{} made", duration(*down_ms), plural(u64::from(*waiting)))
+        }
         Event::TrackerCalls { backend, issues, other } => {
             let on_issues: u64 = issues.values().map(|&n| u64::from(n)).sum();
             let total = on_issues + u64::from(*other);

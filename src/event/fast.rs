@@ -127,6 +127,8 @@ mirrors! {
         #[serde(default)] issues: std::collections::BTreeMap<IssueId, u32>,
         #[serde(default)] other: u32,
     }
+    "tracker_down" => TrackerDown { error: String }
+    "tracker_back" => TrackerBack { down_ms: u64, waiting: u32 }
     "reconcile_finding" => ReconcileFinding { kind: String, #[serde(default)] issue: Option<IssueId>, detail: String }
     "repair_applied" => RepairApplied { kind: String, #[serde(default)] issue: Option<IssueId>, action: String }
     "retry_scheduled" => RetryScheduled { issue: IssueId, next_attempt: u32, backoff_ms: u64, reason: String }
@@ -260,6 +262,8 @@ mod tests {
             },
             Event::TrackerIssueClosed { issue: i(), reason: "r".into(), backend: "jsonl".into() },
             Event::TrackerCalls { backend: "br".into(), issues: [(i(), 4)].into_iter().collect(), other: 1 },
+            Event::TrackerDown { error: "x.jsonl:3: bad".into() },
+            Event::TrackerBack { down_ms: 2500, waiting: 1 },
             Event::ReconcileFinding { kind: "k".into(), issue: Some(i()), detail: "d".into() },
             Event::RepairApplied { kind: "k".into(), issue: Some(i()), action: "a".into() },
             Event::RetryScheduled { issue: i(), next_attempt: 3, backoff_ms: 5, reason: "r".into() },

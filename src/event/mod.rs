@@ -296,6 +296,16 @@ pub enum Event {
         reason: String,
         backend: String,
     },
+    /// The tracker stopped working (`error`: the file and line, or the command and what it printed): claims
+    /// paused, closes and give-backs wait. Recorded once per outage.
+    TrackerDown {
+        error: String,
+    },
+    /// The tracker works again after `down_ms`; `waiting` writes are made now.
+    TrackerBack {
+        down_ms: u64,
+        waiting: u32,
+    },
     /// Processes bdp started to talk to a CLI tracker (bd, br) since the last such record: per issue they
     /// concerned, and for no one issue (lists, exports). Written with the next append, never alone.
     TrackerCalls {
@@ -368,6 +378,8 @@ impl Event {
             Event::TrackerLabelsChanged { .. } => "tracker_labels_changed",
             Event::TrackerIssueClosed { .. } => "tracker_issue_closed",
             Event::TrackerCalls { .. } => "tracker_calls",
+            Event::TrackerDown { .. } => "tracker_down",
+            Event::TrackerBack { .. } => "tracker_back",
             Event::ReconcileFinding { .. } => "reconcile_finding",
             Event::RepairApplied { .. } => "repair_applied",
             Event::RetryScheduled { .. } => "retry_scheduled",
@@ -405,6 +417,8 @@ impl Event {
             | Event::LockReleased { .. }
             | Event::LockBroken { .. }
             | Event::TrackerCalls { .. }
+            | Event::TrackerDown { .. }
+            | Event::TrackerBack { .. }
             | Event::LogTruncated { .. } => None,
         }
     }
@@ -435,6 +449,8 @@ impl Event {
         "tracker_labels_changed",
         "tracker_issue_closed",
         "tracker_calls",
+        "tracker_down",
+        "tracker_back",
         "reconcile_finding",
         "repair_applied",
         "retry_scheduled",

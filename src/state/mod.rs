@@ -347,7 +347,11 @@ impl State {
                     return Err(TransitionErrorKind::LockNotHeld { lock: lock.clone() });
                 }
             }
-            Event::TrackerStatusSet { .. } | Event::TrackerLabelsChanged { .. } | Event::TrackerCalls { .. } => {}
+            Event::TrackerStatusSet { .. }
+            | Event::TrackerLabelsChanged { .. }
+            | Event::TrackerCalls { .. }
+            | Event::TrackerDown { .. }
+            | Event::TrackerBack { .. } => {}
             Event::TrackerIssueClosed { issue, .. } => {
                 self.issues.entry(issue.clone()).or_default().closed_seq = Some(seq);
             }

@@ -55,6 +55,7 @@ impl Orchestrator {
                     "tracker  {error}; new claims paused, running agents go on; trying again in {}",
                     super::progress_duration(crate::dispatch::outage::FIRST_DELAY)
                 ));
+                self.defer(vec![crate::event::Event::TrackerDown { error: error.clone() }]);
                 self.outage = Some(Outage::new(error, now));
             }
         }
@@ -101,6 +102,10 @@ impl Orchestrator {
                         super::progress_duration(down),
                         self.waiting.len()
                     ));
+                    self.defer(vec![crate::event::Event::TrackerBack {
+                        down_ms: down.as_millis() as u64,
+                        waiting: self.waiting.len() as u32,
+                    }]);
                     self.make_waiting_writes()
                 }
                 Err(e) => {
