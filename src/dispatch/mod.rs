@@ -3,7 +3,8 @@
 //! tests are tables of facts in and decisions out, as cargo-nextest tests its dispatcher's `handle_event`.
 //!
 //! Files: `after_exit.rs` what an attempt's end leads to (retry, give up, check, merge, close);
-//! `outage.rs` when a failing tracker is read again and when the run stops waiting for it.
+//! `outage.rs` when a failing tracker is read again and when the run stops waiting for it; `stop.rs` how a
+//! stop escalates and whether another issue may be claimed.
 //!
 //! This is the first part of the decide/act split of DESIGN.md ("The run loop"): the decisions the
 //! supervisor used to make inline, now made here. The model of the whole loop (`decide(&Model, Input) ->
@@ -11,6 +12,7 @@
 
 pub mod after_exit;
 pub mod outage;
+pub mod stop;
 
 /// Milliseconds since the run started: the only clock the core sees.
 pub type Ms = u64;

@@ -75,15 +75,8 @@ pub enum Msg {
     Stop(StopLevel),
 }
 
-/// How hard the user asked to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum StopLevel {
-    None,
-    /// No new claims; running agents finish, finished work is merged, the rest released.
-    Drain,
-    /// Every agent group gets TERM, then KILL after the grace period; claims are released.
-    Now,
-}
+/// How hard the user asked to stop (defined in the core, where it is decided).
+pub use crate::dispatch::stop::StopLevel;
 
 /// An issue this session holds, as the dispatcher tracks it beside the log.
 #[derive(Debug)]
@@ -474,7 +467,7 @@ impl Orchestrator {
                 flushed?;
                 ended?;
             }
-            if self.stop == StopLevel::None && !self.tracker_down() {
+            if crate::dispatch::stop::may_claim(self.claim_gate(0)) {
                 self.fill_slots()?;
             }
             if self.live.is_empty() {
@@ -552,10 +545,7 @@ impl Orchestrator {
 
     /// Escalates the stop level; a second drain request means now.
     pub(super) fn request_stop(&mut self, level: StopLevel) {
-        let next = match (self.stop, level) {
-            (StopLevel::Drain, StopLevel::Drain) => StopLevel::Now,
-            (current, asked) => current.max(asked),
-        };
+        let next = crate::dispatch::stop::escalate(self.stop, level);
         if next == self.stop {
             return;
         }
@@ -575,7 +565,23 @@ impl Orchestrator {
 
     /// Whether `--max-issues` allows another claim beyond `picked` ones about to be made.
     fn can_start_more(&self, picked: usize) -> bool {
-        self.opts.max_issues.is_none_or(|max| self.claims_made + picked < max)
+        // The issue limit alone (the caller looks at the stop, and waits out an outage).
+        crate::dispatch::stop::may_claim(crate::dispatch::stop::ClaimGate {
+            stop: StopLevel::None,
+            tracker_down: false,
+            ..self.claim_gate(picked)
+        })
+    }
+
+    /// What claiming depends on now, with `picked` issues about to be claimed in this step.
+    fn claim_gate(&self, picked: usize) -> crate::dispatch::stop::ClaimGate {
+        crate::dispatch::stop::ClaimGate {
+            stop: self.stop,
+            tracker_down: self.tracker_down(),
+            claims_made: self.claims_made,
+            picked,
+            max_issues: self.opts.max_issues,
+        }
     }
 
     /// Starts agents while there are free slots, ready issues and room on the machine.
@@ -583,7 +589,9 @@ impl Orchestrator {
     /// in one log append).
     fn fill_slots(&mut self) -> RunResult<()> {
         let mut picked: Vec<String> = Vec::new();
-        while self.live.len() + picked.len() < self.opts.agents && self.can_start_more(picked.len()) {
+        while self.live.len() + picked.len() < self.opts.agents
+            && crate::dispatch::stop::may_claim(self.claim_gate(picked.len()))
+        {
             if !(self.live.is_empty() && picked.is_empty())
                 && let Some(why) = super::guard::busy(self.opts.max_load, self.opts.max_mem)
             {
