@@ -874,7 +874,7 @@ fn a_run_that_cannot_write_its_log_ends_leaving_agents_running_and_the_next_run_
     let agent = sb.script(
         "agent.sh",
         r#"set -e
-if [ "$BDP_ISSUE" = fz-1 ]; then sleep 5; else sleep 1; fi
+if [ "$BDP_ISSUE" = fz-1 ]; then sleep 6; else sleep 2; fi
 printf '%s\n' "$BDP_ISSUE" > "file-$BDP_ISSUE.txt"
 git add "file-$BDP_ISSUE.txt"
 git commit -q -m "work on $BDP_ISSUE"
