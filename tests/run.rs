@@ -669,23 +669,17 @@ fn with_bd_a_given_up_issue_is_released_and_labelled_in_one_call() {
     assert_eq!(labels, ["bdp:failed", "phase:exited"]);
 }
 
-/// Waits (up to 60 s) until the log has a record of `kind`; tolerates a line being written.
+/// Waits until the log has a record of `kind`; tolerates a line being written.
 fn wait_for_event(sb: &Sandbox, kind: &str) {
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let dir = sb.root().join(".bdp/events");
-        let found = std::fs::read_dir(&dir).into_iter().flatten().flatten().any(|e| {
+    wait_for(|| {
+        let segments = std::fs::read_dir(sb.root().join(".bdp/events")).into_iter().flatten().flatten();
+        segments.into_iter().any(|e| {
             std::fs::read_to_string(e.path())
                 .unwrap_or_default()
                 .lines()
                 .any(|l| serde_json::from_str::<serde_json::Value>(l).is_ok_and(|r| r["event"]["type"] == kind))
-        });
-        if found {
-            return;
-        }
-        assert!(Instant::now() < until, "no {kind} record within 60 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        })
+    });
 }
 
 /// Replaces the tracker file atomically (as an editor or `git checkout` would).
@@ -698,21 +692,8 @@ fn put_tracker_file(sb: &Sandbox, bytes: &[u8]) {
 #[test]
 fn a_tracker_file_briefly_unreadable_pauses_claims_and_the_run_carries_on() {
     let sb = Sandbox::new(&[("ou-1", "one", 1, &[]), ("ou-2", "two", 2, &[])]);
-    let agent = sb.script(
-        "slow.sh",
-        r#"set -e
-sleep 1.5
-printf '%s\n' "$BDP_ISSUE" > "file-$BDP_ISSUE.txt"
-git add "file-$BDP_ISSUE.txt"
-git commit -q -m "work on $BDP_ISSUE"
-"#,
-    );
-    let child = sb
-        .bdp_cmd(&["run", "--plain", "--agents", "1", "--", agent.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let agent = sb.committing_agent_after("slow.sh", "sleep 1.5");
+    let child = sb.spawn_bdp(&["run", "--plain", "--agents", "1", "--", agent.to_str().unwrap()]);
     wait_for_event(&sb, "agent_spawned");
     // A bad edit lands while the agent works, and is mended after the agent has finished.
     let good = std::fs::read(sb.root().join(".beads/issues.jsonl")).unwrap();
@@ -764,21 +745,9 @@ git commit -q -m "work on $BDP_ISSUE"
 #[test]
 fn a_tracker_down_longer_than_the_outage_limit_drains_and_the_next_run_closes() {
     let sb = Sandbox::new(&[("od-1", "one", 1, &[]), ("od-2", "two", 2, &[])]);
-    let agent = sb.script(
-        "slow.sh",
-        r#"set -e
-sleep 1
-printf '%s\n' "$BDP_ISSUE" > "file-$BDP_ISSUE.txt"
-git add "file-$BDP_ISSUE.txt"
-git commit -q -m "work on $BDP_ISSUE"
-"#,
-    );
-    let child = sb
-        .bdp_cmd(&["run", "--plain", "--agents", "1", "--tracker-outage", "2s", "--", agent.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let agent = sb.committing_agent_after("slow.sh", "sleep 1");
+    let child =
+        sb.spawn_bdp(&["run", "--plain", "--agents", "1", "--tracker-outage", "2s", "--", agent.to_str().unwrap()]);
     wait_for_event(&sb, "agent_spawned");
     let good = std::fs::read(sb.root().join(".beads/issues.jsonl")).unwrap();
     let mut bad = good.clone();
@@ -826,25 +795,14 @@ fn a_stop_is_handled_while_a_long_merge_runs_and_the_merge_still_lands() {
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
     // mq-2's agent is running (it says so in a file) before mq-1's agent finishes and its merge starts.
     let started = sb.root().join(".scripts/mq-2-started");
-    let agent = sb.script(
+    let agent = sb.committing_agent_after(
         "agent.sh",
         &format!(
-            r#"set -e
-if [ "$BDP_ISSUE" = mq-2 ]; then touch '{started}'; sleep 60; fi
-while [ ! -e '{started}' ]; do sleep 0.05; done
-printf '%s\n' "$BDP_ISSUE" > "file-$BDP_ISSUE.txt"
-git add "file-$BDP_ISSUE.txt"
-git commit -q -m "work on $BDP_ISSUE"
-"#,
+            "if [ \"$BDP_ISSUE\" = mq-2 ]; then touch '{started}'; sleep 60; fi\nwhile [ ! -e '{started}' ]; do sleep 0.05; done",
             started = started.display()
         ),
     );
-    let child = sb
-        .bdp_cmd(&["run", "--plain", "--agents", "2", "--grace", "1s", "--", agent.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = sb.spawn_bdp(&["run", "--plain", "--agents", "2", "--grace", "1s", "--", agent.to_str().unwrap()]);
     wait_for_event(&sb, "merge_started");
     let stop = sb.bdp(&["stop", "--now"]);
     assert!(stop.status.success(), "{}", stderr(&stop));
@@ -871,15 +829,7 @@ git commit -q -m "work on $BDP_ISSUE"
 #[test]
 fn a_run_that_cannot_write_its_log_ends_leaving_agents_running_and_the_next_run_adopts_them() {
     let sb = Sandbox::new(&[("fz-1", "long", 1, &[]), ("fz-2", "short", 2, &[])]);
-    let agent = sb.script(
-        "agent.sh",
-        r#"set -e
-if [ "$BDP_ISSUE" = fz-1 ]; then sleep 6; else sleep 2; fi
-printf '%s\n' "$BDP_ISSUE" > "file-$BDP_ISSUE.txt"
-git add "file-$BDP_ISSUE.txt"
-git commit -q -m "work on $BDP_ISSUE"
-"#,
-    );
+    let agent = sb.committing_agent_after("agent.sh", r#"if [ "$BDP_ISSUE" = fz-1 ]; then sleep 6; else sleep 2; fi"#);
     let mut cmd = sb.bdp_cmd(&["run", "--plain", "--agents", "2", "--", agent.to_str().unwrap()]);
     // A write past the file size limit then fails with EFBIG, as a full disk fails with ENOSPC.
     use std::os::unix::process::CommandExt;
@@ -958,15 +908,10 @@ fn a_merge_that_git_refuses_gives_that_issue_back_and_the_run_goes_on() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let agent = sb.script(
+    let agent = sb.committing_agent_after(
         "agent.sh",
         &format!(
-            r#"set -e
-if [ "$BDP_ISSUE" = gm-1 ]; then touch '{refuse}'; else rm -f '{refuse}'; fi
-printf '%s\n' "$BDP_ISSUE" > "file-$BDP_ISSUE.txt"
-git add "file-$BDP_ISSUE.txt"
-git commit -q -m "work on $BDP_ISSUE"
-"#,
+            "if [ \"$BDP_ISSUE\" = gm-1 ]; then touch '{refuse}'; else rm -f '{refuse}'; fi",
             refuse = refuse.display()
         ),
     );

@@ -74,15 +74,28 @@ impl Sandbox {
 
     /// The standard scripted agent: commits a file named after (a hash of) the issue id.
     pub fn committing_agent(&self) -> PathBuf {
+        self.committing_agent_after("agent.sh", "")
+    }
+
+    /// The standard scripted agent, running the shell lines `first` (under `set -e`) before it commits.
+    pub fn committing_agent_after(&self, name: &str, first: &str) -> PathBuf {
         self.script(
-            "agent.sh",
-            r#"set -e
+            name,
+            &format!(
+                r#"set -e
+{first}
 name=$(printf %s "$BDP_ISSUE" | md5sum | cut -c1-12)
 printf '%s\n' "$BDP_ISSUE" > "file-$name.txt"
 git add "file-$name.txt"
 git commit -q -m "work on $BDP_ISSUE"
-"#,
+"#
+            ),
         )
+    }
+
+    /// `bdp ARGS` started as a child, its stdout and stderr captured.
+    pub fn spawn_bdp(&self, args: &[&str]) -> std::process::Child {
+        self.bdp_cmd(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
     }
 
     pub fn bdp(&self, args: &[&str]) -> Output {
