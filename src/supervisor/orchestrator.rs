@@ -375,17 +375,12 @@ impl Orchestrator {
         self.phase_due.extend(held);
         due.sort();
         // The same change for several issues (claimed → running for all spawned in this step) is one call.
-        let mut groups: Vec<(LabelChange, Vec<String>)> = Vec::new();
-        for (issue, phase) in due {
-            let change = self.phase_label_change(&issue, phase);
-            if change.is_empty() {
-                continue;
-            }
-            match groups.iter_mut().find(|(c, _)| *c == change) {
-                Some((_, members)) => members.push(issue),
-                None => groups.push((change, vec![issue])),
-            }
-        }
+        let changes: Vec<(LabelChange, String)> = due
+            .into_iter()
+            .map(|(issue, phase)| (self.phase_label_change(&issue, phase), issue))
+            .filter(|(change, _)| !change.is_empty())
+            .collect();
+        let groups = grouped(changes);
         let mut events = Vec::new();
         for (change, members) in groups {
             let results = self.tracker.change_labels_many(&members, &change, &mut events);
@@ -393,8 +388,7 @@ impl Orchestrator {
                 match result {
                     Ok(()) => {
                         if let Some(i) = self.issues.iter_mut().find(|i| &i.id == issue) {
-                            i.labels.retain(|l| !change.remove.contains(l));
-                            i.labels.extend(change.add.iter().cloned());
+                            change.apply(&mut i.labels);
                         }
                     }
                     Err(e) => tracing::warn!("the phase label of {issue}: {e}"),
@@ -722,4 +716,17 @@ impl Orchestrator {
         self.progress.line(text);
         self.dirty = true;
     }
+}
+
+/// Items grouped by key, groups and members in the order they came: the tracker writes of one dispatch step
+/// that can go in one call (the same label change, the same close reason).
+pub(super) fn grouped<K: PartialEq, V>(items: impl IntoIterator<Item = (K, V)>) -> Vec<(K, Vec<V>)> {
+    let mut groups: Vec<(K, Vec<V>)> = Vec::new();
+    for (key, item) in items {
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(item),
+            None => groups.push((key, vec![item])),
+        }
+    }
+    groups
 }

@@ -14,7 +14,7 @@ use crate::supervisor::agent::{self, AgentEnd, AgentSpec};
 use crate::tracker::TrackerError;
 
 use super::options::{CONFLICT_LABEL, FAILED_LABEL, Isolation};
-use super::orchestrator::{Ending, Live, Msg, Orchestrator, RunError, RunResult, StopLevel};
+use super::orchestrator::{Ending, Live, Msg, Orchestrator, RunError, RunResult, StopLevel, grouped};
 use super::outage::Waiting;
 use super::prompt::{PromptContext, render};
 use super::template::{Vars, substitute};
@@ -31,14 +31,7 @@ impl Orchestrator {
     /// call. Returns those claimed. A claim the tracker refuses (someone else took it) skips its issue; a
     /// tracker that fails pauses claims and leaves the issue a candidate.
     pub(super) fn claim_issues(&mut self, ids: &[String]) -> RunResult<Vec<String>> {
-        let mut groups: Vec<(LabelChange, Vec<String>)> = Vec::new();
-        for id in ids {
-            let labels = self.phase_label_change(id, Phase::Claimed);
-            match groups.iter_mut().find(|(l, _)| *l == labels) {
-                Some((_, members)) => members.push(id.clone()),
-                None => groups.push((labels, vec![id.clone()])),
-            }
-        }
+        let groups = grouped(ids.iter().map(|id| (self.phase_label_change(id, Phase::Claimed), id.clone())));
         let mut claimed = Vec::new();
         for (labels, members) in groups {
             if self.tracker_down() {
@@ -83,8 +76,7 @@ impl Orchestrator {
         if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id) {
             issue.status = "in_progress".into();
             issue.assignee = Some(self.opts.actor.clone());
-            issue.labels.retain(|l| !labels.remove.contains(l));
-            issue.labels.extend(labels.add.iter().cloned());
+            labels.apply(&mut issue.labels);
             title.clone_from(&issue.title);
         }
         self.live.insert(id.to_string(), Live { title, since: Instant::now(), busy: false });
@@ -522,13 +514,7 @@ impl Orchestrator {
     /// Makes the closes due, those with the same reason in one call, and releases what was closed.
     pub(super) fn flush_closes(&mut self) -> RunResult<()> {
         let due = std::mem::take(&mut self.closes_due);
-        let mut groups: Vec<(String, Vec<CloseDue>)> = Vec::new();
-        for c in due {
-            match groups.iter_mut().find(|(r, _)| *r == c.reason) {
-                Some((_, members)) => members.push(c),
-                None => groups.push((c.reason.clone(), vec![c])),
-            }
-        }
+        let groups = grouped(due.into_iter().map(|c| (c.reason.clone(), c)));
         for (reason, members) in groups {
             if self.tracker_down() {
                 for c in members {
@@ -722,12 +708,7 @@ impl Orchestrator {
                     if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id) {
                         issue.status = "open".into();
                         issue.assignee = None;
-                        issue.labels.retain(|l| !labels.remove.contains(l));
-                        for label in labels.add {
-                            if !issue.labels.contains(&label) {
-                                issue.labels.push(label);
-                            }
-                        }
+                        labels.apply(&mut issue.labels);
                     }
                 }
                 Err(TrackerError::NotFound(_)) => {

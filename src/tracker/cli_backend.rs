@@ -281,6 +281,21 @@ impl CliTracker {
         Event::TrackerIssueClosed { issue: id.to_string(), reason: reason.to_string(), backend: self.name().into() }
     }
 
+    /// Records a claim the tracker holds, and the labels it carried.
+    fn record_claim(
+        &self,
+        id: &str,
+        actor: &str,
+        labels: &LabelChange,
+        events: &mut dyn TrackerEvents,
+    ) -> TrackerResult<()> {
+        record(events, self.status_event(id, "in_progress", Some(actor.to_string())))?;
+        if !labels.is_empty() {
+            record(events, self.labels_event(id, labels))?;
+        }
+        Ok(())
+    }
+
     /// `update ID` with `fields` and the label change, as one call.
     fn update(&self, id: &str, fields: &[&str], labels: &LabelChange) -> TrackerResult<Value> {
         let mut args: Vec<&str> = vec!["update", id];
@@ -359,10 +374,7 @@ impl Tracker for CliTracker {
         };
         let holder = after.assignee.clone().unwrap_or_default();
         if after.status == "in_progress" && holder == actor {
-            record(events, self.status_event(id, "in_progress", Some(actor.to_string())))?;
-            if !labels.is_empty() {
-                record(events, self.labels_event(id, labels))?;
-            }
+            self.record_claim(id, actor, labels, events)?;
             return Ok(after);
         }
         if !holder.is_empty() && holder != actor {
@@ -458,14 +470,7 @@ impl Tracker for CliTracker {
             let got = after.iter().find(|i| &i.id == id);
             let held = got.is_some_and(|i| i.status == "in_progress" && i.assignee.as_deref() == Some(actor));
             let result = match got {
-                Some(issue) if held => {
-                    let recorded = record(events, self.status_event(id, "in_progress", Some(actor.to_string())))
-                        .and_then(|()| match labels.is_empty() {
-                            true => Ok(()),
-                            false => record(events, self.labels_event(id, labels)),
-                        });
-                    recorded.map(|()| issue.clone())
-                }
+                Some(issue) if held => self.record_claim(id, actor, labels, events).map(|()| issue.clone()),
                 // Not what was asked: this one alone, the slow way (it says why).
                 _ => self.claim_with_labels(id, actor, labels, events),
             };
