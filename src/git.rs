@@ -171,15 +171,8 @@ pub fn worktrees(repo: &Path) -> GitResult<Vec<(PathBuf, Option<String>)>> {
     Ok(list)
 }
 
-/// What a merge into the base branch came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MergeOutcome {
-    /// The base branch now points at `commit`.
-    Merged { commit: String },
-    /// Not merged; nothing was changed. `reason` says why (conflicting files, or local changes in the
-    /// checkout that has the base branch).
-    Refused { reason: String },
-}
+/// How a merge ended (defined in the core, where what it leads to is decided).
+pub use crate::dispatch::MergeOutcome;
 
 /// Identity for the merge commits bdp makes, when the user has none configured.
 fn identity_args(repo: &Path) -> Vec<String> {

@@ -371,7 +371,7 @@ fn listen_for_signals(tx: tokio::sync::mpsc::UnboundedSender<Msg>) {
         let tx = tx.clone();
         tokio::spawn(async move {
             while stream.recv().await.is_some() {
-                if tx.send(Msg::Stop(level)).is_err() {
+                if tx.send(Msg::StopAsked(level)).is_err() {
                     break;
                 }
             }

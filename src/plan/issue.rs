@@ -231,6 +231,29 @@ impl Issue {
     }
 }
 
+/// Labels to add and to remove in one write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelChange {
+    pub add: Vec<String>,
+    pub remove: Vec<String>,
+}
+
+impl LabelChange {
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.remove.is_empty()
+    }
+
+    /// The change made to a list of labels (as bdp keeps it beside the tracker): removed, then added once.
+    pub fn apply(&self, labels: &mut Vec<String>) {
+        labels.retain(|l| !self.remove.contains(l));
+        for label in &self.add {
+            if !labels.contains(label) {
+                labels.push(label.clone());
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

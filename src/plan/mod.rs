@@ -35,7 +35,7 @@ use std::cmp::Reverse;
 use jiff::Timestamp;
 use serde::Serialize;
 
-pub use issue::{Dependency, Issue, IssueShapeError};
+pub use issue::{Dependency, Issue, IssueShapeError, LabelChange};
 pub use ready::{Graph, NotReady, Problem, Readiness, readiness};
 
 /// The version tag of `bdp plan --json` (schema/plan.schema.json).

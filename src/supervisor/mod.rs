@@ -3,7 +3,8 @@
 //!
 //! - [`wrapper`]: `bdp __wrap`, the process bdp spawns; it runs the agent and writes `exit.json`;
 //! - [`agent`]: spawn in a new session/process group, timeout → TERM → grace → KILL;
-//! - [`orchestrator`]: the dispatcher (state, log, tracker) and its loop; [`steps`]: one issue's steps;
+//! - [`orchestrator`]: the executor: the dispatcher loop around the pure `dispatch::Model::decide`, the log
+//!   and the tracker; [`steps`]: how it carries out one issue's actions; [`recover`]: recovery at the start;
 //! - [`options`], [`template`] (argv and presets), [`prompt`], [`usage`] (tokens and cost), [`guard`]
 //!   (load and memory), [`progress`] (what the user sees).
 
@@ -12,7 +13,6 @@ mod checkpointer;
 pub mod guard;
 pub mod options;
 pub mod orchestrator;
-mod outage;
 pub mod progress;
 pub mod prompt;
 mod recover;

@@ -5,15 +5,8 @@ use std::time::Duration;
 
 use crate::event::MergeStrategy;
 
-/// Where agents work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Isolation {
-    /// A git worktree and branch per issue, under `.bdp/worktrees/`.
-    Worktree,
-    /// In the repository itself (no branch, no merge).
-    None,
-}
+/// Where agents work (defined in the core).
+pub use crate::dispatch::Isolation;
 
 /// Which phases a bd or br tracker is told about, as `phase:*` labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, serde::Serialize)]
@@ -60,25 +53,14 @@ pub struct RunOptions {
     pub plain: bool,
 }
 
-/// Label put on an issue given back after its retries ran out.
-pub const FAILED_LABEL: &str = "bdp:failed";
-/// Label put on an issue whose branch could not be merged.
-pub const CONFLICT_LABEL: &str = "bdp:conflict";
-
-/// Whether an issue waits for a human: given back labelled `bdp:failed` or `bdp:conflict`.
-pub fn held_for_human(issue: &crate::plan::Issue) -> bool {
-    issue.labels.iter().any(|l| l == FAILED_LABEL || l == CONFLICT_LABEL)
-}
+/// The labels bdp gives issues back with (defined in the core).
+pub use crate::dispatch::model::{CONFLICT_LABEL, FAILED_LABEL};
+pub use crate::dispatch::order::held_for_human;
 
 /// The issues a run may take now, in plan order: ready by bd's rules, inside `--epic`/`--label`, and
 /// not waiting for a human. Indices into `issues`. The run and `--dry-run` both use it.
 pub fn run_order(issues: &[crate::plan::Issue], opts: &RunOptions, now: jiff::Timestamp) -> Vec<usize> {
-    let filter = crate::tracker::ListFilter { statuses: vec![], label: opts.label.clone(), parent: opts.epic.clone() };
-    let in_scope = filter.matching(issues);
-    crate::plan::ready_in_order(issues, now)
-        .into_iter()
-        .filter(|&i| in_scope[i] && !held_for_human(&issues[i]))
-        .collect()
+    crate::dispatch::order::in_order(issues, opts.epic.as_deref(), opts.label.as_deref(), now)
 }
 
 mod millis {
@@ -88,8 +70,30 @@ mod millis {
 }
 
 impl RunOptions {
-    /// Backoff before attempt `n + 1` after `n` failed ones under the claim.
-    pub fn backoff(&self, failed: u32) -> Duration {
-        self.retry_backoff.saturating_mul(1u32 << failed.saturating_sub(1).min(10))
+    /// The rules the run loop decides by: these options, the base branch, the tracker's name and the
+    /// orchestrator's pid.
+    pub fn rules(&self, base: &str, tracker: &str, pid: u32) -> crate::dispatch::Rules {
+        let ms = |d: Duration| d.as_millis() as u64;
+        crate::dispatch::Rules {
+            agents: self.agents,
+            retries: self.retries,
+            retry_backoff: ms(self.retry_backoff),
+            timeout: ms(self.timeout),
+            tracker_outage: ms(self.tracker_outage),
+            isolation: self.isolation,
+            merge: self.merge,
+            check: self.check.clone(),
+            max_issues: self.max_issues,
+            // The JSONL tracker is left alone: such labels would churn the user's git diffs.
+            phase_labels: tracker != "jsonl" && self.phase_labels == PhaseLabels::All,
+            keep_worktrees: self.keep_worktrees,
+            base: base.to_string(),
+            refresh_after: 5_000,
+            actor: self.actor.clone(),
+            pid,
+            epic: self.epic.clone(),
+            label: self.label.clone(),
+            tracker: tracker.to_string(),
+        }
     }
 }

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::dispatch::stop::StopLevel;
+use crate::dispatch::{Ending, RunEvent};
+
 pub struct Progress {
     live: Option<MultiProgress>,
     bars: HashMap<String, ProgressBar>,
@@ -73,6 +76,68 @@ impl Progress {
     pub fn finished(&mut self, id: &str) {
         if let Some(bar) = self.bars.remove(id) {
             bar.finish_and_clear();
+        }
+    }
+
+    /// Shows a run event: the one place the run loop's reports become words.
+    pub fn report(&mut self, event: &RunEvent) {
+        let dur = |ms: u64| super::progress_duration(Duration::from_millis(ms));
+        match event {
+            RunEvent::Started { issue, attempt, title, adopted } => self.started(issue, *attempt, title, *adopted),
+            RunEvent::Phase { issue, phase } => self.phase(issue, phase),
+            RunEvent::Ended { issue, ending, detail, label, branch_kept, took } => {
+                self.finished(issue);
+                let word = match ending {
+                    Ending::Done => "done",
+                    Ending::Failed => "failed",
+                    Ending::Conflict => "conflict",
+                    Ending::Released => "released",
+                };
+                let mut text = match ending {
+                    Ending::Done => format!("{word:<8} {issue}  {}", detail.strip_prefix("bdp: ").unwrap_or(detail)),
+                    _ => format!("{word:<8} {issue}  {detail}"),
+                };
+                match (branch_kept, label) {
+                    (Some(branch), Some(label)) => text.push_str(&format!("; branch {branch} kept, labelled {label}")),
+                    (Some(branch), None) => text.push_str(&format!("; branch {branch} kept")),
+                    (None, Some(label)) => text.push_str(&format!("; labelled {label}")),
+                    (None, None) => {}
+                }
+                if let Some(took) = took {
+                    text.push_str(&format!("  ({})", dur(*took)));
+                }
+                self.line(&text);
+            }
+            RunEvent::Retry { issue, why, attempt, of, backoff } => {
+                self.line(&format!("retry    {issue}  {why}; attempt {attempt} of {of} in {}", dur(*backoff)))
+            }
+            RunEvent::Skipped { issue, why } => self.line(&format!("skip     {issue}  {why}")),
+            RunEvent::NotInTracker { issue } => {
+                self.line(&format!("note     {issue}  the tracker no longer has it; released in the log only"))
+            }
+            RunEvent::Left { issue, what, name, error } => {
+                self.line(&format!("note     {issue}  {what} {name} left: {error}"))
+            }
+            RunEvent::MachineBusy { why } => self.line(&format!("waiting: {why}")),
+            RunEvent::TrackerDown { error, retry_in } => self.line(&format!(
+                "tracker  {error}; new claims paused, running agents go on; trying again in {}",
+                dur(*retry_in)
+            )),
+            RunEvent::TrackerStillDown { error } => self.line(&format!("tracker  still failing: {error}")),
+            RunEvent::TrackerBack { down, waiting } => self.line(&format!(
+                "tracker  works again after {}; {waiting} waiting write(s), claims resume",
+                dur(*down)
+            )),
+            RunEvent::TrackerGaveUp { why } => self.line(&format!("stopping: {why}")),
+            RunEvent::LeftWaiting { issue } => {
+                self.finished(issue);
+                self.line(&format!("left     {issue}  its tracker write waits for the next `bdp run`"));
+            }
+            RunEvent::Stopping { level: StopLevel::Drain, running } => self.line(&format!(
+                "stopping: no new issues; waiting for {running} running agent(s) (Ctrl-C again or `bdp stop --now` to stop them)"
+            )),
+            RunEvent::Stopping { level: StopLevel::Now, .. } => self.line("stopping now: terminating running agents"),
+            RunEvent::Stopping { level: StopLevel::None, .. } => {}
         }
     }
 

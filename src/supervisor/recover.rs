@@ -5,17 +5,16 @@
 //! supervised to its end, a recorded exit leads to the check and the merge queue, a crash to a retry.
 
 use std::path::Path;
-use std::time::Instant;
 
-use crate::event::{Event, Phase, ReleaseReason};
+use crate::dispatch::{Input, Resume};
+use crate::event::{Event, ReleaseReason};
 use crate::git;
 use crate::reconcile::{Finding, Repair, Step};
 use crate::state::AttemptOutcome;
 use crate::supervisor::agent::{self, Adopted, AgentEnd};
 
 use super::options::Isolation;
-use super::orchestrator::{Ending, Live, Orchestrator, RunResult};
-use super::steps::GiveBack;
+use super::orchestrator::{Orchestrator, RunResult};
 
 impl Orchestrator {
     /// Records every finding, then applies the repairs in order.
@@ -52,20 +51,19 @@ impl Orchestrator {
             .filter_map(|f| f.issue.clone())
             .collect();
         let kept: Vec<String> =
-            self.state.claimed().map(|(id, _)| id.clone()).filter(|id| !dropped.contains(id)).collect();
+            self.state().claimed().map(|(id, _)| id.clone()).filter(|id| !dropped.contains(id)).collect();
         self.begin_batch()?;
-        for id in &kept {
-            let title = self.issues.iter().find(|i| &i.id == id).map(|i| i.title.clone()).unwrap_or_default();
-            self.live.insert(id.clone(), Live { title, since: Instant::now(), busy: false });
-            self.take_issue_lock(id)?;
-        }
-        let mut result = Ok(());
-        for f in findings {
-            if let Err(e) = self.repair(f) {
-                result = Err(e);
-                break;
+        let mut result = kept.into_iter().try_for_each(|issue| self.feed(Input::TakeOver { issue }));
+        if result.is_ok() {
+            for f in findings {
+                if let Err(e) = self.repair(f) {
+                    result = Err(e);
+                    break;
+                }
             }
         }
+        // The repairs wrote to the tracker: read it again.
+        let result = result.and_then(|()| self.feed_tracker_read());
         let ended = self.end_batch();
         result?;
         ended?;
@@ -79,10 +77,11 @@ impl Orchestrator {
     fn repair(&mut self, f: Finding) -> RunResult<()> {
         let id = f.issue.clone().unwrap_or_default();
         // A claim that an earlier repair of this recovery already ended needs nothing more.
-        let claimed = self.state.issues.get(&id).is_some_and(|i| i.claim.is_some());
+        let claimed = self.state().issues.get(&id).is_some_and(|i| i.claim.is_some());
         let claim_repair =
             !f.repair.is_safe() && !matches!(f.repair, Repair::Manual { .. } | Repair::TakeOverLock { .. });
-        if claim_repair && (!claimed || !self.live.contains_key(&id)) && !matches!(f.repair, Repair::DropClaim { .. }) {
+        let held = self.model.held.contains_key(&id);
+        if claim_repair && (!claimed || !held) && !matches!(f.repair, Repair::DropClaim { .. }) {
             return Ok(());
         }
         match &f.repair {
@@ -95,18 +94,11 @@ impl Orchestrator {
             r if r.is_safe() => {
                 let outcome = {
                     let _git = self.git_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    crate::repair::apply_safe(&self.repo, &self.state, self.tracker.as_mut(), &f, self.opts.grace)
+                    crate::repair::apply_safe(&self.repo, &self.model.state, self.tracker.as_mut(), &f, self.opts.grace)
                 };
                 match outcome {
                     Ok(events) => self.defer(events.unwrap_or_default()),
                     Err(e) => self.progress.line(&format!("  could not {}: {e}", f.repair.describe())),
-                }
-                if matches!(f.repair, Repair::ReleaseInTracker)
-                    && let Some(issue) = self.issues.iter_mut().find(|i| i.id == id)
-                {
-                    issue.status = "open".into();
-                    issue.assignee = None;
-                    self.dirty = true;
                 }
                 Ok(())
             }
@@ -116,10 +108,6 @@ impl Orchestrator {
                 match self.tracker.claim(&id, &self.opts.actor, &mut events) {
                     Ok(_) => {
                         self.defer(events);
-                        if let Some(issue) = self.issues.iter_mut().find(|i| i.id == id) {
-                            issue.status = "in_progress".into();
-                            issue.assignee = Some(self.opts.actor.clone());
-                        }
                         self.repaired(&f, f.repair.describe());
                         Ok(())
                     }
@@ -132,8 +120,7 @@ impl Orchestrator {
             }
             Repair::Adopt { attempt, pid, pgid, start_time } => {
                 self.repaired(&f, f.repair.describe());
-                self.adopt(&id, *attempt, *pid, *pgid, *start_time);
-                Ok(())
+                self.adopt(&id, *attempt, *pid, *pgid, *start_time)
             }
             Repair::RecordSpawnAndAdopt { attempt, pid, pgid, start_time } => {
                 self.defer(vec![Event::AgentSpawned {
@@ -145,8 +132,7 @@ impl Orchestrator {
                 }]);
                 self.repaired(&f, f.repair.describe());
                 self.append(Vec::new())?;
-                self.adopt(&id, *attempt, *pid, *pgid, *start_time);
-                Ok(())
+                self.adopt(&id, *attempt, *pid, *pgid, *start_time)
             }
             Repair::ApplyExit { attempt, record_spawn, code, signal, duration_ms } => {
                 if let Some(pid) = record_spawn {
@@ -170,7 +156,7 @@ impl Orchestrator {
                     stopped: false,
                     error,
                 };
-                self.on_exited(&id, *attempt, end, usage)
+                self.feed(Input::AgentExited { issue: id, attempt: *attempt, end, usage })
             }
             Repair::RecordCrash { attempt, pgid } => {
                 if let Some(pgid) = pgid {
@@ -187,12 +173,12 @@ impl Orchestrator {
                         "the agent ended while no bdp watched it and left no exit file (crashed or killed)".into(),
                     ),
                 };
-                self.on_exited(&id, *attempt, end, None)
+                self.feed(Input::AgentExited { issue: id, attempt: *attempt, end, usage: None })
             }
             Repair::AbandonAttempt { attempt } => {
                 // What is left of the wrapper's group would run unwatched.
                 if let Some(g) = self
-                    .state
+                    .state()
                     .issues
                     .get(&id)
                     .and_then(|i| i.claim.as_ref()?.attempt.clone())
@@ -207,14 +193,11 @@ impl Orchestrator {
                     reason: reason.into(),
                 }]);
                 self.repaired(&f, f.repair.describe());
-                self.failed_attempt(&id, reason, false)
+                self.feed(Input::Resume { issue: id, resume: Resume::Failed { why: reason.into() } })
             }
             Repair::RecordMerge { commit } => {
-                self.defer(vec![Event::Merged { issue: id.clone(), commit: commit.clone() }]);
                 self.repaired(&f, f.repair.describe());
-                self.phase(&id, Phase::Merged);
-                let reason = format!("bdp: merged {} into {}", commit.get(..12).unwrap_or(commit), self.base);
-                self.close(&id, &reason)
+                self.feed(Input::Resume { issue: id, resume: Resume::Merged { commit: commit.clone() } })
             }
             Repair::RedoMerge => {
                 if self.opts.isolation == Isolation::Worktree {
@@ -222,7 +205,7 @@ impl Orchestrator {
                     let _ = git::run(&self.repo.worktree_path(&id), ["rebase", "--abort"]);
                 }
                 self.repaired(&f, f.repair.describe());
-                self.merge(&id)
+                self.feed(Input::Resume { issue: id, resume: Resume::Merge })
             }
             Repair::Resume { step } => {
                 self.repaired(&f, f.repair.describe());
@@ -241,76 +224,59 @@ impl Orchestrator {
 
     /// Carries a claim on from the step the log says it reached.
     fn resume(&mut self, id: &str, step: Step) -> RunResult<()> {
-        let claim = self.state.issues.get(id).and_then(|i| i.claim.clone());
+        let claim = self.state().issues.get(id).and_then(|i| i.claim.clone());
         let Some(claim) = claim else { return Ok(()) };
-        match step {
-            Step::Worktree if self.opts.isolation == Isolation::Worktree => {
-                self.start_worktree(id);
-                Ok(())
-            }
-            Step::Worktree => self.spawn_attempts(vec![id.to_string()]),
-            Step::Spawn => {
-                if let Some(wt) = &claim.worktree
-                    && self.opts.isolation == Isolation::Worktree
-                {
-                    if !Path::new(&wt.path).is_dir() {
-                        self.defer(vec![Event::WorktreeRemoved { issue: id.to_string(), path: wt.path.clone() }]);
-                        self.append(Vec::new())?;
-                        self.start_worktree(id);
-                        return Ok(());
-                    }
+        let worktrees = self.opts.isolation == Isolation::Worktree;
+        let resume = match step {
+            Step::Worktree => Resume::Worktree,
+            Step::Spawn => match &claim.worktree {
+                Some(wt) if worktrees && !Path::new(&wt.path).is_dir() => {
+                    self.defer(vec![Event::WorktreeRemoved { issue: id.to_string(), path: wt.path.clone() }]);
+                    self.append(Vec::new())?;
+                    Resume::Worktree
+                }
+                Some(_) if worktrees => {
                     self.reset_worktree(id)?;
+                    Resume::Spawn
                 }
-                if claim.worktree.is_none() && self.opts.isolation == Isolation::Worktree {
-                    self.start_worktree(id);
-                    return Ok(());
-                }
-                self.spawn_attempts(vec![id.to_string()])
-            }
-            Step::AfterExit => {
-                let Some(a) = &claim.attempt else { return self.spawn_attempts(vec![id.to_string()]) };
-                if a.check_passed == Some(false) {
-                    return self.failed_attempt(id, "the check failed", false);
-                }
-                let end = match &a.outcome {
-                    Some(AttemptOutcome::Exited { code, signal, duration_ms, timed_out, .. }) => AgentEnd {
-                        code: *code,
-                        signal: *signal,
-                        duration_ms: *duration_ms,
-                        timed_out: *timed_out,
-                        stopped: false,
-                        error: None,
+                None if worktrees => Resume::Worktree,
+                _ => Resume::Spawn,
+            },
+            Step::AfterExit => match &claim.attempt {
+                None => Resume::Spawn,
+                Some(a) if a.check_passed == Some(false) => Resume::Failed { why: "the check failed".into() },
+                Some(a) => match &a.outcome {
+                    Some(AttemptOutcome::Exited { code, signal, duration_ms, timed_out, .. }) => Resume::AfterExit {
+                        attempt: a.number,
+                        end: AgentEnd {
+                            code: *code,
+                            signal: *signal,
+                            duration_ms: *duration_ms,
+                            timed_out: *timed_out,
+                            stopped: false,
+                            error: None,
+                        },
                     },
                     Some(AttemptOutcome::Abandoned { reason, .. }) => {
-                        return self.failed_attempt(id, &format!("attempt abandoned: {reason}"), false);
+                        Resume::Failed { why: format!("attempt abandoned: {reason}") }
                     }
                     None => return Ok(()),
-                };
-                self.after_exit(id, a.number, &end)
-            }
-            Step::Merge => self.merge(id),
+                },
+            },
+            Step::Merge => Resume::Merge,
             Step::Close => {
                 let commit = claim.merge.and_then(|m| m.commit).unwrap_or_default();
-                let reason = format!("bdp: merged {} into {}", commit.get(..12).unwrap_or(&commit), self.base);
-                self.close(id, &reason)
+                let reason = format!("bdp: merged {} into {}", crate::dispatch::decide::short(&commit), self.base);
+                Resume::Close { reason }
             }
-            Step::Release => {
-                self.release(
-                    id,
-                    ReleaseReason::Done,
-                    "bdp: closed before bdp stopped; released by recovery",
-                    GiveBack::No,
-                    false,
-                )?;
-                self.ended(id, Ending::Done, &format!("done     {id}  closed before bdp stopped; released now"));
-                Ok(())
-            }
-        }
+            Step::Release => Resume::Release,
+        };
+        self.feed(Input::Resume { issue: id.to_string(), resume })
     }
 
     /// Gives a claim up without touching the tracker: its agent is stopped and its attempt closed first.
     fn drop_claim(&mut self, f: &Finding, id: &str, reason: &str, release: ReleaseReason) -> RunResult<()> {
-        let claim = self.state.issues.get(id).and_then(|i| i.claim.clone());
+        let claim = self.state().issues.get(id).and_then(|i| i.claim.clone());
         let Some(claim) = claim else { return Ok(()) };
         if let Some(a) = claim.attempt.as_ref().filter(|a| a.is_open()) {
             // The recorded group only while its leader is still the agent (pid and start time): a pgid
@@ -339,15 +305,7 @@ impl Orchestrator {
         self.defer(vec![Event::ClaimLost { issue: id.to_string(), holder: None, detail: reason.to_string() }]);
         self.repaired(f, f.repair.describe());
         self.append(Vec::new())?;
-        self.live.entry(id.to_string()).or_insert(Live { title: String::new(), since: Instant::now(), busy: false });
-        self.release(id, release, reason, GiveBack::No, true)?;
-        let ending = match release {
-            ReleaseReason::Conflict => Ending::Conflict,
-            ReleaseReason::Failed | ReleaseReason::Timeout => Ending::Failed,
-            _ => Ending::Released,
-        };
-        self.ended(id, ending, &format!("released {id}  {reason}"));
-        Ok(())
+        self.feed(Input::Resume { issue: id.to_string(), resume: Resume::Drop { reason: reason.to_string(), release } })
     }
 
     /// The process group of a running process that carries `marker`, if any.
@@ -362,13 +320,20 @@ impl Orchestrator {
     }
 
     /// Supervises an agent a crashed orchestrator started, to its end.
-    fn adopt(&mut self, id: &str, attempt: u32, pid: u32, pgid: u32, start_time: Option<u64>) {
+    fn adopt(&mut self, id: &str, attempt: u32, pid: u32, pgid: u32, start_time: Option<u64>) -> RunResult<()> {
         let elapsed = start_time.and_then(crate::process::age).unwrap_or_default();
         let (stop, timeout, grace) = (self.stop_now.subscribe(), self.opts.timeout, self.opts.grace);
         let dir = self.repo.attempt_dir(id, attempt);
         let adopted = Adopted { pid, pgid, start_time, elapsed };
         let supervision = agent::supervise_adopted(adopted, timeout, grace, dir.clone(), stop);
-        self.watch(id, attempt, dir, Some(pid), supervision);
+        self.watch(id, attempt, dir, supervision);
+        self.feed(Input::Adopted { issue: id.to_string(), attempt, pid })
+    }
+
+    /// Reads the tracker and tells the run loop what it holds.
+    fn feed_tracker_read(&mut self) -> RunResult<()> {
+        let result = self.tracker.list(&crate::tracker::ListFilter::default()).map_err(|e| e.to_string());
+        self.feed(Input::TrackerRead { result, at: jiff::Timestamp::now() })
     }
 }
 

@@ -140,28 +140,7 @@ impl ListFilter {
     }
 }
 
-/// Labels to add and to remove in one write.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LabelChange {
-    pub add: Vec<String>,
-    pub remove: Vec<String>,
-}
-
-impl LabelChange {
-    pub fn is_empty(&self) -> bool {
-        self.add.is_empty() && self.remove.is_empty()
-    }
-
-    /// The change made to a list of labels (as bdp keeps it beside the tracker): removed, then added once.
-    pub fn apply(&self, labels: &mut Vec<String>) {
-        labels.retain(|l| !self.remove.contains(l));
-        for label in &self.add {
-            if !labels.contains(label) {
-                labels.push(label.clone());
-            }
-        }
-    }
-}
+pub use crate::plan::LabelChange;
 
 /// How many processes a CLI tracker started, by the issue each concerned (a claim, a label, a close) or
 /// for no single one (a list, an export, a write to several issues at once). The JSONL tracker starts

@@ -1,0 +1,376 @@
+//! Table tests of `decide`, as cargo-nextest tests its dispatcher's `handle_event`: a model and an input in,
+//! the actions out (and what the model remembers for the next input).
+
+use super::*;
+use crate::dispatch::io::Started;
+use crate::dispatch::model::Rules;
+use crate::event::AgentUsage;
+use crate::plan::Issue;
+use crate::plan::issue::IssueText;
+use crate::state::State;
+
+fn issue(id: &str, labels: &[&str]) -> Issue {
+    Issue {
+        id: id.into(),
+        title: format!("title of {id}"),
+        status: "open".into(),
+        priority: 2,
+        issue_type: None,
+        assignee: None,
+        labels: labels.iter().map(|l| l.to_string()).collect(),
+        dependencies: vec![],
+        created_at: None,
+        defer_until: None,
+        pinned: false,
+        ephemeral: false,
+        estimated_minutes: None,
+        close_reason: None,
+        text: IssueText::default(),
+    }
+}
+
+fn rules() -> Rules {
+    Rules {
+        agents: 2,
+        retries: 1,
+        retry_backoff: 1_000,
+        timeout: 60_000,
+        tracker_outage: 600_000,
+        isolation: Isolation::Worktree,
+        merge: MergeStrategy::Merge,
+        check: None,
+        max_issues: None,
+        phase_labels: true,
+        keep_worktrees: false,
+        base: "main".into(),
+        refresh_after: 5_000,
+        actor: "bdp".into(),
+        pid: 42,
+        epic: None,
+        label: None,
+        tracker: "br".into(),
+    }
+}
+
+fn model(ids: &[&str]) -> Model {
+    let issues = ids.iter().map(|id| issue(id, &[])).collect();
+    Model::new(rules(), State::new(), issues, jiff::Timestamp::UNIX_EPOCH)
+}
+
+fn step() -> Input {
+    Input::Step { machine_busy: None }
+}
+
+/// The actions that are not appends or reports (what the executor must do in the world).
+fn acts(actions: &[Action]) -> Vec<Action> {
+    actions.iter().filter(|a| !matches!(a, Action::Append { .. } | Action::Report(_))).cloned().collect()
+}
+
+/// The kinds of the events appended, in order.
+fn events(actions: &[Action]) -> Vec<&'static str> {
+    actions
+        .iter()
+        .flat_map(|a| match a {
+            Action::Append { events, .. } => events.iter().map(|e| e.kind()).collect(),
+            _ => vec![],
+        })
+        .collect()
+}
+
+fn reports(actions: &[Action]) -> Vec<RunEvent> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Report(r) if !matches!(r, RunEvent::Phase { .. }) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn change(add: &[&str], remove: &[&str]) -> LabelChange {
+    LabelChange {
+        add: add.iter().map(|s| s.to_string()).collect(),
+        remove: remove.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// A model holding `id` with its agent running (attempt 1).
+fn running(id: &str) -> Model {
+    let mut m = model(&[id]);
+    m.decide(0, step());
+    m.decide(0, Input::Claimed { results: vec![(id.into(), Ok(()))] });
+    m.decide(0, Input::WorktreeReady { issue: id.into(), result: Ok((format!("/wt/{id}"), format!("bdp/{id}"))) });
+    m.decide(0, Input::Spawned { issue: id.into(), attempt: 1, result: Ok(Started { pid: 7, start_time: None }) });
+    m
+}
+
+fn exited(id: &str, code: i32) -> Input {
+    Input::AgentExited {
+        issue: id.into(),
+        attempt: 1,
+        end: AgentEnd {
+            code: Some(code),
+            signal: None,
+            duration_ms: 10,
+            timed_out: false,
+            stopped: false,
+            error: None,
+        },
+        usage: None::<AgentUsage>,
+    }
+}
+
+#[test]
+fn a_step_claims_what_fits_in_plan_order_with_the_claimed_label() {
+    let mut m = model(&["a", "b", "c"]);
+    let out = m.decide(0, step());
+    assert_eq!(
+        acts(&out),
+        vec![Action::Claim { ids: vec!["a".into(), "b".into()], labels: change(&["phase:claimed"], &[]) }]
+    );
+}
+
+#[test]
+fn a_claim_takes_the_lock_and_makes_the_worktree_and_a_refusal_skips_the_issue() {
+    let mut m = model(&["a", "b"]);
+    m.decide(0, step());
+    let out = m.decide(
+        0,
+        Input::Claimed { results: vec![("a".into(), Ok(())), ("b".into(), Err(WriteError::Refused("taken".into())))] },
+    );
+    assert_eq!(events(&out), ["issue_claimed", "lock_acquired"]);
+    assert_eq!(
+        acts(&out),
+        vec![Action::WriteLockFile { issue: "a".into() }, Action::MakeWorktree { issue: "a".into() }]
+    );
+    assert_eq!(reports(&out), vec![RunEvent::Skipped { issue: "b".into(), why: "taken".into() }]);
+    assert!(m.skip.contains("b"));
+    assert_eq!(m.issue("a").map(|i| i.status.as_str()), Some("in_progress"));
+}
+
+#[test]
+fn what_an_attempts_end_leads_to() {
+    // (exit code, attempts already failed, the actions in the world)
+    let table: Vec<(i32, u32, Vec<Action>)> = vec![
+        (0, 0, vec![Action::LookAtBranch { issue: "a".into() }]),
+        (3, 0, vec![Action::ResetWorktree { issue: "a".into() }]),
+        (
+            3,
+            1,
+            vec![Action::GiveBack {
+                issue: "a".into(),
+                labels: change(&["phase:exited", "bdp:failed"], &["phase:claimed"]),
+            }],
+        ),
+    ];
+    for (code, failed_before, want) in table {
+        let mut m = running("a");
+        m.held.get_mut("a").unwrap().made += failed_before;
+        // The label write of the phases so far happened.
+        m.issue_mut("a").unwrap().labels = vec!["phase:claimed".into()];
+        let out = m.decide(100, exited("a", code));
+        assert_eq!(acts(&out), want, "exit {code} after {failed_before} failed attempt(s)");
+    }
+}
+
+#[test]
+fn a_retry_waits_for_its_backoff_then_spawns_the_next_attempt() {
+    let mut m = running("a");
+    let out = m.decide(100, exited("a", 1));
+    assert_eq!(events(&out), ["agent_exited", "phase_changed", "retry_scheduled"]);
+    let out = m.decide(150, Input::WorktreeReset { issue: "a".into(), result: Ok(()) });
+    assert_eq!(acts(&out), vec![Action::SetTimer { at: 1_150, timer: Timer::Retry("a".into()) }]);
+    let out = m.decide(1_150, Input::TimerFired(Timer::Retry("a".into())));
+    assert_eq!(acts(&out), vec![Action::Spawn { items: vec![("a".into(), 2)] }]);
+}
+
+#[test]
+fn a_successful_branch_is_merged_and_closed_at_the_end_of_the_step() {
+    let mut m = running("a");
+    m.decide(100, exited("a", 0));
+    let facts = BranchFacts { ahead: 2, dirty: false, head: "c0ffee".into() };
+    let out = m.decide(100, Input::BranchLooked { issue: "a".into(), result: Ok(facts) });
+    assert!(
+        matches!(out.iter().find(|a| matches!(a, Action::Append { durable: true, .. })), Some(Action::Append { events, .. }) if events[0].kind() == "merge_started")
+    );
+    assert_eq!(
+        acts(&out),
+        vec![Action::Merge { issue: "a".into(), strategy: MergeStrategy::Merge, title: "title of a".into() }]
+    );
+    let out = m.decide(
+        200,
+        Input::MergeDone { issue: "a".into(), outcome: Ok(MergeOutcome::Merged { commit: "abcdef1234567890".into() }) },
+    );
+    assert_eq!(events(&out), ["merged", "phase_changed"]);
+    assert!(acts(&out).is_empty(), "the close waits for the end of the step");
+    let out = m.decide(200, step());
+    assert_eq!(
+        acts(&out)[0],
+        Action::Close { ids: vec!["a".into()], reason: "bdp: merged abcdef123456 into main".into() }
+    );
+    let out = m.decide(210, Input::ClosesDone { results: vec![("a".into(), Ok(()))] });
+    assert_eq!(
+        acts(&out),
+        vec![Action::RemoveWorktree {
+            issue: "a".into(),
+            path: "/wt/a".into(),
+            branch: "bdp/a".into(),
+            keep_branch: false
+        }]
+    );
+    let out = m.decide(220, Input::Removed { issue: "a".into(), worktree: Ok(()), branch: Ok(()) });
+    assert_eq!(events(&out), ["worktree_removed", "lock_released", "issue_released"]);
+    assert!(m.held.is_empty());
+}
+
+#[test]
+fn a_conflict_gives_the_issue_back_labelled_with_its_branch_kept() {
+    let mut m = running("a");
+    m.decide(100, exited("a", 0));
+    m.decide(
+        100,
+        Input::BranchLooked { issue: "a".into(), result: Ok(BranchFacts { ahead: 1, dirty: false, head: "h".into() }) },
+    );
+    let out = m.decide(
+        200,
+        Input::MergeDone { issue: "a".into(), outcome: Ok(MergeOutcome::Refused { reason: "conflict in x".into() }) },
+    );
+    assert_eq!(events(&out), ["merge_conflicted"]);
+    let Some(Action::GiveBack { labels, .. }) = acts(&out).into_iter().next() else { panic!("no give-back: {out:?}") };
+    assert!(labels.add.contains(&"bdp:conflict".to_string()));
+    let out = m.decide(210, Input::GaveBack { issue: "a".into(), result: Ok(()) });
+    assert_eq!(
+        acts(&out),
+        vec![Action::RemoveWorktree {
+            issue: "a".into(),
+            path: "/wt/a".into(),
+            branch: "bdp/a".into(),
+            keep_branch: true
+        }]
+    );
+}
+
+#[test]
+fn the_merge_queue_takes_one_branch_at_a_time() {
+    let mut m = model(&["a", "b"]);
+    m.decide(0, step());
+    m.decide(0, Input::Claimed { results: vec![("a".into(), Ok(())), ("b".into(), Ok(()))] });
+    for id in ["a", "b"] {
+        m.decide(0, Input::WorktreeReady { issue: id.into(), result: Ok((format!("/wt/{id}"), format!("bdp/{id}"))) });
+        m.decide(0, Input::Spawned { issue: id.into(), attempt: 1, result: Ok(Started { pid: 7, start_time: None }) });
+        m.decide(5, exited(id, 0));
+    }
+    let facts = || Ok(BranchFacts { ahead: 1, dirty: false, head: "h".into() });
+    let first = m.decide(10, Input::BranchLooked { issue: "a".into(), result: facts() });
+    let second = m.decide(10, Input::BranchLooked { issue: "b".into(), result: facts() });
+    assert!(matches!(acts(&first)[..], [Action::Merge { .. }]));
+    assert!(acts(&second).is_empty(), "b waits: {second:?}");
+    let out =
+        m.decide(20, Input::MergeDone { issue: "a".into(), outcome: Ok(MergeOutcome::Merged { commit: "c".into() }) });
+    assert_eq!(
+        acts(&out),
+        vec![Action::Merge { issue: "b".into(), strategy: MergeStrategy::Merge, title: "title of b".into() }]
+    );
+}
+
+#[test]
+fn a_failing_tracker_pauses_claims_and_the_close_waits_for_it() {
+    let mut m = running("a");
+    m.decide(100, exited("a", 0));
+    m.decide(
+        100,
+        Input::BranchLooked { issue: "a".into(), result: Ok(BranchFacts { ahead: 0, dirty: false, head: "h".into() }) },
+    );
+    let out = m.decide(100, step());
+    assert!(matches!(acts(&out)[0], Action::Close { .. }));
+    let out =
+        m.decide(110, Input::ClosesDone { results: vec![("a".into(), Err(WriteError::Failed("bad line 3".into())))] });
+    assert_eq!(events(&out), ["tracker_down"]);
+    assert_eq!(acts(&out), vec![Action::SetTimer { at: 1_110, timer: Timer::Tracker }]);
+    assert_eq!(m.waiting.len(), 1);
+    // No claim while it is down, and the run does not end.
+    let out = m.decide(500, step());
+    assert!(acts(&out).is_empty(), "{out:?}");
+    assert!(!m.finished);
+    // The timer reads it again; it works: the close is made.
+    let out = m.decide(1_110, Input::TimerFired(Timer::Tracker));
+    assert_eq!(acts(&out), vec![Action::ReadTracker]);
+    let out =
+        m.decide(1_120, Input::TrackerRead { result: Ok(vec![issue("a", &[])]), at: jiff::Timestamp::UNIX_EPOCH });
+    assert_eq!(events(&out), ["tracker_back"]);
+    assert_eq!(reports(&out), vec![RunEvent::TrackerBack { down: 1_010, waiting: 1 }]);
+    let out = m.decide(1_130, step());
+    assert!(matches!(&acts(&out)[0], Action::Close { ids, .. } if ids == &["a".to_string()]));
+}
+
+#[test]
+fn after_the_outage_limit_the_run_drains_and_leaves_the_waiting_writes() {
+    let mut m = running("a");
+    m.rules.tracker_outage = 5_000;
+    m.decide(100, exited("a", 0));
+    m.decide(
+        100,
+        Input::BranchLooked { issue: "a".into(), result: Ok(BranchFacts { ahead: 0, dirty: false, head: "h".into() }) },
+    );
+    m.decide(100, step());
+    m.decide(100, Input::ClosesDone { results: vec![("a".into(), Err(WriteError::Failed("down".into())))] });
+    let out = m.decide(5_100, Input::TimerFired(Timer::Tracker));
+    assert_eq!(m.stop, StopLevel::Drain);
+    assert!(reports(&out).contains(&RunEvent::LeftWaiting { issue: "a".into() }));
+    assert!(m.held.is_empty());
+    m.decide(5_100, step());
+    assert!(m.finished);
+    assert_eq!(m.outcome.left_waiting, 1);
+}
+
+#[test]
+fn stop_escalates_and_only_now_stops_the_agents() {
+    let mut m = running("a");
+    let out = m.decide(10, Input::StopAsked(StopLevel::Drain));
+    assert!(acts(&out).is_empty());
+    assert_eq!(reports(&out), vec![RunEvent::Stopping { level: StopLevel::Drain, running: 1 }]);
+    let out = m.decide(20, Input::StopAsked(StopLevel::Drain));
+    assert_eq!(acts(&out), vec![Action::StopAll]);
+    // A stopped agent's issue is given back, not retried.
+    let stopped =
+        AgentEnd { code: None, signal: Some(15), duration_ms: 5, timed_out: false, stopped: true, error: None };
+    let out = m.decide(30, Input::AgentExited { issue: "a".into(), attempt: 1, end: stopped, usage: None });
+    assert!(matches!(&acts(&out)[..], [Action::GiveBack { .. }]));
+}
+
+#[test]
+fn nothing_ready_looks_at_the_tracker_once_more_then_ends_the_run() {
+    let mut m = model(&[]);
+    let out = m.decide(0, step());
+    assert_eq!(acts(&out), vec![Action::ReadTracker]);
+    assert!(!m.finished);
+    m.decide(10, Input::TrackerRead { result: Ok(vec![]), at: jiff::Timestamp::UNIX_EPOCH });
+    assert!(m.finished);
+    assert_eq!(m.outcome.nothing_ready.as_deref(), Some("nothing to do: no issues"));
+}
+
+#[test]
+fn the_machine_being_busy_holds_claims_once_something_runs() {
+    let mut m = running("a");
+    m.issues.push(issue("b", &[]));
+    m.dirty = true;
+    let out = m.decide(10, Input::Step { machine_busy: Some("load 9".into()) });
+    assert!(acts(&out).is_empty());
+    assert_eq!(reports(&out), vec![RunEvent::MachineBusy { why: "load 9".into() }]);
+    // Said once.
+    let out = m.decide(20, Input::Step { machine_busy: Some("load 9".into()) });
+    assert!(reports(&out).is_empty());
+}
+
+#[test]
+fn phase_labels_go_out_once_per_issue_when_the_dispatcher_waits() {
+    let mut m = running("a");
+    m.issue_mut("a").unwrap().labels = vec!["phase:claimed".into()];
+    let out = m.decide(10, Input::Idle);
+    assert_eq!(
+        acts(&out),
+        vec![Action::ChangeLabels { ids: vec!["a".into()], change: change(&["phase:running"], &["phase:claimed"]) }]
+    );
+    let out = m.decide(20, Input::Idle);
+    assert!(acts(&out).is_empty());
+}
