@@ -195,9 +195,12 @@ impl<'a> Owners<'a> {
                 one_line(&claim.session)
             ));
         }
-        let conflicted =
-            state.claim.is_none() && state.last_release.as_ref().is_some_and(|r| r.reason == ReleaseReason::Conflict);
-        (conflicted && !self.all).then(|| "conflicted, kept by `bdp run` for you to resolve; --all removes it".into())
+        let release = state.last_release.as_ref().filter(|_| state.claim.is_none() && !self.all)?;
+        if release.reason == ReleaseReason::Conflict {
+            return Some("conflicted, kept by `bdp run` for you to resolve; --all removes it".into());
+        }
+        // git failed to merge it: the work is on the branch, for a person to land.
+        release.unmerged_work.then(|| "its merge did not land, kept by `bdp run` for you; --all removes it".into())
     }
 
     /// A remark for a removal: the issue is still claimed in the log, by a session no orchestrator runs.

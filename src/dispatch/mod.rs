@@ -21,6 +21,7 @@ pub mod order;
 pub mod outage;
 pub mod stop;
 
+pub use after_exit::AgentEnd;
 pub use io::{Action, BranchFacts, Input, MergeOutcome, Resume, RunEvent, Started, Timer, WriteError};
 pub use model::{Ending, Isolation, Model, Rules};
 

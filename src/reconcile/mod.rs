@@ -151,14 +151,14 @@ fn strays(state: &State, world: &World, out: &mut Vec<Finding>) {
     }
 }
 
-/// bdp keeps the branch (and with --keep-worktrees the worktree) of a conflicted issue for a person to
-/// resolve, and of a done one under `--merge none` or `--keep-worktrees`.
+/// bdp keeps the branch (and with --keep-worktrees the worktree) of a conflicted issue, or of one whose merge
+/// git failed, for a person to resolve, and of a done one under `--merge none` or `--keep-worktrees`.
 fn kept_on_purpose(issue: &IssueState) -> bool {
     issue.claim.is_none()
         && issue
             .last_release
             .as_ref()
-            .is_some_and(|r| matches!(r.reason, ReleaseReason::Conflict | ReleaseReason::Done))
+            .is_some_and(|r| r.unmerged_work || matches!(r.reason, ReleaseReason::Conflict | ReleaseReason::Done))
 }
 
 fn describe_unclaimed(issue: Option<&IssueState>) -> String {

@@ -338,6 +338,41 @@ fn what_bdp_kept_on_purpose_is_not_a_finding_and_damage_hides_the_rest() {
     assert_eq!(kinds(&diff(&state, &world)), vec![(FindingKind::LogDamaged, "manual")]);
 }
 
+/// Found by the simulator (examples/sim): a branch whose merge git failed, or whose claim someone else took,
+/// holds work bdp did not land. It is kept, as a conflicted one is, not removed as a stray.
+#[test]
+fn a_branch_with_work_that_did_not_land_is_kept() {
+    let merge_failed = vec![
+        Event::MergeStarted {
+            issue: "a".into(),
+            branch: "bdp/a".into(),
+            base: "main".into(),
+            strategy: MergeStrategy::Merge,
+        },
+        Event::MergeConflicted { issue: "a".into(), detail: "the merge failed: cannot lock ref".into() },
+        Event::IssueReleased { issue: "a".into(), reason: ReleaseReason::Failed, detail: None },
+    ];
+    let lost = vec![
+        Event::ClaimLost { issue: "a".into(), holder: None, detail: "closed elsewhere".into() },
+        Event::IssueReleased { issue: "a".into(), reason: ReleaseReason::Abandoned, detail: None },
+    ];
+    let plain_failure = vec![Event::IssueReleased { issue: "a".into(), reason: ReleaseReason::Failed, detail: None }];
+    for (end, kept) in [(merge_failed, true), (lost, true), (plain_failure, false)] {
+        let mut events = claim("a");
+        events.extend(end);
+        events.push(Event::LockReleased { lock: issue_lock("a") });
+        let state = fold(events);
+        let mut world = world_for(&state);
+        world.branches.push("bdp/a".into());
+        let found = kinds(&diff(&state, &world));
+        if kept {
+            assert!(found.is_empty(), "{found:?}");
+        } else {
+            assert_eq!(found, vec![(FindingKind::BranchWithoutClaim, "delete_branch")]);
+        }
+    }
+}
+
 #[test]
 fn a_dead_holder_of_a_claimed_issue_lock_is_taken_over() {
     let state = fold(claim("a"));

@@ -161,6 +161,7 @@ impl State {
                     merge: None,
                     retry: None,
                     lost: None,
+                    merge_failed: false,
                 });
                 entry.claims += 1;
                 entry.phase = Some(crate::event::Phase::Claimed);
@@ -178,9 +179,14 @@ impl State {
                 if let Some(a) = claim.attempt.as_ref().filter(|a| a.is_open()) {
                     return Err(TransitionErrorKind::AttemptStillOpen { issue: issue.clone(), attempt: a.number });
                 }
+                // A merge that started and did not land, or a claim lost to someone else, leaves work on the
+                // branch that bdp did not land: the branch is kept for a person.
+                let unmerged = claim.merge_failed
+                    || claim.lost.is_some()
+                    || claim.merge.as_ref().is_some_and(|m| m.commit.is_none());
                 let entry = self.issues.get_mut(issue).expect("claimed issues exist");
                 entry.claim = None;
-                entry.last_release = Some(Release { seq, reason: *reason });
+                entry.last_release = Some(Release { seq, reason: *reason, unmerged_work: unmerged });
                 let reason = *reason;
                 self.count(session, |c| match reason {
                     ReleaseReason::Done => c.done += 1,
@@ -323,7 +329,10 @@ impl State {
             Event::MergeConflicted { issue, .. } => {
                 let claim = self.claim_mut(issue)?;
                 match &claim.merge {
-                    Some(m) if m.commit.is_none() => claim.merge = None,
+                    Some(m) if m.commit.is_none() => {
+                        claim.merge = None;
+                        claim.merge_failed = true;
+                    }
                     Some(m) => {
                         let commit = m.commit.clone().unwrap_or_default();
                         return Err(TransitionErrorKind::AlreadyMerged { issue: issue.clone(), commit });

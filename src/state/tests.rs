@@ -116,7 +116,7 @@ fn a_full_issue_lifecycle_leaves_it_released_done_and_counted() {
     assert_eq!(issue.phase, Some(Phase::Closed));
     assert_eq!(issue.merged_commit.as_deref(), Some("abc"));
     assert_eq!(issue.closed_seq, Some(10));
-    assert_eq!(issue.last_release, Some(Release { seq: 13, reason: ReleaseReason::Done }));
+    assert_eq!(issue.last_release, Some(Release { seq: 13, reason: ReleaseReason::Done, unmerged_work: false }));
     let session = &state.sessions[0];
     assert!(matches!(session.end, SessionEnd::Ended { seq: 14, reason: SessionEndReason::Completed, .. }));
     assert_eq!((session.counts.events, session.counts.claims, session.counts.done), (14, 1, 1));

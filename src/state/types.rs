@@ -82,6 +82,10 @@ pub struct IssueState {
 pub struct Release {
     pub seq: u64,
     pub reason: ReleaseReason,
+    /// Its branch may hold work bdp did not land (a merge that did not land, a claim lost to someone else):
+    /// the branch is kept for a person.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unmerged_work: bool,
 }
 
 /// bdp's hold on an issue.
@@ -106,6 +110,9 @@ pub struct Claim {
     /// Set when the tracker was seen to give the issue to someone else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost: Option<String>,
+    /// A merge of its branch did not land (a conflict, git failing): the branch holds work.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub merge_failed: bool,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -1,0 +1,310 @@
+//! Recovery in the simulator, as `supervisor::recover` does it: the findings of `reconcile::diff` recorded,
+//! the kept claims taken over, each repair carried out in the simulated world and fed to `decide` as inputs,
+//! the tracker read again.
+
+use bdp::dispatch::{AgentEnd, Input, Resume};
+use bdp::event::{Event, ReleaseReason};
+use bdp::reconcile::{Finding, Repair, Step};
+use bdp::state::AttemptOutcome;
+
+use crate::check::Violation;
+use crate::execute::status_event;
+use crate::run::{Halt, Sim};
+use crate::world::{ACTOR, World};
+
+impl Sim {
+    /// As `supervisor::recover`: records the findings, takes the kept claims over, repairs in order, reads the
+    /// tracker again.
+    pub(crate) fn recover(&mut self, findings: Vec<Finding>) -> Result<(), Halt> {
+        if findings.is_empty() {
+            return Ok(());
+        }
+        let events = findings
+            .iter()
+            .map(|f| Event::ReconcileFinding { kind: f.kind.name().into(), issue: f.issue.clone(), detail: f.detail() })
+            .collect();
+        self.append(events, true)?;
+        let dropped: Vec<String> = findings
+            .iter()
+            .filter(|f| matches!(f.repair, Repair::DropClaim { .. }))
+            .filter_map(|f| f.issue.clone())
+            .collect();
+        let kept: Vec<String> =
+            self.model.state.claimed().map(|(id, _)| id.clone()).filter(|id| !dropped.contains(id)).collect();
+        for issue in kept {
+            self.feed(Input::TakeOver { issue })?;
+        }
+        for f in findings {
+            self.repair(f)?;
+        }
+        let result = self.read_tracker();
+        self.feed(Input::TrackerRead { result, at: jiff::Timestamp::UNIX_EPOCH })?;
+        self.append(vec![], true)?;
+        // Every claim the log has is carried on by this run: none is lost.
+        for (id, _) in self.model.state.claimed() {
+            if !self.model.held.contains_key(id) {
+                return Err(Violation::new(self, format!("recovery left the claim of {id} to nobody")).into());
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn repaired(&mut self, f: &Finding) {
+        self.pending.push(Event::RepairApplied {
+            kind: f.kind.name().into(),
+            issue: f.issue.clone(),
+            action: f.repair.describe(),
+        });
+    }
+
+    pub(crate) fn repair(&mut self, f: Finding) -> Result<(), Halt> {
+        let id = f.issue.clone().unwrap_or_default();
+        let claimed = self.model.state.issues.get(&id).is_some_and(|i| i.claim.is_some());
+        let claim_repair =
+            !f.repair.is_safe() && !matches!(f.repair, Repair::Manual { .. } | Repair::TakeOverLock { .. });
+        let held = self.model.held.contains_key(&id);
+        if claim_repair && (!claimed || !held) && !matches!(f.repair, Repair::DropClaim { .. }) {
+            return Ok(());
+        }
+        let resume = |s: &mut Sim, resume: Resume| s.feed(Input::Resume { issue: id.clone(), resume });
+        match f.repair.clone() {
+            Repair::Manual { .. } => Ok(()),
+            Repair::TakeOverLock { .. } => {
+                self.repaired(&f);
+                Ok(())
+            }
+            Repair::StopAgent { pgid } => {
+                self.stop_group(pgid);
+                self.repaired(&f);
+                Ok(())
+            }
+            Repair::RemoveWorktree { path } => {
+                self.world.worktrees.retain(|_, (p, _)| *p != path);
+                if let Some(issue) = &f.issue {
+                    self.pending.push(Event::WorktreeRemoved { issue: issue.clone(), path });
+                }
+                self.repaired(&f);
+                Ok(())
+            }
+            Repair::DeleteBranch { branch } => {
+                if let Some(issue) = crate::world::issue_of_branch(&branch) {
+                    self.world.branches.remove(&issue);
+                }
+                self.repaired(&f);
+                Ok(())
+            }
+            Repair::RemoveLockFile { path } => {
+                self.world.lock_files.retain(|issue, _| crate::world::lock_path(issue) != path);
+                self.repaired(&f);
+                Ok(())
+            }
+            Repair::BreakLock { lock } => {
+                self.world.lock_files.retain(|issue, _| bdp::reconcile::issue_lock(issue) != lock);
+                if self.model.state.locks.contains_key(&lock) {
+                    self.pending.push(Event::LockBroken { lock, reason: f.detail() });
+                }
+                self.repaired(&f);
+                Ok(())
+            }
+            Repair::ReleaseInTracker => {
+                if self.world.tracker_works(self.now)
+                    && let Some(issue) = self.world.issue_mut(&id)
+                {
+                    issue.status = "open".into();
+                    issue.assignee = None;
+                    self.pending.push(status_event(&id, "open", None));
+                    self.repaired(&f);
+                }
+                Ok(())
+            }
+            Repair::DropCheckpoint { .. } => Ok(()),
+            Repair::DropClaim { reason, release } => self.drop_claim(&f, &id, &reason, release),
+            Repair::Reclaim => {
+                let works = self.world.tracker_works(self.now);
+                let mine = self
+                    .world
+                    .issues
+                    .get(&id)
+                    .is_some_and(|i| i.issue.status == "open" || i.issue.assignee.as_deref() == Some(ACTOR));
+                if works && mine {
+                    if let Some(issue) = self.world.issue_mut(&id) {
+                        issue.status = "in_progress".into();
+                        issue.assignee = Some(ACTOR.into());
+                    }
+                    self.pending.push(status_event(&id, "in_progress", Some(ACTOR)));
+                    self.repaired(&f);
+                    Ok(())
+                } else {
+                    self.drop_claim(&f, &id, "claiming it again failed", ReleaseReason::Abandoned)
+                }
+            }
+            Repair::Adopt { attempt, .. } => {
+                self.repaired(&f);
+                self.adopt(&id, attempt)
+            }
+            Repair::RecordSpawnAndAdopt { attempt, pid, pgid, start_time } => {
+                self.pending.push(Event::AgentSpawned { issue: id.clone(), attempt, pid, pgid, start_time });
+                self.repaired(&f);
+                self.append(vec![], true)?;
+                self.adopt(&id, attempt)
+            }
+            Repair::ApplyExit { attempt, record_spawn, code, signal, duration_ms } => {
+                if let Some(pid) = record_spawn {
+                    self.pending.push(Event::AgentSpawned {
+                        issue: id.clone(),
+                        attempt,
+                        pid,
+                        pgid: pid,
+                        start_time: None,
+                    });
+                }
+                self.repaired(&f);
+                let end = AgentEnd { code, signal, duration_ms, timed_out: false, stopped: false, error: None };
+                self.feed(Input::AgentExited { issue: id.clone(), attempt, end, usage: None })
+            }
+            Repair::RecordCrash { attempt, pgid } => {
+                if let Some(pgid) = pgid {
+                    self.stop_group(pgid);
+                }
+                self.repaired(&f);
+                let error = Some("the agent ended while no bdp watched it and left no exit file".into());
+                let end =
+                    AgentEnd { code: None, signal: None, duration_ms: 0, timed_out: false, stopped: false, error };
+                self.feed(Input::AgentExited { issue: id.clone(), attempt, end, usage: None })
+            }
+            Repair::AbandonAttempt { attempt } => {
+                self.stop_marked(&id, attempt);
+                let reason = "its spawn was never confirmed and nothing of it runs";
+                self.pending.push(Event::AttemptAbandoned { issue: id.clone(), attempt, reason: reason.into() });
+                self.repaired(&f);
+                resume(self, Resume::Failed { why: reason.into() })
+            }
+            Repair::RecordMerge { commit } => {
+                self.repaired(&f);
+                resume(self, Resume::Merged { commit })
+            }
+            Repair::RedoMerge => {
+                self.repaired(&f);
+                resume(self, Resume::Merge)
+            }
+            Repair::Resume { step } => {
+                self.repaired(&f);
+                let Some(claim) = self.model.state.issues.get(&id).and_then(|i| i.claim.clone()) else { return Ok(()) };
+                let r = match step {
+                    Step::Worktree => Resume::Worktree,
+                    Step::Spawn => match &claim.worktree {
+                        Some(wt) if !self.world.worktrees.contains_key(&id) => {
+                            self.pending.push(Event::WorktreeRemoved { issue: id.clone(), path: wt.path.clone() });
+                            self.append(vec![], true)?;
+                            Resume::Worktree
+                        }
+                        Some(_) => {
+                            self.reset(&id);
+                            Resume::Spawn
+                        }
+                        None => Resume::Worktree,
+                    },
+                    Step::AfterExit => match &claim.attempt {
+                        None => Resume::Spawn,
+                        Some(a) if a.check_passed == Some(false) => Resume::Failed { why: "the check failed".into() },
+                        Some(a) => match &a.outcome {
+                            Some(AttemptOutcome::Exited { code, signal, duration_ms, timed_out, .. }) => {
+                                Resume::AfterExit {
+                                    attempt: a.number,
+                                    end: AgentEnd {
+                                        code: *code,
+                                        signal: *signal,
+                                        duration_ms: *duration_ms,
+                                        timed_out: *timed_out,
+                                        stopped: false,
+                                        error: None,
+                                    },
+                                }
+                            }
+                            Some(AttemptOutcome::Abandoned { reason, .. }) => {
+                                Resume::Failed { why: format!("attempt abandoned: {reason}") }
+                            }
+                            None => return Ok(()),
+                        },
+                    },
+                    Step::Merge => Resume::Merge,
+                    Step::Close => {
+                        let commit = claim.merge.and_then(|m| m.commit).unwrap_or_default();
+                        Resume::Close {
+                            reason: format!("bdp: merged {} into main", bdp::dispatch::decide::short(&commit)),
+                        }
+                    }
+                    Step::Release => Resume::Release,
+                };
+                resume(self, r)
+            }
+        }
+    }
+
+    pub(crate) fn drop_claim(
+        &mut self,
+        f: &Finding,
+        id: &str,
+        reason: &str,
+        release: ReleaseReason,
+    ) -> Result<(), Halt> {
+        let Some(claim) = self.model.state.issues.get(id).and_then(|i| i.claim.clone()) else { return Ok(()) };
+        if let Some(a) = claim.attempt.as_ref().filter(|a| a.is_open()) {
+            self.stop_marked(id, a.number);
+            self.pending.push(Event::AttemptAbandoned {
+                issue: id.into(),
+                attempt: a.number,
+                reason: format!("the claim was given up: {reason}"),
+            });
+        }
+        if claim.merge.as_ref().is_some_and(|m| m.commit.is_none()) {
+            self.pending.push(Event::MergeConflicted { issue: id.into(), detail: format!("not finished ({reason})") });
+        }
+        self.pending.push(Event::ClaimLost { issue: id.into(), holder: None, detail: reason.into() });
+        self.repaired(f);
+        self.append(vec![], true)?;
+        self.feed(Input::Resume { issue: id.into(), resume: Resume::Drop { reason: reason.into(), release } })
+    }
+
+    pub(crate) fn adopt(&mut self, id: &str, attempt: u32) -> Result<(), Halt> {
+        let inc = self.incarnation;
+        let Some(index) = self.world.agents.iter().position(|a| a.issue == id && a.attempt == attempt) else {
+            return Ok(());
+        };
+        let agent = &mut self.world.agents[index];
+        agent.watched_by = Some(inc);
+        let (pid, alive) = (agent.pid, agent.alive);
+        self.feed(Input::Adopted { issue: id.into(), attempt, pid })?;
+        if !alive {
+            // It ended between the look and the adoption: its end is seen at once.
+            self.agent_ended(index)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn stop_group(&mut self, pgid: u32) {
+        let now = self.now;
+        for a in self.world.agents.iter_mut().filter(|a| a.alive && a.pid == pgid) {
+            a.signal = Some(15);
+            a.code = None;
+            World::end_agent(a, now);
+        }
+    }
+
+    pub(crate) fn stop_marked(&mut self, id: &str, attempt: u32) {
+        let now = self.now;
+        for a in self.world.agents.iter_mut().filter(|a| a.alive && a.issue == id && a.attempt == attempt) {
+            a.signal = Some(15);
+            a.code = None;
+            World::end_agent(a, now);
+        }
+    }
+
+    pub(crate) fn reset(&mut self, id: &str) {
+        if let Some(b) = self.world.branches.get_mut(id) {
+            b.ahead = 0;
+            b.dirty = false;
+            b.head = "base".into();
+        }
+    }
+}
