@@ -827,6 +827,30 @@ fn a_stop_is_handled_while_a_long_merge_runs_and_the_merge_still_lands() {
 }
 
 #[test]
+fn a_stop_now_during_a_long_check_stops_the_check_and_gives_the_issue_back() {
+    let sb = Sandbox::new(&[("ck-1", "checked slowly", 1, &[])]);
+    let agent = sb.committing_agent_after("agent.sh", "");
+    let started = sb.root().join(".scripts/check-started");
+    let check = format!("touch '{}'; sleep 60", started.display());
+    let child = sb.spawn_bdp(&["run", "--plain", "--grace", "1s", "--check", &check, "--", agent.to_str().unwrap()]);
+    wait_for(|| started.exists());
+    let stop = sb.bdp(&["stop", "--now"]);
+    assert!(stop.status.success(), "{}", stderr(&stop));
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    // The check was stopped (no exit code), and the issue went back open, not retried and not merged.
+    let failed = sb.events("check_failed");
+    assert_eq!(failed.len(), 1, "{text}");
+    assert!(failed[0]["code"].is_null(), "{}", failed[0]);
+    let released = sb.events("issue_released");
+    assert_eq!(released[0]["reason"], "shutdown", "{text}");
+    assert!(sb.events("merge_started").is_empty(), "{text}");
+    assert_eq!(sb.issues()["ck-1"]["status"], "open");
+    assert!(text.contains("released ck-1  stopped (bdp stop --now)"), "{text}");
+    sb.assert_clean_end();
+}
+
+#[test]
 fn a_run_that_cannot_write_its_log_ends_leaving_agents_running_and_the_next_run_adopts_them() {
     let sb = Sandbox::new(&[("fz-1", "long", 1, &[]), ("fz-2", "short", 2, &[])]);
     let agent = sb.committing_agent_after("agent.sh", r#"if [ "$BDP_ISSUE" = fz-1 ]; then sleep 6; else sleep 2; fi"#);

@@ -1004,9 +1004,14 @@ impl Model {
     }
 
     /// The phase labels due, one write per issue whatever the number of phases it went through; the same change
-    /// for several issues in one call. A branch in the merge queue gets its label after the merge.
+    /// for several issues in one call. A branch being looked at, or in the merge queue, gets its label after.
     fn flush_phase_labels(&mut self, out: &mut Out) {
-        let merging = |id: &String| self.merging.as_ref() == Some(id) || self.merge_queue.contains(id);
+        // A branch being looked at or merged moves on within moments: its label waits for where it lands.
+        let merging = |id: &String| {
+            self.merging.as_ref() == Some(id)
+                || self.merge_queue.contains(id)
+                || self.held.get(id).is_some_and(|h| h.stage == Stage::LookingAtBranch)
+        };
         let due: Vec<(String, Phase)> =
             self.phase_due.iter().filter(|(id, _)| !merging(id)).map(|(i, p)| (i.clone(), *p)).collect();
         for (id, _) in &due {

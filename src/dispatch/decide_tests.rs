@@ -374,3 +374,19 @@ fn phase_labels_go_out_once_per_issue_when_the_dispatcher_waits() {
     let out = m.decide(20, Input::Idle);
     assert!(acts(&out).is_empty());
 }
+
+#[test]
+fn a_label_waits_while_the_branch_is_looked_at_and_goes_out_once_where_it_lands() {
+    let mut m = running("a");
+    m.issue_mut("a").unwrap().labels = vec!["phase:running".into()];
+    m.phase_due.clear();
+    m.decide(10, exited("a", 0));
+    assert!(acts(&m.decide(10, Input::Idle)).is_empty(), "no label while its branch is looked at");
+    let facts = BranchFacts { ahead: 0, dirty: false, head: "h".into() };
+    m.decide(20, Input::BranchLooked { issue: "a".into(), result: Ok(facts) });
+    let out = m.decide(20, Input::Idle);
+    assert_eq!(
+        acts(&out),
+        vec![Action::ChangeLabels { ids: vec!["a".into()], change: change(&["phase:exited"], &["phase:running"]) }]
+    );
+}

@@ -104,34 +104,47 @@ impl Orchestrator {
             }
             Action::Spawn { items } => self.spawn_attempts(items),
             Action::LookAtBranch { issue } => {
-                let result = self.branch_facts(&issue).map_err(|e| e.to_string());
-                Ok(vec![Input::BranchLooked { issue, result }])
+                let (root, base, workdir) = (self.repo.root.clone(), self.base.clone(), self.workdir(&issue));
+                self.in_background(move || {
+                    let result = branch_facts(&root, &base, &workdir, &issue).map_err(|e| e.to_string());
+                    Input::BranchLooked { issue, result }
+                });
+                Ok(vec![])
             }
             Action::RunCheck { issue, attempt, command } => {
                 self.spawn_check(&issue, attempt, command);
                 Ok(vec![])
             }
             Action::ResetWorktree { issue } => {
-                let result = self.reset_worktree(&issue).map_err(|e| e.to_string());
-                Ok(vec![Input::WorktreeReset { issue, result }])
+                let (workdir, base) = (self.workdir(&issue), self.base.clone());
+                self.in_background(move || {
+                    let result = reset_worktree(&workdir, &base).map_err(|e| e.to_string());
+                    Input::WorktreeReset { issue, result }
+                });
+                Ok(vec![])
             }
             Action::Merge { issue, strategy, title } => {
                 self.start_merge(&issue, strategy, &title);
                 Ok(vec![])
             }
             Action::RemoveWorktree { issue, path, branch, keep_branch } => {
-                let removed = {
-                    let _git = self.git_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    git::remove_worktree(&self.repo.root, Path::new(&path))
-                };
-                // git failing here leaves a worktree or branch behind, which `bdp audit` reports and `bdp
-                // clean` removes: not a reason to stop the run.
-                let (worktree, branch) = match removed {
-                    Ok(()) if keep_branch => (Ok(()), Ok(())),
-                    Ok(()) => (Ok(()), git::delete_branch(&self.repo.root, &branch).map_err(|e| e.to_string())),
-                    Err(e) => (Err(e.to_string()), Ok(())),
-                };
-                Ok(vec![Input::Removed { issue, worktree, branch }])
+                // Under the git lock, which a long merge may hold: in a task, so the dispatcher goes on.
+                let (root, git_lock) = (self.repo.root.clone(), self.git_lock.clone());
+                self.in_background(move || {
+                    let removed = {
+                        let _git = git_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        git::remove_worktree(&root, Path::new(&path))
+                    };
+                    // git failing here leaves a worktree or branch behind, which `bdp audit` reports and `bdp
+                    // clean` removes: not a reason to stop the run.
+                    let (worktree, branch) = match removed {
+                        Ok(()) if keep_branch => (Ok(()), Ok(())),
+                        Ok(()) => (Ok(()), git::delete_branch(&root, &branch).map_err(|e| e.to_string())),
+                        Err(e) => (Err(e.to_string()), Ok(())),
+                    };
+                    Input::Removed { issue, worktree, branch }
+                });
+                Ok(vec![])
             }
             Action::Append { .. }
             | Action::Report(_)
@@ -274,14 +287,13 @@ impl Orchestrator {
         });
     }
 
-    /// Commits the issue's branch has beyond the base, whether its worktree has uncommitted changes, and its
-    /// head.
-    fn branch_facts(&self, id: &str) -> Result<BranchFacts, git::GitError> {
-        let branch = branch_name(id);
-        let head = git::rev_parse(&self.repo.root, &format!("refs/heads/{branch}"))?.unwrap_or_default();
-        let ahead = git::commits_ahead(&self.repo.root, &self.base, &branch)?;
-        let dirty = ahead == 0 && !git::run(&self.workdir(id), ["status", "--porcelain"])?.trim().is_empty();
-        Ok(BranchFacts { ahead, dirty, head })
+    /// Runs quick git work (a look at a branch, a reset, a removal) in a blocking task, so the dispatcher never
+    /// waits for git; its input comes back over the channel.
+    fn in_background(&self, work: impl FnOnce() -> Input + Send + 'static) {
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = tx.send(work());
+        });
     }
 
     /// Runs the user's `--check` command in the worktree, in its own process group, in a task.
@@ -338,10 +350,24 @@ impl Orchestrator {
     /// Before a retry: the branch back to the base, the worktree clean (ignored files are kept).
     pub(super) fn reset_worktree(&mut self, id: &str) -> RunResult<()> {
         if self.opts.isolation == Isolation::Worktree {
-            let dir = self.workdir(id);
-            git::run(&dir, ["reset", "--hard", "--quiet", &self.base])?;
-            git::run(&dir, ["clean", "-fd", "--quiet"])?;
+            reset_worktree(&self.workdir(id), &self.base)?;
         }
         Ok(())
     }
+}
+
+/// Commits the issue's branch has beyond the base, whether its worktree has uncommitted changes, and its head.
+fn branch_facts(root: &Path, base: &str, workdir: &Path, id: &str) -> Result<BranchFacts, git::GitError> {
+    let branch = branch_name(id);
+    let head = git::rev_parse(root, &format!("refs/heads/{branch}"))?.unwrap_or_default();
+    let ahead = git::commits_ahead(root, base, &branch)?;
+    let dirty = ahead == 0 && !git::run(workdir, ["status", "--porcelain"])?.trim().is_empty();
+    Ok(BranchFacts { ahead, dirty, head })
+}
+
+/// The worktree's branch back to the base, the worktree clean (ignored files are kept).
+fn reset_worktree(workdir: &Path, base: &str) -> Result<(), git::GitError> {
+    git::run(workdir, ["reset", "--hard", "--quiet", base])?;
+    git::run(workdir, ["clean", "-fd", "--quiet"])?;
+    Ok(())
 }
