@@ -1084,11 +1084,16 @@ impl Model {
                     ReleaseReason::Failed | ReleaseReason::Timeout => Ending::Failed,
                     _ => Ending::Released,
                 };
+                // Its branch is kept when a merge of it did not land (recovery recorded that first): it holds
+                // work. Otherwise it is a leftover, as an audit would call it.
+                let claim = self.state.issues.get(id).and_then(|i| i.claim.as_ref());
+                let unmerged =
+                    claim.is_some_and(|c| c.merge_failed || c.merge.as_ref().is_some_and(|m| m.commit.is_none()));
                 let release = Release {
                     reason: why,
                     detail: reason,
                     give_back: GiveBack::No,
-                    keep_branch: true,
+                    keep_branch: unmerged,
                     ending,
                     shown_as: Ending::Released,
                     branch_kept: None,

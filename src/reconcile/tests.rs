@@ -338,8 +338,8 @@ fn what_bdp_kept_on_purpose_is_not_a_finding_and_damage_hides_the_rest() {
     assert_eq!(kinds(&diff(&state, &world)), vec![(FindingKind::LogDamaged, "manual")]);
 }
 
-/// Found by the simulator (examples/sim): a branch whose merge git failed, or whose claim someone else took,
-/// holds work bdp did not land. It is kept, as a conflicted one is, not removed as a stray.
+/// Found by the simulator (examples/sim): a branch whose merge git failed holds work bdp did not land. It is
+/// kept, as a conflicted one is, not removed as a stray; a lost claim's branch (no merge started) is a stray.
 #[test]
 fn a_branch_with_work_that_did_not_land_is_kept() {
     let merge_failed = vec![
@@ -357,7 +357,7 @@ fn a_branch_with_work_that_did_not_land_is_kept() {
         Event::IssueReleased { issue: "a".into(), reason: ReleaseReason::Abandoned, detail: None },
     ];
     let plain_failure = vec![Event::IssueReleased { issue: "a".into(), reason: ReleaseReason::Failed, detail: None }];
-    for (end, kept) in [(merge_failed, true), (lost, true), (plain_failure, false)] {
+    for (end, kept) in [(merge_failed, true), (lost, false), (plain_failure, false)] {
         let mut events = claim("a");
         events.extend(end);
         events.push(Event::LockReleased { lock: issue_lock("a") });

@@ -179,11 +179,9 @@ impl State {
                 if let Some(a) = claim.attempt.as_ref().filter(|a| a.is_open()) {
                     return Err(TransitionErrorKind::AttemptStillOpen { issue: issue.clone(), attempt: a.number });
                 }
-                // A merge that started and did not land, or a claim lost to someone else, leaves work on the
-                // branch that bdp did not land: the branch is kept for a person.
-                let unmerged = claim.merge_failed
-                    || claim.lost.is_some()
-                    || claim.merge.as_ref().is_some_and(|m| m.commit.is_none());
+                // A merge that started and did not land leaves work on the branch that bdp did not land: the
+                // branch is kept for a person.
+                let unmerged = claim.merge_failed || claim.merge.as_ref().is_some_and(|m| m.commit.is_none());
                 let entry = self.issues.get_mut(issue).expect("claimed issues exist");
                 entry.claim = None;
                 entry.last_release = Some(Release { seq, reason: *reason, unmerged_work: unmerged });
@@ -257,7 +255,7 @@ impl State {
                 a.spawned = Some(Spawned { seq, pid: *pid, pgid: *pgid, start_time: *start_time });
                 self.count(session, |c| c.spawns += 1);
             }
-            Event::AgentExited { issue, attempt, code, signal, duration_ms, timed_out, .. } => {
+            Event::AgentExited { issue, attempt, code, signal, duration_ms, timed_out, usage } => {
                 let a = self.attempt_mut(issue, *attempt)?;
                 if a.spawned.is_none() {
                     return Err(TransitionErrorKind::NotSpawned { issue: issue.clone(), attempt: *attempt });
@@ -275,6 +273,14 @@ impl State {
                     signal: *signal,
                     duration_ms: *duration_ms,
                     timed_out: *timed_out,
+                });
+                let (ms, cost) = (*duration_ms, usage.as_ref().map(|u| u.cost_micro_usd.unwrap_or(0)));
+                self.count(session, |c| {
+                    c.agent_ms += ms;
+                    if let Some(cost) = cost {
+                        c.usage_reports += 1;
+                        c.cost_micro_usd += cost;
+                    }
                 });
             }
             Event::AttemptAbandoned { issue, attempt, reason } => {

@@ -54,6 +54,13 @@ pub struct SessionCounts {
     pub released_other: u64,
     pub findings: u64,
     pub repairs: u64,
+    /// Agent time (the exits recorded in this session), and what the agents that reported usage cost.
+    #[serde(default)]
+    pub agent_ms: u64,
+    #[serde(default)]
+    pub usage_reports: u64,
+    #[serde(default)]
+    pub cost_micro_usd: u64,
 }
 
 /// Everything the log says about one issue.
@@ -82,8 +89,8 @@ pub struct IssueState {
 pub struct Release {
     pub seq: u64,
     pub reason: ReleaseReason,
-    /// Its branch may hold work bdp did not land (a merge that did not land, a claim lost to someone else):
-    /// the branch is kept for a person.
+    /// Its merge had started and did not land (a conflict, git failing): its branch holds work, kept for a
+    /// person.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unmerged_work: bool,
 }

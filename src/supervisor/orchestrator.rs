@@ -51,8 +51,8 @@ pub use crate::dispatch::stop::StopLevel;
 /// How one issue ended in this run (defined in the core).
 pub use crate::dispatch::Ending;
 
-/// What the run did, for the summary and the exit code. The counts of how issues ended are this session's
-/// counts in the fold of the log (`SessionCounts`), filled in when the session ends.
+/// What the run did, for the summary and the exit code. The counts (how issues ended, attempts, agent time,
+/// cost) are this session's counts in the fold of the log (`SessionCounts`), filled in when the session ends.
 #[derive(Debug, Default)]
 pub struct RunSummary {
     pub done: usize,
@@ -261,13 +261,6 @@ impl Orchestrator {
     /// Decides on an input and carries the actions out, each result decided on before the next action
     /// (depth first, as the steps happen).
     pub(super) fn feed(&mut self, input: Input) -> RunResult<()> {
-        if let Input::AgentExited { end, usage, .. } = &input {
-            self.summary.agent_time += Duration::from_millis(end.duration_ms);
-            if let Some(u) = usage {
-                self.summary.usage_reports += 1;
-                self.summary.cost_micro_usd += u.cost_micro_usd.unwrap_or(0);
-            }
-        }
         let actions = self.model.decide(self.now(), input);
         for action in actions {
             for next in self.execute(action)? {
@@ -321,6 +314,9 @@ impl Orchestrator {
             self.summary.conflicted = counts.conflicts as usize;
             self.summary.released = counts.released_other as usize;
             self.summary.attempts = counts.spawns as usize;
+            self.summary.agent_time = Duration::from_millis(counts.agent_ms);
+            self.summary.usage_reports = counts.usage_reports as usize;
+            self.summary.cost_micro_usd = counts.cost_micro_usd;
         }
         let outcome = &self.model.outcome;
         self.summary.nothing_ready.clone_from(&outcome.nothing_ready);

@@ -300,8 +300,7 @@ pub fn build_worktree_without_claim(root: &Path) {
     tracker(root, &[("bd-w1", "open", None, &["bdp:failed"]), ("bd-w2", "open", None, &["bdp:conflict"])]);
 }
 
-/// `bdp/bd-b1` was never claimed (a stray); `bdp/bd-b2` belongs to an issue whose claim alice took, released as
-/// abandoned (kept: it may hold work bdp did not land). Around it:
+/// `bdp/bd-b1` was never claimed; `bdp/bd-b2` belongs to an issue released as abandoned. Around it:
 /// [`branches_around`].
 pub fn build_branch_without_claim(root: &Path) {
     let w = writer(root, "s-20261125-060000-b1");

@@ -171,8 +171,7 @@ pub const AUDIT_FIXTURES: &[AuditFixture] = &[
         name: "audit-branch-without-claim",
         build: build_branch_without_claim,
         around: Some(branches_around),
-        // bd-b2's branch is kept: its claim was lost to someone else, and the branch may hold its agent's work.
-        finds: &["branch_without_claim"],
+        finds: &["branch_without_claim", "branch_without_claim"],
         left_after_fix: Some(&[]),
     },
     AuditFixture {
