@@ -140,7 +140,7 @@ fn build(root: &Path) {
     let mut k4_rest = ran(done("bd-k4", 1, 5401, usage(None, 800, 90)), 14 * 60 * 1000 + 45_000);
     k4_rest.drain(..7);
     append(&w, interleave(vec![k4_rest, ran(done("bd-z5", 2, 5502, None), 750)]));
-    append(&w, vec![Event::SessionEnded { reason: SessionEndReason::Completed }]);
+    append(&w, vec![Event::SessionEnded { reason: SessionEndReason::Completed, left_running: vec![] }]);
 }
 
 fn bdp(root: &Path, args: &[&str]) -> (String, String, i32) {
@@ -207,7 +207,7 @@ fn summary_since_keeps_only_recent_sessions() {
         let old = open("s-old", Box::new(|| "2020-01-01T00:00:00.000Z".to_string()));
         append(&old, vec![started(None)]);
         append(&old, done("bd-old", 1, 10, None));
-        append(&old, vec![Event::SessionEnded { reason: SessionEndReason::Completed }]);
+        append(&old, vec![Event::SessionEnded { reason: SessionEndReason::Completed, left_running: vec![] }]);
     }
     let new = open("s-new", bdp::log::system_clock());
     append(&new, vec![started(None)]);

@@ -174,7 +174,7 @@ fn a_stray_agent_is_found_and_fix_stops_its_group_only() {
     log.extend(audit_support::exited("bd-l3", 1, 1));
     log.extend([
         Event::IssueReleased { issue: "bd-l3".into(), reason: bdp::event::ReleaseReason::Failed, detail: None },
-        Event::SessionEnded { reason: SessionEndReason::Completed },
+        Event::SessionEnded { reason: SessionEndReason::Completed, left_running: vec![] },
     ]);
     append(&w, log);
     drop(w);

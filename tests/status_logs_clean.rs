@@ -376,7 +376,7 @@ fn logs_repo() -> tempfile::TempDir {
     let mut h = running(root, HOSTILE, 1, Some((dead_pid(), Some(1))), false);
     h.extend([exited(HOSTILE, 1, 0), released(HOSTILE, ReleaseReason::Done)]);
     w.append(h).unwrap();
-    w.append(vec![Event::SessionEnded { reason: SessionEndReason::Completed }]).unwrap();
+    w.append(vec![Event::SessionEnded { reason: SessionEndReason::Completed, left_running: vec![] }]).unwrap();
     attempt_output(root, "bd-a", 1, "a1 line 1\na1 line 2\n", "a1 oops\n", Some(1));
     attempt_output(root, "bd-a", 2, "a2 line 1\na2 line 2\na2 line 3\nno newline at the end", "a2 warn\n", Some(0));
     attempt_output(root, "bd-b", 1, "b line 1\n", "", Some(0));

@@ -207,7 +207,7 @@ impl Sim {
                 SessionPhase::Draining if self.slots.iter().all(Option::is_none) => {
                     self.phase = SessionPhase::NotStarted;
                     self.recovers = None;
-                    return vec![Event::SessionEnded { reason: SessionEndReason::Completed }];
+                    return vec![Event::SessionEnded { reason: SessionEndReason::Completed, left_running: vec![] }];
                 }
                 phase => {
                     let slot = self.rng.below(self.slots.len() as u64) as usize;

@@ -243,7 +243,7 @@ impl Sim {
                     bdp::dispatch::stop::StopLevel::Drain => bdp::event::SessionEndReason::Drained,
                     bdp::dispatch::stop::StopLevel::Now => bdp::event::SessionEndReason::Stopped,
                 };
-                self.append(vec![Event::SessionEnded { reason }], true)?;
+                self.append(vec![Event::SessionEnded { reason, left_running: vec![] }], true)?;
                 self.world.live_pids.remove(&self.pid);
                 // A run that ended by itself (not left waiting for the tracker) leaves nothing behind.
                 if self.model.outcome.tracker_outage.is_none() {

@@ -142,7 +142,7 @@ impl Fold {
         s.last_ts.clone_from(&record.ts);
         s.last_ms = at_ms;
         s.events += 1;
-        if let Event::SessionEnded { reason } = &record.event {
+        if let Event::SessionEnded { reason, .. } = &record.event {
             s.end = SessionEndKind::Ended(*reason);
         }
         self.marks(record, at_ms);

@@ -38,7 +38,7 @@ impl Log {
         )
     }
     fn end(&mut self, secs: f64, session: &str) -> &mut Self {
-        self.at(secs, session, Event::SessionEnded { reason: SessionEndReason::Completed })
+        self.at(secs, session, Event::SessionEnded { reason: SessionEndReason::Completed, left_running: vec![] })
     }
     fn claim(&mut self, secs: f64, s: &str, issue: &str) -> &mut Self {
         self.at(secs, s, Event::IssueClaimed { issue: issue.into(), actor: "bdp".into() })

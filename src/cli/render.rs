@@ -13,7 +13,14 @@ pub fn describe(event: &Event) -> String {
             }
             s
         }
-        Event::SessionEnded { reason } => format!("{reason:?}").to_lowercase(),
+        Event::SessionEnded { reason, left_running } if left_running.is_empty() => format!("{reason:?}").to_lowercase(),
+        Event::SessionEnded { reason, left_running } => {
+            format!(
+                "{}; left running for the next run to adopt: {}",
+                format!("{reason:?}").to_lowercase(),
+                left_running.join(", ")
+            )
+        }
         Event::IssueClaimed { actor, .. } => format!("claimed as {actor}"),
         Event::ClaimLost { holder, detail, .. } => match holder {
             Some(h) => format!("now held by {h}: {detail}"),

@@ -250,7 +250,7 @@ mod tests {
             issues: [("br-1".to_string(), 4), ("br-2".to_string(), 3)].into_iter().collect(),
             other: 1,
         });
-        events.push(Event::SessionEnded { reason: SessionEndReason::Completed });
+        events.push(Event::SessionEnded { reason: SessionEndReason::Completed, left_running: vec![] });
         let text = super::render(&Report::new(&Activity::from_records(&records(events))), None);
         let lines: Vec<&str> = text.lines().filter(|l| l.contains("tracker calls")).collect();
         insta::assert_snapshot!(lines.join("\n"));

@@ -64,7 +64,7 @@ mirrors! {
         #[serde(default)] config: serde_json::Value,
         #[serde(default)] recovers: Option<String>,
     }
-    "session_ended" => SessionEnded { reason: SessionEndReason }
+    "session_ended" => SessionEnded { reason: SessionEndReason, #[serde(default)] left_running: Vec<IssueId> }
     "issue_claimed" => IssueClaimed { issue: IssueId, actor: String }
     "claim_lost" => ClaimLost { issue: IssueId, #[serde(default)] holder: Option<String>, detail: String }
     "issue_released" => IssueReleased {
@@ -203,7 +203,7 @@ mod tests {
                 config: serde_json::json!({"agents": 3, "nested": {"a": [1, 2.5, null, "x"]}}),
                 recovers: Some("s-0".into()),
             },
-            Event::SessionEnded { reason: SessionEndReason::Drained },
+            Event::SessionEnded { reason: SessionEndReason::Error, left_running: vec![i(), "b-2".into()] },
             Event::IssueClaimed { issue: i(), actor: "bdp".into() },
             Event::ClaimLost { issue: i(), holder: Some("alice".into()), detail: "d".into() },
             Event::IssueReleased { issue: i(), reason: ReleaseReason::Timeout, detail: Some("slow".into()) },

@@ -148,6 +148,10 @@ pub enum Event {
     /// The session ended on purpose. A session without this event crashed.
     SessionEnded {
         reason: SessionEndReason,
+        /// Issues whose agent (or check) the run left running when it ended on an error: the next `bdp run`
+        /// adopts them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        left_running: Vec<IssueId>,
     },
 
     /// bdp now holds the issue (the tracker claim succeeded and was verified).

@@ -269,7 +269,7 @@ mod tests {
             v: FORMAT_VERSION,
             ts: "2026-11-25T06:00:00.000Z".into(),
             session: "s-1".into(),
-            event: Event::SessionEnded { reason: SessionEndReason::Completed },
+            event: Event::SessionEnded { reason: SessionEndReason::Completed, left_running: vec![] },
         }
     }
 

@@ -135,7 +135,7 @@ impl State {
                 });
                 self.open_session = Some(session.to_string());
             }
-            Event::SessionEnded { reason } => {
+            Event::SessionEnded { reason, .. } => {
                 if self.open_session.as_deref() != Some(session) {
                     return Err(TransitionErrorKind::SessionMismatch {
                         open: self.open_session.clone(),

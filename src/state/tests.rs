@@ -106,7 +106,7 @@ fn a_full_issue_lifecycle_leaves_it_released_done_and_counted() {
             Event::PhaseChanged { issue: "bd-1".into(), phase: Phase::Closed },
             Event::WorktreeRemoved { issue: "bd-1".into(), path: "w".into() },
             released("bd-1", ReleaseReason::Done),
-            Event::SessionEnded { reason: SessionEndReason::Completed },
+            Event::SessionEnded { reason: SessionEndReason::Completed, left_running: vec![] },
         ],
     );
     let state = State::fold(&recs).unwrap();
@@ -226,14 +226,14 @@ fn seqs_must_be_gapless() {
 fn a_session_starting_over_an_open_one_marks_it_crashed_and_claims_survive() {
     let mut recs = records("s1", vec![started(), claimed("a")]);
     recs.push(rec(3, "s2", started()));
-    recs.push(rec(4, "s2", Event::SessionEnded { reason: SessionEndReason::Drained }));
+    recs.push(rec(4, "s2", Event::SessionEnded { reason: SessionEndReason::Drained, left_running: vec![] }));
     let state = State::fold(&recs).unwrap();
     assert_eq!(state.sessions[0].end, SessionEnd::Crashed { detected_seq: 3 });
     assert_eq!(state.issues["a"].claim.as_ref().unwrap().session, "s1");
     let err = refused(vec![
         started(),
-        Event::SessionEnded { reason: SessionEndReason::Completed },
-        Event::SessionEnded { reason: SessionEndReason::Completed },
+        Event::SessionEnded { reason: SessionEndReason::Completed, left_running: vec![] },
+        Event::SessionEnded { reason: SessionEndReason::Completed, left_running: vec![] },
     ]);
     assert_eq!(err.kind, TransitionErrorKind::SessionMismatch { open: None, found: "s".into() });
 }
@@ -328,7 +328,7 @@ proptest! {
             let issue = format!("i{issue}");
             let event = match op {
                 0 => started(),
-                1 => Event::SessionEnded { reason: SessionEndReason::Stopped },
+                1 => Event::SessionEnded { reason: SessionEndReason::Stopped, left_running: vec![] },
                 2 => claimed(&issue),
                 3 => spawn_req(&issue, attempt),
                 4 => spawned(&issue, attempt),

@@ -283,11 +283,13 @@ impl Orchestrator {
             (Ok(()), StopLevel::Drain) => SessionEndReason::Drained,
             (Ok(()), StopLevel::Now) => SessionEndReason::Stopped,
         };
+        let mut left_running = Vec::new();
         if result.is_err() {
             // Only an explicit stop (`--now`, a second Ctrl-C) kills agents. An error ends the dispatcher,
             // not the agents' work: they keep running, and the next `bdp run` adopts them (or applies the exit
-            // files of those that finished meanwhile).
-            let running: Vec<&str> = self.model.busy().map(String::as_str).collect();
+            // files of those that finished meanwhile). The session's end says which.
+            left_running = self.model.busy().cloned().collect();
+            let running: Vec<&str> = left_running.iter().map(String::as_str).collect();
             if !running.is_empty() {
                 self.progress.line(&format!(
                     "left running for the next `bdp run` to adopt: {} ({} agent(s) or check(s))",
@@ -302,7 +304,7 @@ impl Orchestrator {
         if let Err(e) = self.feed(Input::Idle) {
             tracing::warn!("the phase labels at the end of the run: {e}");
         }
-        let ended = self.append(vec![Event::SessionEnded { reason }]);
+        let ended = self.append(vec![Event::SessionEnded { reason, left_running }]);
         self.checkpoints.finish(&self.model.state, self.log.last_position());
         self.progress.clear();
         self.summary.wall = self.started.elapsed();

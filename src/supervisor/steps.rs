@@ -128,13 +128,11 @@ impl Orchestrator {
                 Ok(vec![])
             }
             Action::RemoveWorktree { issue, path, branch, keep_branch } => {
-                // Under the git lock, which a long merge may hold: in a task, so the dispatcher goes on.
-                let (root, git_lock) = (self.repo.root.clone(), self.git_lock.clone());
+                // Under the git lock (taken by `in_background`), which a long merge may hold: in a task, so the
+                // dispatcher goes on.
+                let root = self.repo.root.clone();
                 self.in_background(move || {
-                    let removed = {
-                        let _git = git_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                        git::remove_worktree(&root, Path::new(&path))
-                    };
+                    let removed = git::remove_worktree(&root, Path::new(&path));
                     // git failing here leaves a worktree or branch behind, which `bdp audit` reports and `bdp
                     // clean` removes: not a reason to stop the run.
                     let (worktree, branch) = match removed {
@@ -287,12 +285,17 @@ impl Orchestrator {
         });
     }
 
-    /// Runs quick git work (a look at a branch, a reset, a removal) in a blocking task, so the dispatcher never
-    /// waits for git; its input comes back over the channel.
+    /// Runs git work (a look at a branch, a reset, a removal) in a blocking task, so the dispatcher never waits
+    /// for git; its input comes back over the channel. The work holds the git lock: git commands that run at
+    /// once in one repository fight over its locks (a `branch -D` beside a `reset` can fail on a ref lock).
     fn in_background(&self, work: impl FnOnce() -> Input + Send + 'static) {
-        let tx = self.tx.clone();
+        let (tx, git_lock) = (self.tx.clone(), self.git_lock.clone());
         tokio::task::spawn_blocking(move || {
-            let _ = tx.send(work());
+            let input = {
+                let _git = git_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                work()
+            };
+            let _ = tx.send(input);
         });
     }
 

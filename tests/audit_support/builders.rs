@@ -16,7 +16,7 @@ pub fn build_clean(root: &Path) {
     let w = writer(root, "s-20261125-060000-a0");
     append(&w, vec![started()]);
     append(&w, crate::common::issue_done("bd-a1", 1, 4_194_010, "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"));
-    append(&w, vec![Event::SessionEnded { reason: SessionEndReason::Completed }]);
+    append(&w, vec![Event::SessionEnded { reason: SessionEndReason::Completed, left_running: vec![] }]);
     tracker(root, &[("bd-a1", "closed", Some("bdp"), &[]), ("bd-a2", "open", None, &[])]);
 }
 
@@ -210,7 +210,7 @@ pub fn build_tracker_claim_without_log(root: &Path) {
     let w = writer(root, "s-20261125-060000-v1");
     append(&w, vec![started()]);
     append(&w, events);
-    append(&w, vec![Event::SessionEnded { reason: SessionEndReason::Stopped }]);
+    append(&w, vec![Event::SessionEnded { reason: SessionEndReason::Stopped, left_running: vec![] }]);
     tracker(
         root,
         &[
@@ -243,7 +243,7 @@ pub fn build_lock_of_finished_issue(root: &Path) {
         Event::LockAcquired { lock: "issue:bd-f1".into(), holder_pid: DEAD_ORCHESTRATOR, issue: Some("bd-f1".into()) },
         Event::TrackerIssueClosed { issue: "bd-f1".into(), reason: "done by hand".into(), backend: "jsonl".into() },
         Event::IssueReleased { issue: "bd-f1".into(), reason: ReleaseReason::Done, detail: None },
-        Event::SessionEnded { reason: SessionEndReason::Completed },
+        Event::SessionEnded { reason: SessionEndReason::Completed, left_running: vec![] },
     ]);
     append(&w, events);
     lock_file(root, "issue:bd-f1", &holder(DEAD_ORCHESTRATOR, 1));
@@ -253,7 +253,7 @@ pub fn build_lock_of_finished_issue(root: &Path) {
 /// Lock files with no lock in the log: one naming a dead holder, one with no holder in it.
 pub fn build_lock_file_without_lock(root: &Path) {
     let w = writer(root, "s-20261125-060000-g1");
-    append(&w, vec![started(), Event::SessionEnded { reason: SessionEndReason::Completed }]);
+    append(&w, vec![started(), Event::SessionEnded { reason: SessionEndReason::Completed, left_running: vec![] }]);
     lock_file(root, "issue:bd-g1", &holder(4_194_121, 1121));
     lock_file(root, "merge", "not a holder");
     tracker(root, &[("bd-g1", "open", None, &[])]);
@@ -268,7 +268,7 @@ pub fn build_lock_file_missing(root: &Path) {
         vec![
             started(),
             Event::LockAcquired { lock: "merge".into(), holder_pid: 1, issue: None },
-            Event::SessionEnded { reason: SessionEndReason::Completed },
+            Event::SessionEnded { reason: SessionEndReason::Completed, left_running: vec![] },
         ],
     );
     tracker(root, &[("bd-g2", "open", None, &[])]);
@@ -295,7 +295,7 @@ pub fn build_worktree_without_claim(root: &Path) {
     events.push(merge_started("bd-w2"));
     events.push(Event::MergeConflicted { issue: "bd-w2".into(), detail: "README".into() });
     events.push(Event::IssueReleased { issue: "bd-w2".into(), reason: ReleaseReason::Conflict, detail: None });
-    events.push(Event::SessionEnded { reason: SessionEndReason::Completed });
+    events.push(Event::SessionEnded { reason: SessionEndReason::Completed, left_running: vec![] });
     append(&w, events);
     tracker(root, &[("bd-w1", "open", None, &["bdp:failed"]), ("bd-w2", "open", None, &["bdp:conflict"])]);
 }
@@ -308,7 +308,7 @@ pub fn build_branch_without_claim(root: &Path) {
     let mut events = claimed("bd-b2", false);
     events.push(Event::ClaimLost { issue: "bd-b2".into(), holder: Some("alice".into()), detail: "taken".into() });
     events.push(Event::IssueReleased { issue: "bd-b2".into(), reason: ReleaseReason::Abandoned, detail: None });
-    events.push(Event::SessionEnded { reason: SessionEndReason::Completed });
+    events.push(Event::SessionEnded { reason: SessionEndReason::Completed, left_running: vec![] });
     append(&w, events);
     tracker(root, &[("bd-b2", "in_progress", Some("alice"), &[])]);
 }

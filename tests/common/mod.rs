@@ -189,7 +189,7 @@ pub fn build_normal(root: &Path) {
     append_each(&w, issue_done("bd-a1", 1, 5001, "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"));
     append_each(&w, issue_failed("bd-b2", 5100));
     append_each(&w, issue_done("bd-c3.1", 1, 5201, "1111111111111111111111111111111111111111"));
-    append_each(&w, vec![Event::SessionEnded { reason: SessionEndReason::Completed }]);
+    append_each(&w, vec![Event::SessionEnded { reason: SessionEndReason::Completed, left_running: vec![] }]);
 }
 
 /// A session that crashed between `spawn_requested` and `agent_spawned`.
@@ -249,7 +249,7 @@ pub fn build_recovery(root: &Path) {
     let mut rest = issue_done("bd-k2", 1, 7002, "4444444444444444444444444444444444444444");
     rest.drain(..7);
     append_each(&w, rest);
-    append_each(&w, vec![Event::SessionEnded { reason: SessionEndReason::Completed }]);
+    append_each(&w, vec![Event::SessionEnded { reason: SessionEndReason::Completed, left_running: vec![] }]);
 }
 
 /// A log written by the pre-release format v1 (`claimed`, `agent_spawned` without pgid/start_time).

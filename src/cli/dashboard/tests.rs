@@ -131,7 +131,7 @@ fn recovered_run() -> Log {
     let mut log = Log::new();
     log.started("s-old", 10, None);
     log.finished("s-old", "bd-old", 999_000, usage(1, 1, Some(1)), ReleaseReason::Done);
-    log.push("s-old", Event::SessionEnded { reason: SessionEndReason::Completed });
+    log.push("s-old", Event::SessionEnded { reason: SessionEndReason::Completed, left_running: vec![] });
     log.started("s-crashed", 20, None);
     log.finished("s-crashed", "bd-a1", 60_000, usage(1000, 200, Some(150_000)), ReleaseReason::Done);
     log.running("s-crashed", "bd-b2", 4242);
@@ -246,7 +246,7 @@ fn usage_is_unknown_until_an_agent_reports_it_and_a_new_run_starts_afresh() {
     let mut log = Log::new();
     log.started("s-1", 1, None);
     log.finished("s-1", "bd-1", 10_000, None, ReleaseReason::Done);
-    log.push("s-1", Event::SessionEnded { reason: SessionEndReason::Completed });
+    log.push("s-1", Event::SessionEnded { reason: SessionEndReason::Completed, left_running: vec![] });
     let mut w = world("2026-11-25T06:01:00Z");
     w.orchestrator_running = false;
     let m = Model::build("r", &log.state(), &log.activity(), &w, None);
