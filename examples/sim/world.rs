@@ -175,8 +175,7 @@ impl World {
         let merges = state
             .claimed()
             .filter_map(|(id, c)| {
-                let m = c.merge.as_ref().filter(|m| m.commit.is_none())?;
-                let _ = m;
+                c.merge.as_ref().filter(|m| m.commit.is_none())?;
                 let view = match self.branches.get(id) {
                     Some(Branch { merged: Some(commit), .. }) => MergeView::Done { commit: commit.clone() },
                     Some(b) => MergeView::NotDone { tip: Some(b.head.clone()) },

@@ -299,7 +299,7 @@ impl Model {
                     let down = now.saturating_sub(ms(outage.since));
                     out.report(RunEvent::TrackerBack { down, waiting: self.waiting.len() });
                     out.defer(Event::TrackerBack { down_ms: down, waiting: self.waiting.len() as u32 });
-                    self.make_waiting_writes(now, out);
+                    self.make_waiting_writes(out);
                 }
                 if fill {
                     self.fill(now, out);
@@ -962,7 +962,7 @@ impl Model {
     }
 
     /// Makes the closes and give-backs that waited, in order.
-    fn make_waiting_writes(&mut self, now: Ms, out: &mut Out) {
+    fn make_waiting_writes(&mut self, out: &mut Out) {
         for w in std::mem::take(&mut self.waiting) {
             match w {
                 Waiting::Close(c) => {
@@ -972,7 +972,6 @@ impl Model {
                 Waiting::Release { id, release } => self.release(&id, release, out),
             }
         }
-        let _ = now;
     }
 
     // ----- phases and labels -----
