@@ -2,10 +2,10 @@
 //! the kept claims taken over, each repair carried out in the simulated world and fed to `decide` as inputs,
 //! the tracker read again.
 
+use bdp::dispatch::recovery::{self, WorktreeSeen};
 use bdp::dispatch::{AgentEnd, Input, Resume};
 use bdp::event::{Event, ReleaseReason};
-use bdp::reconcile::{Finding, Repair, Step};
-use bdp::state::AttemptOutcome;
+use bdp::reconcile::{Finding, Repair};
 
 use crate::check::Violation;
 use crate::execute::status_event;
@@ -24,14 +24,7 @@ impl Sim {
             .map(|f| Event::ReconcileFinding { kind: f.kind.name().into(), issue: f.issue.clone(), detail: f.detail() })
             .collect();
         self.append(events, true)?;
-        let dropped: Vec<String> = findings
-            .iter()
-            .filter(|f| matches!(f.repair, Repair::DropClaim { .. }))
-            .filter_map(|f| f.issue.clone())
-            .collect();
-        let kept: Vec<String> =
-            self.model.state.claimed().map(|(id, _)| id.clone()).filter(|id| !dropped.contains(id)).collect();
-        for issue in kept {
+        for issue in recovery::kept_claims(&self.model.state, &findings) {
             self.feed(Input::TakeOver { issue })?;
         }
         for f in findings {
@@ -59,11 +52,7 @@ impl Sim {
 
     pub(crate) fn repair(&mut self, f: Finding) -> Result<(), Halt> {
         let id = f.issue.clone().unwrap_or_default();
-        let claimed = self.model.state.issues.get(&id).is_some_and(|i| i.claim.is_some());
-        let claim_repair =
-            !f.repair.is_safe() && !matches!(f.repair, Repair::Manual { .. } | Repair::TakeOverLock { .. });
-        let held = self.model.held.contains_key(&id);
-        if claim_repair && (!claimed || !held) && !matches!(f.repair, Repair::DropClaim { .. }) {
+        if recovery::moot(&self.model, &f) {
             return Ok(());
         }
         let resume = |s: &mut Sim, resume: Resume| s.feed(Input::Resume { issue: id.clone(), resume });
@@ -167,14 +156,11 @@ impl Sim {
                     self.stop_group(pgid);
                 }
                 self.repaired(&f);
-                let error = Some("the agent ended while no bdp watched it and left no exit file".into());
-                let end =
-                    AgentEnd { code: None, signal: None, duration_ms: 0, timed_out: false, stopped: false, error };
-                self.feed(Input::AgentExited { issue: id.clone(), attempt, end, usage: None })
+                self.feed(Input::AgentExited { issue: id.clone(), attempt, end: recovery::crashed(), usage: None })
             }
             Repair::AbandonAttempt { attempt } => {
                 self.stop_marked(&id, attempt);
-                let reason = "its spawn was never confirmed and nothing of it runs";
+                let reason = recovery::NEVER_STARTED;
                 self.pending.push(Event::AttemptAbandoned { issue: id.clone(), attempt, reason: reason.into() });
                 self.repaired(&f);
                 resume(self, Resume::Failed { why: reason.into() })
@@ -190,53 +176,17 @@ impl Sim {
             Repair::Resume { step } => {
                 self.repaired(&f);
                 let Some(claim) = self.model.state.issues.get(&id).and_then(|i| i.claim.clone()) else { return Ok(()) };
-                let r = match step {
-                    Step::Worktree => Resume::Worktree,
-                    Step::Spawn => match &claim.worktree {
-                        Some(wt) if !self.world.worktrees.contains_key(&id) => {
-                            self.pending.push(Event::WorktreeRemoved { issue: id.clone(), path: wt.path.clone() });
-                            self.append(vec![], true)?;
-                            Resume::Worktree
-                        }
-                        Some(_) => {
-                            self.reset(&id);
-                            Resume::Spawn
-                        }
-                        None => Resume::Worktree,
-                    },
-                    Step::AfterExit => match &claim.attempt {
-                        None => Resume::Spawn,
-                        Some(a) if a.check_passed == Some(false) => Resume::Failed { why: "the check failed".into() },
-                        Some(a) => match &a.outcome {
-                            Some(AttemptOutcome::Exited { code, signal, duration_ms, timed_out, .. }) => {
-                                Resume::AfterExit {
-                                    attempt: a.number,
-                                    end: AgentEnd {
-                                        code: *code,
-                                        signal: *signal,
-                                        duration_ms: *duration_ms,
-                                        timed_out: *timed_out,
-                                        stopped: false,
-                                        error: None,
-                                    },
-                                }
-                            }
-                            Some(AttemptOutcome::Abandoned { reason, .. }) => {
-                                Resume::Failed { why: format!("attempt abandoned: {reason}") }
-                            }
-                            None => return Ok(()),
-                        },
-                    },
-                    Step::Merge => Resume::Merge,
-                    Step::Close => {
-                        let commit = claim.merge.and_then(|m| m.commit).unwrap_or_default();
-                        Resume::Close {
-                            reason: format!("bdp: merged {} into main", bdp::dispatch::decide::short(&commit)),
-                        }
-                    }
-                    Step::Release => Resume::Release,
-                };
-                resume(self, r)
+                let seen =
+                    if self.world.worktrees.contains_key(&id) { WorktreeSeen::Present } else { WorktreeSeen::Missing };
+                let Some(next) = recovery::resuming(&id, &claim, step, seen) else { return Ok(()) };
+                if !next.record.is_empty() {
+                    self.pending.extend(next.record);
+                    self.append(vec![], true)?;
+                }
+                if next.reset_worktree {
+                    self.reset(&id);
+                }
+                resume(self, next.resume)
             }
         }
     }

@@ -15,7 +15,7 @@ use super::paths::display_path;
 use super::render::{duration, short};
 use crate::error::CliResult;
 use crate::repo::{Repo, escape_path_component};
-use crate::state::{AttemptOutcome, Claim, SessionCounts, SessionEnd, State};
+use crate::state::{AttemptOutcome, Claim, ClaimStage, SessionCounts, SessionEnd, State};
 use crate::tracker::TrackerKind;
 
 #[derive(Debug, Args)]
@@ -91,7 +91,8 @@ pub(super) struct AgentReport {
 pub(super) struct ClaimReport {
     pub(super) issue: String,
     pub(super) phase: String,
-    /// preparing, spawning, exited, checked, check_failed, merging, merged, waiting_retry, abandoned, lost.
+    /// preparing, spawning, exited, checked, check_failed, merging, merged, closed, waiting_retry, abandoned,
+    /// lost.
     pub(super) state: &'static str,
     pub(super) detail: String,
     pub(super) attempt: Option<u32>,
@@ -167,9 +168,11 @@ fn build(repo: &Repo, tracker: TrackerKind) -> CliResult<Report> {
     let mut agents = Vec::new();
     let mut claimed = Vec::new();
     for (id, claim) in state.claimed() {
-        let phase = state.issues[id].phase.map_or("claimed", |p| p.as_str()).to_string();
-        match claim.attempt.as_ref().filter(|a| a.outcome.is_none()).and_then(|a| Some((a, a.spawned.as_ref()?))) {
-            Some((attempt, spawned)) => agents.push(AgentReport {
+        let issue = &state.issues[id];
+        let phase = issue.phase.map_or("claimed", |p| p.as_str()).to_string();
+        let stage = claim.stage(issue.closed_seq);
+        match stage {
+            ClaimStage::Attempting(attempt) if let Some(spawned) = &attempt.spawned => agents.push(AgentReport {
                 issue: id.clone(),
                 attempt: attempt.number,
                 pid: spawned.pid,
@@ -180,8 +183,8 @@ fn build(repo: &Repo, tracker: TrackerKind) -> CliResult<Report> {
                 spawned_at: ts.get(&spawned.seq).cloned(),
                 elapsed_ms: ts.get(&spawned.seq).and_then(|t| live::elapsed_ms(t)),
             }),
-            None => {
-                let (state, detail) = describe_claim(claim, &ts);
+            _ => {
+                let (state, detail) = describe_claim(claim, stage, &ts);
                 claimed.push(ClaimReport {
                     issue: id.clone(),
                     phase,
@@ -237,48 +240,45 @@ fn session(state: &State, orchestrator: &Orchestrator) -> Option<SessionReport> 
 }
 
 /// What a claimed issue without a running agent is waiting for.
-fn describe_claim(claim: &Claim, ts: &std::collections::BTreeMap<u64, String>) -> (&'static str, String) {
+fn describe_claim(
+    claim: &Claim,
+    stage: ClaimStage<'_>,
+    ts: &std::collections::BTreeMap<u64, String>,
+) -> (&'static str, String) {
     if let Some(lost) = &claim.lost {
         return ("lost", format!("claim lost: {lost}"));
     }
-    if let Some(m) = &claim.merge {
-        return match &m.commit {
-            Some(c) => ("merged", format!("merged as {}, closing", short(c))),
-            None => ("merging", format!("merging {} into {}", m.branch, m.base)),
-        };
-    }
-    if let Some(r) = &claim.retry {
-        let when = match ts.get(&r.seq).and_then(|t| live::elapsed_ms(t)) {
-            Some(waited) if waited < r.backoff_ms => format!("in {}", duration(r.backoff_ms - waited)),
-            Some(_) => "due now".to_string(),
-            None => format!("after {}", duration(r.backoff_ms)),
-        };
-        return ("waiting_retry", format!("attempt {} {when}", r.next_attempt));
-    }
-    match &claim.attempt {
-        None => {
-            let what = if claim.worktree.is_some() { "worktree ready" } else { "no worktree yet" };
+    let exit = |a: &crate::state::Attempt| match &a.outcome {
+        Some(AttemptOutcome::Exited { code: Some(c), .. }) => format!("exit {c}"),
+        Some(AttemptOutcome::Exited { signal: Some(s), .. }) => format!("signal {s}"),
+        _ => "exit unknown".to_string(),
+    };
+    match stage {
+        ClaimStage::Preparing { worktree } => {
+            let what = if worktree.is_some() { "worktree ready" } else { "no worktree yet" };
             ("preparing", format!("{what}, no attempt yet"))
         }
-        Some(a) => match (&a.outcome, a.check_passed) {
-            (None, _) => ("spawning", format!("attempt {} spawn requested, not confirmed", a.number)),
+        ClaimStage::Attempting(a) => ("spawning", format!("attempt {} spawn requested, not confirmed", a.number)),
+        ClaimStage::Merging(m) => ("merging", format!("merging {} into {}", m.branch, m.base)),
+        ClaimStage::Closed { .. } => ("closed", "closed, releasing".to_string()),
+        ClaimStage::Merged { commit } => ("merged", format!("merged as {}, closing", short(commit))),
+        ClaimStage::RetryScheduled { retry: r, .. } => {
+            let when = match ts.get(&r.seq).and_then(|t| live::elapsed_ms(t)) {
+                Some(waited) if waited < r.backoff_ms => format!("in {}", duration(r.backoff_ms - waited)),
+                Some(_) => "due now".to_string(),
+                None => format!("after {}", duration(r.backoff_ms)),
+            };
+            ("waiting_retry", format!("attempt {} {when}", r.next_attempt))
+        }
+        ClaimStage::CheckPassed(a) => {
+            ("checked", format!("attempt {} ({}) passed the check, waiting to merge", a.number, exit(a)))
+        }
+        ClaimStage::Ended(a) => match (&a.outcome, a.check_passed) {
             (Some(AttemptOutcome::Abandoned { reason, .. }), _) => {
                 ("abandoned", format!("attempt {} abandoned: {reason}", a.number))
             }
-            (Some(AttemptOutcome::Exited { code, signal, .. }), check) => {
-                let how = match (code, signal) {
-                    (Some(c), _) => format!("exit {c}"),
-                    (None, Some(s)) => format!("signal {s}"),
-                    _ => "exit unknown".to_string(),
-                };
-                match check {
-                    None => ("exited", format!("attempt {} ended ({how}), checking", a.number)),
-                    Some(true) => {
-                        ("checked", format!("attempt {} ({how}) passed the check, waiting to merge", a.number))
-                    }
-                    Some(false) => ("check_failed", format!("attempt {} ({how}) failed the check", a.number)),
-                }
-            }
+            (_, Some(false)) => ("check_failed", format!("attempt {} ({}) failed the check", a.number, exit(a))),
+            _ => ("exited", format!("attempt {} ended ({}), checking", a.number, exit(a))),
         },
     }
 }

@@ -646,6 +646,11 @@ impl Model {
         }
     }
 
+    /// The tracker's close reason of work merged as `commit`.
+    fn merged_reason(&self, commit: &str) -> String {
+        format!("bdp: merged {} into {}", short(commit), self.rules.base)
+    }
+
     fn merge_landed(&mut self, id: &str, outcome: Result<MergeOutcome, String>, out: &mut Out) {
         let branch = branch_name(id);
         // git failing for this branch (not a conflict) is this issue's problem alone: it is given back with
@@ -654,7 +659,7 @@ impl Model {
             Ok(MergeOutcome::Merged { commit }) => {
                 out.defer(Event::Merged { issue: id.to_string(), commit: commit.clone() });
                 self.phase(id, Phase::Merged, out);
-                let reason = format!("bdp: merged {} into {}", short(&commit), self.rules.base);
+                let reason = self.merged_reason(&commit);
                 return self.close(id, &reason, false, out);
             }
             Ok(MergeOutcome::Refused { reason }) => (reason, ReleaseReason::Conflict, CONFLICT_LABEL, Ending::Conflict),
@@ -1062,7 +1067,10 @@ impl Model {
             Resume::Failed { why } => self.failed_attempt(now, id, &why, false, out),
             Resume::Merge => self.merge(id, out),
             Resume::Merged { commit } => self.merge_landed(id, Ok(MergeOutcome::Merged { commit }), out),
-            Resume::Close { reason } => self.close(id, &reason, false, out),
+            Resume::Close { commit } => {
+                let reason = self.merged_reason(&commit);
+                self.close(id, &reason, false, out)
+            }
             Resume::Release => {
                 let release = Release {
                     reason: ReleaseReason::Done,

@@ -73,8 +73,8 @@ pub enum Resume {
     Merge,
     /// Its merge happened but was not recorded: record it, then close.
     Merged { commit: String },
-    /// Its work is merged: close it.
-    Close { reason: String },
+    /// Its work is merged as `commit`: close it.
+    Close { commit: String },
     /// Closed in the tracker before the crash: release it.
     Release,
     /// Give the claim up without touching the tracker.

@@ -10,7 +10,7 @@
 //!
 //! Files: `model.rs` what decisions are made on; `io.rs` inputs, actions and run events; `decide.rs` the
 //! decisions; `order.rs` which issues a run may take and in what order; `after_exit.rs` what an attempt's
-//! end leads to; `outage.rs` when a failing tracker is read again; `stop.rs` how a stop escalates and
+//! end leads to; `recovery.rs` how a recovering run carries the log's claims on; `outage.rs` when a failing tracker is read again; `stop.rs` how a stop escalates and
 //! whether another issue may be claimed.
 
 pub mod after_exit;
@@ -19,6 +19,7 @@ pub mod io;
 pub mod model;
 pub mod order;
 pub mod outage;
+pub mod recovery;
 pub mod stop;
 
 pub use after_exit::AgentEnd;

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::event::{IssueId, ReleaseReason};
 use crate::repo::{BRANCH_PREFIX, branch_name, escape_path_component, unescape_path_component};
-use crate::state::{Attempt, Claim, IssueState, SessionEnd, State};
+use crate::state::{Attempt, Claim, ClaimStage, IssueState, SessionEnd, State};
 
 pub use finding::{Finding, FindingKind, Repair, Step};
 pub use world::*;
@@ -351,70 +351,78 @@ fn step_finding(
     let resume = |log: String, world: &str, step| {
         make(FindingKind::StepInterrupted, log, world.to_string(), Repair::Resume { step })
     };
-    let Some(a) = &claim.attempt else {
-        if claim.retry.is_some() {
-            return resume("a retry was scheduled".into(), "no agent runs for it", Step::Spawn);
+    let spawn = |log: String| resume(log, "no agent runs for it", Step::Spawn);
+    match claim.stage(issue.closed_seq) {
+        ClaimStage::Preparing { worktree: Some(wt) } => spawn(format!("worktree {} ready, no attempt yet", wt.path)),
+        ClaimStage::Preparing { worktree: None } => {
+            resume("no worktree, no attempt yet".into(), "no agent runs for it", Step::Worktree)
         }
-        return match &claim.worktree {
-            Some(wt) => {
-                resume(format!("worktree {} ready, no attempt yet", wt.path), "no agent runs for it", Step::Spawn)
+        ClaimStage::RetryScheduled { after: None, .. } => spawn("a retry was scheduled".into()),
+        ClaimStage::Attempting(a) => {
+            let view = world.attempts.get(id).filter(|v| v.attempt == a.number);
+            open_attempt(world, a, view, make)
+        }
+        ClaimStage::Merging(merge) => {
+            let log = format!(
+                "merge of {} into {} started at seq {}, its end not recorded",
+                merge.branch, merge.base, merge.started_seq
+            );
+            match world.merges.get(id) {
+                Some(MergeView::Done { commit }) => make(
+                    FindingKind::MergeUnrecorded,
+                    log,
+                    format!("{} is in {} (commit {})", merge.branch, merge.base, short(commit)),
+                    Repair::RecordMerge { commit: commit.clone() },
+                ),
+                other => make(
+                    FindingKind::MergeInterrupted,
+                    log,
+                    match other {
+                        Some(MergeView::NotDone { tip: None }) => format!("the branch {} is gone", merge.branch),
+                        _ => format!("{} is not in {}", merge.branch, merge.base),
+                    },
+                    Repair::RedoMerge,
+                ),
             }
-            None => resume("no worktree, no attempt yet".into(), "no agent runs for it", Step::Worktree),
-        };
-    };
-    let view = world.attempts.get(id).filter(|v| v.attempt == a.number);
-    if a.is_open() {
-        return open_attempt(world, a, view, make);
+        }
+        ClaimStage::Closed { seq } => {
+            resume(format!("closed at seq {seq}, not released"), "closed in the tracker", Step::Release)
+        }
+        // The tracker has the close the log missed.
+        ClaimStage::Merged { .. }
+        | ClaimStage::RetryScheduled { after: Some(_), .. }
+        | ClaimStage::CheckPassed(_)
+        | ClaimStage::Ended(_)
+            if closed_in_tracker && claim.attempt.as_ref().is_some_and(attempt_succeeded) =>
+        {
+            let n = claim.attempt.as_ref().map_or(0, |a| a.number);
+            resume(format!("attempt {n} succeeded, the close not recorded"), "closed in the tracker", Step::Release)
+        }
+        ClaimStage::Merged { commit } => {
+            resume(format!("merged as {}, not closed", short(commit)), "open in the tracker", Step::Close)
+        }
+        ClaimStage::RetryScheduled { after: Some(a), .. } => {
+            spawn(format!("attempt {} failed, a retry was scheduled", a.number))
+        }
+        ClaimStage::CheckPassed(a) => resume(
+            format!("attempt {} passed the check, not merged", a.number),
+            "no merge in the base branch",
+            Step::Merge,
+        ),
+        ClaimStage::Ended(a) => {
+            let how = match &a.outcome {
+                Some(crate::state::AttemptOutcome::Exited { code: Some(c), .. }) => format!("exited {c}"),
+                Some(crate::state::AttemptOutcome::Exited { signal: Some(s), .. }) => format!("killed by signal {s}"),
+                Some(crate::state::AttemptOutcome::Abandoned { reason, .. }) => format!("abandoned ({reason})"),
+                _ => "ended".into(),
+            };
+            resume(
+                format!("attempt {} {how}, what follows not done", a.number),
+                "no agent runs for it",
+                Step::AfterExit,
+            )
+        }
     }
-    let n = a.number;
-    if let Some(merge) = claim.merge.as_ref().filter(|m| m.commit.is_none()) {
-        return match world.merges.get(id) {
-            Some(MergeView::Done { commit }) => make(
-                FindingKind::MergeUnrecorded,
-                format!(
-                    "merge of {} into {} started at seq {}, its end not recorded",
-                    merge.branch, merge.base, merge.started_seq
-                ),
-                format!("{} is in {} (commit {})", merge.branch, merge.base, short(commit)),
-                Repair::RecordMerge { commit: commit.clone() },
-            ),
-            other => make(
-                FindingKind::MergeInterrupted,
-                format!(
-                    "merge of {} into {} started at seq {}, its end not recorded",
-                    merge.branch, merge.base, merge.started_seq
-                ),
-                match other {
-                    Some(MergeView::NotDone { tip: None }) => format!("the branch {} is gone", merge.branch),
-                    _ => format!("{} is not in {}", merge.branch, merge.base),
-                },
-                Repair::RedoMerge,
-            ),
-        };
-    }
-    if issue.closed_seq.is_some() || (closed_in_tracker && attempt_succeeded(a)) {
-        let log = match issue.closed_seq {
-            Some(seq) => format!("closed at seq {seq}, not released"),
-            None => format!("attempt {n} succeeded, the close not recorded"),
-        };
-        return resume(log, "closed in the tracker", Step::Release);
-    }
-    if let Some(commit) = claim.merge.as_ref().and_then(|m| m.commit.as_ref()) {
-        return resume(format!("merged as {}, not closed", short(commit)), "open in the tracker", Step::Close);
-    }
-    if claim.retry.is_some() {
-        return resume(format!("attempt {n} failed, a retry was scheduled"), "no agent runs for it", Step::Spawn);
-    }
-    if a.check_passed == Some(true) {
-        return resume(format!("attempt {n} passed the check, not merged"), "no merge in the base branch", Step::Merge);
-    }
-    let how = match &a.outcome {
-        Some(crate::state::AttemptOutcome::Exited { code: Some(c), .. }) => format!("exited {c}"),
-        Some(crate::state::AttemptOutcome::Exited { signal: Some(s), .. }) => format!("killed by signal {s}"),
-        Some(crate::state::AttemptOutcome::Abandoned { reason, .. }) => format!("abandoned ({reason})"),
-        _ => "ended".into(),
-    };
-    resume(format!("attempt {n} {how}, what follows not done"), "no agent runs for it", Step::AfterExit)
 }
 
 /// An attempt with no recorded outcome: its process decides.

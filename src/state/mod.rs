@@ -6,6 +6,7 @@
 //! its seq, and the state is left untouched.
 
 mod error;
+mod stage;
 mod types;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{Event, IssueId, Record, ReleaseReason};
 
 pub use error::{TransitionError, TransitionErrorKind};
+pub use stage::ClaimStage;
 pub use types::*;
 
 /// Everything the log says, folded.

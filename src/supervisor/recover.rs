@@ -6,11 +6,11 @@
 
 use std::path::Path;
 
+use crate::dispatch::recovery::{self, WorktreeSeen};
 use crate::dispatch::{Input, Resume};
 use crate::event::{Event, ReleaseReason};
 use crate::git;
 use crate::reconcile::{Finding, Repair, Step};
-use crate::state::AttemptOutcome;
 use crate::supervisor::agent::{self, Adopted, AgentEnd};
 
 use super::options::Isolation;
@@ -45,13 +45,7 @@ impl Orchestrator {
             ));
         }
         // Claims that are kept are taken over before any of their steps go on.
-        let dropped: std::collections::HashSet<String> = findings
-            .iter()
-            .filter(|f| matches!(f.repair, Repair::DropClaim { .. }))
-            .filter_map(|f| f.issue.clone())
-            .collect();
-        let kept: Vec<String> =
-            self.state().claimed().map(|(id, _)| id.clone()).filter(|id| !dropped.contains(id)).collect();
+        let kept = crate::dispatch::recovery::kept_claims(self.state(), &findings);
         self.begin_batch()?;
         let mut result = kept.into_iter().try_for_each(|issue| self.feed(Input::TakeOver { issue }));
         if result.is_ok() {
@@ -77,11 +71,7 @@ impl Orchestrator {
     fn repair(&mut self, f: Finding) -> RunResult<()> {
         let id = f.issue.clone().unwrap_or_default();
         // A claim that an earlier repair of this recovery already ended needs nothing more.
-        let claimed = self.state().issues.get(&id).is_some_and(|i| i.claim.is_some());
-        let claim_repair =
-            !f.repair.is_safe() && !matches!(f.repair, Repair::Manual { .. } | Repair::TakeOverLock { .. });
-        let held = self.model.held.contains_key(&id);
-        if claim_repair && (!claimed || !held) && !matches!(f.repair, Repair::DropClaim { .. }) {
+        if recovery::moot(&self.model, &f) {
             return Ok(());
         }
         match &f.repair {
@@ -163,17 +153,7 @@ impl Orchestrator {
                     agent::stop_group_blocking(*pgid, self.opts.grace);
                 }
                 self.repaired(&f, f.repair.describe());
-                let end = AgentEnd {
-                    code: None,
-                    signal: None,
-                    duration_ms: 0,
-                    timed_out: false,
-                    stopped: false,
-                    error: Some(
-                        "the agent ended while no bdp watched it and left no exit file (crashed or killed)".into(),
-                    ),
-                };
-                self.feed(Input::AgentExited { issue: id, attempt: *attempt, end, usage: None })
+                self.feed(Input::AgentExited { issue: id, attempt: *attempt, end: recovery::crashed(), usage: None })
             }
             Repair::AbandonAttempt { attempt } => {
                 // What is left of the wrapper's group would run unwatched.
@@ -186,7 +166,7 @@ impl Orchestrator {
                 {
                     agent::stop_group_blocking(g, self.opts.grace);
                 }
-                let reason = "its spawn was never confirmed and nothing of it runs (bdp stopped in between)";
+                let reason = recovery::NEVER_STARTED;
                 self.defer(vec![Event::AttemptAbandoned {
                     issue: id.clone(),
                     attempt: *attempt,
@@ -226,52 +206,20 @@ impl Orchestrator {
     fn resume(&mut self, id: &str, step: Step) -> RunResult<()> {
         let claim = self.state().issues.get(id).and_then(|i| i.claim.clone());
         let Some(claim) = claim else { return Ok(()) };
-        let worktrees = self.opts.isolation == Isolation::Worktree;
-        let resume = match step {
-            Step::Worktree => Resume::Worktree,
-            Step::Spawn => match &claim.worktree {
-                Some(wt) if worktrees && !Path::new(&wt.path).is_dir() => {
-                    self.defer(vec![Event::WorktreeRemoved { issue: id.to_string(), path: wt.path.clone() }]);
-                    self.append(Vec::new())?;
-                    Resume::Worktree
-                }
-                Some(_) if worktrees => {
-                    self.reset_worktree(id)?;
-                    Resume::Spawn
-                }
-                None if worktrees => Resume::Worktree,
-                _ => Resume::Spawn,
-            },
-            Step::AfterExit => match &claim.attempt {
-                None => Resume::Spawn,
-                Some(a) if a.check_passed == Some(false) => Resume::Failed { why: "the check failed".into() },
-                Some(a) => match &a.outcome {
-                    Some(AttemptOutcome::Exited { code, signal, duration_ms, timed_out, .. }) => Resume::AfterExit {
-                        attempt: a.number,
-                        end: AgentEnd {
-                            code: *code,
-                            signal: *signal,
-                            duration_ms: *duration_ms,
-                            timed_out: *timed_out,
-                            stopped: false,
-                            error: None,
-                        },
-                    },
-                    Some(AttemptOutcome::Abandoned { reason, .. }) => {
-                        Resume::Failed { why: format!("attempt abandoned: {reason}") }
-                    }
-                    None => return Ok(()),
-                },
-            },
-            Step::Merge => Resume::Merge,
-            Step::Close => {
-                let commit = claim.merge.and_then(|m| m.commit).unwrap_or_default();
-                let reason = format!("bdp: merged {} into {}", crate::dispatch::decide::short(&commit), self.base);
-                Resume::Close { reason }
-            }
-            Step::Release => Resume::Release,
+        let seen = match &claim.worktree {
+            _ if self.opts.isolation != Isolation::Worktree => WorktreeSeen::NotIsolated,
+            Some(wt) if !Path::new(&wt.path).is_dir() => WorktreeSeen::Missing,
+            _ => WorktreeSeen::Present,
         };
-        self.feed(Input::Resume { issue: id.to_string(), resume })
+        let Some(next) = recovery::resuming(id, &claim, step, seen) else { return Ok(()) };
+        if !next.record.is_empty() {
+            self.defer(next.record);
+            self.append(Vec::new())?;
+        }
+        if next.reset_worktree {
+            self.reset_worktree(id)?;
+        }
+        self.feed(Input::Resume { issue: id.to_string(), resume: next.resume })
     }
 
     /// Gives a claim up without touching the tracker: its agent is stopped and its attempt closed first.
