@@ -413,6 +413,44 @@ fn a_worktree_that_cannot_be_made_gives_the_issue_back_and_the_run_goes_on() {
 }
 
 #[test]
+fn an_attempt_that_cannot_be_prepared_fails_that_issue_alone() {
+    let issues: Vec<(&str, &str, i64, &[&str])> = vec![("p1", "p1", 1, &[][..]), ("p2", "p2", 2, &[][..])];
+    let sb = Sandbox::new(&issues);
+    let agent = sb.committing_agent();
+    // A file sits where p1's attempt directories go: its prompt cannot be written.
+    std::fs::create_dir_all(sb.root().join(".bdp/runs")).unwrap();
+    std::fs::write(sb.root().join(".bdp/runs/p1"), "in the way").unwrap();
+    let out = sb.bdp(&[
+        "run",
+        "--plain",
+        "--agents",
+        "2",
+        "--retries",
+        "1",
+        "--retry-backoff",
+        "10ms",
+        "--",
+        agent.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(!stderr(&out).contains("internal error"), "{}", stderr(&out));
+    let tracker = sb.issues();
+    assert_eq!(tracker["p1"]["status"], "open");
+    assert_eq!(tracker["p2"]["status"], "closed");
+    // Both attempts were recorded, and abandoned with the reason, then the issue was given back.
+    let abandoned: Vec<_> = sb.events("attempt_abandoned").into_iter().filter(|e| e["issue"] == "p1").collect();
+    assert_eq!(abandoned.len(), 2, "{abandoned:?}");
+    assert!(abandoned[0]["reason"].as_str().unwrap().contains(".bdp/runs/p1/1"), "{}", abandoned[0]);
+    let release = sb.events("issue_released").into_iter().find(|e| e["issue"] == "p1").unwrap();
+    assert_eq!(release["reason"], "failed");
+    assert!(stdout(&out).contains("cannot create"), "{}", stdout(&out));
+    let verify = sb.bdp(&["verify"]);
+    assert!(verify.status.success(), "{}", stdout(&verify));
+    let audit = sb.bdp(&["audit"]);
+    assert!(audit.status.success(), "{}", stdout(&audit));
+}
+
+#[test]
 fn many_worktrees_made_at_once_do_not_race() {
     // Eight agents that finish at once: worktrees are added and removed concurrently with merges.
     let ids: Vec<String> = (0..24).map(|i| format!("m{i}")).collect();

@@ -41,6 +41,8 @@ struct SpawnPlan {
     attempt: u32,
     dir: PathBuf,
     spec: AgentSpec,
+    /// The attempt's directory and prompt written, or why not.
+    prepared: Result<(), String>,
 }
 
 impl Orchestrator {
@@ -195,18 +197,16 @@ impl Orchestrator {
 
     /// Writes each prompt, makes every spawn intent durable in one append, then starts the agents.
     fn spawn_attempts(&mut self, items: Vec<(String, u32)>) -> RunResult<Vec<Input>> {
-        let mut plans = Vec::with_capacity(items.len());
-        for (id, attempt) in items {
-            plans.push(self.plan_spawn(&id, attempt)?);
-        }
+        let plans: Vec<SpawnPlan> = items.into_iter().map(|(id, attempt)| self.plan_spawn(&id, attempt)).collect();
         self.append(Vec::new())?;
         Ok(plans.into_iter().map(|plan| self.launch(plan)).collect())
     }
 
-    /// Writes the prompt and queues the spawn intent.
-    fn plan_spawn(&mut self, id: &str, attempt: u32) -> RunResult<SpawnPlan> {
+    /// Writes the prompt and queues the spawn intent. The intent is recorded even when the attempt's
+    /// directory or prompt cannot be written (a full disk, a file in the way): the attempt then fails to
+    /// start, like an agent that cannot be found, and the issue is retried or given back with the reason.
+    fn plan_spawn(&mut self, id: &str, attempt: u32) -> SpawnPlan {
         let dir = self.repo.attempt_dir(id, attempt);
-        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
         let workdir = self.workdir(id);
         let prompt_file = dir.join("prompt.md");
         let branch = (self.opts.isolation == Isolation::Worktree).then(|| branch_name(id));
@@ -225,7 +225,11 @@ impl Orchestrator {
         };
         // Not fsynced, not via a temp file: the attempt's directory is new, nobody reads the prompt before
         // the spawn below, and a crash before the spawn leads to a new attempt with a new prompt.
-        std::fs::write(&prompt_file, text.as_bytes()).map_err(io("write", &prompt_file))?;
+        let prepared =
+            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display())).and_then(|()| {
+                std::fs::write(&prompt_file, text.as_bytes())
+                    .map_err(|e| format!("cannot write {}: {e}", prompt_file.display()))
+            });
         let (workdir_s, prompt_s) = (workdir.display().to_string(), prompt_file.display().to_string());
         let argv = substitute(
             &self.opts.template,
@@ -252,12 +256,15 @@ impl Orchestrator {
                 .chain([("BDP_PROMPT_FILE".into(), prompt_s), ("BDP_MARKER".into(), marker)])
                 .collect(),
         };
-        Ok(SpawnPlan { id: id.to_string(), attempt, dir, spec })
+        SpawnPlan { id: id.to_string(), attempt, dir, spec, prepared }
     }
 
     /// Starts an agent whose spawn intent is durable, and hands it to a task that reports its end.
     fn launch(&mut self, plan: SpawnPlan) -> Input {
-        let SpawnPlan { id, attempt, dir, spec } = plan;
+        let SpawnPlan { id, attempt, dir, spec, prepared } = plan;
+        if let Err(e) = prepared {
+            return Input::Spawned { issue: id, attempt, result: Err(e) };
+        }
         let running = match agent::spawn(&spec) {
             Ok(running) => running,
             Err(e) => return Input::Spawned { issue: id, attempt, result: Err(e.to_string()) },
