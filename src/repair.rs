@@ -17,7 +17,7 @@ use crate::tracker::Tracker;
 pub fn apply_safe(
     repo: &Repo,
     state: &State,
-    tracker: &mut dyn Tracker,
+    tracker: &dyn Tracker,
     finding: &Finding,
     grace: Duration,
 ) -> Result<Option<Vec<Event>>, String> {

@@ -584,6 +584,44 @@ fn run_on_fake_bd(sb: &Sandbox, path: &std::ffi::OsString, extra: &[&str], agent
     assert!(code == Some(0) || code == Some(1), "{}\n{}\ncalls: {calls:?}", stdout(&out), stderr(&out));
 }
 
+#[test]
+fn a_stop_is_handled_while_a_slow_tracker_call_runs_and_the_call_still_lands() {
+    let sb = Sandbox::new(&[("sc-1", "fast", 1, &[]), ("sc-2", "slow", 2, &[])]);
+    let path = fake_bd_on_path(&sb);
+    let agent = sb.committing_agent_after("agent.sh", r#"if [ "$BDP_ISSUE" = sc-2 ]; then sleep 60; fi"#);
+    let args = ["--tracker", "bd", "run", "--plain", "--max-load", "1000", "--agents", "2", "--grace", "300ms"];
+    let mut args: Vec<&str> = args.to_vec();
+    args.extend(["--", agent.to_str().unwrap()]);
+    let child = sb
+        .bdp_cmd(&args)
+        .env("PATH", &path)
+        .env("FAKE_BD_SLOW_CLOSE", "4")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // sc-1's close has gone to bd, which takes seconds over it; sc-2's agent runs.
+    wait_for(|| fake_bd_calls(&sb).iter().any(|c| c[0] == "close"));
+    let stop = sb.bdp(&["stop", "--now"]);
+    assert!(stop.status.success(), "{}", stderr(&stop));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stdout(&out));
+    // The stop was decided on while bd still worked on the close: sc-2's agent was stopped and its end
+    // recorded before the close's answer came back. Then the close landed, and was recorded.
+    let records = sb.records();
+    let seq = |kind: &str, id: &str| {
+        records.iter().find(|r| r["event"]["type"] == kind && r["event"]["issue"] == id).and_then(|r| r["seq"].as_u64())
+    };
+    let stopped = seq("agent_exited", "sc-2").expect("sc-2's end is recorded");
+    let closed = seq("tracker_issue_closed", "sc-1").expect("sc-1's close is recorded");
+    assert!(stopped < closed, "sc-2 stopped at seq {stopped}, sc-1's close answered at seq {closed}");
+    assert_eq!(sb.events("session_ended").last().unwrap()["reason"], "stopped");
+    let state: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(sb.root().join("fake_bd_state.json")).unwrap()).unwrap();
+    let status = |id: &str| state.iter().find(|i| i["id"] == id).unwrap()["status"].clone();
+    assert_eq!(status("sc-1"), "closed");
+    assert_eq!(status("sc-2"), "open");
+}
+
 /// Every call the run recorded in `tracker_calls` records: per issue, and in all.
 fn recorded_calls(sb: &Sandbox) -> (std::collections::BTreeMap<String, u64>, u64) {
     let mut per_issue = std::collections::BTreeMap::new();

@@ -68,6 +68,12 @@ pub fn quiet(sim: &Sim) -> Result<(), Violation> {
     if let Some(a) = sim.world.agents.iter().find(|a| a.alive) {
         return Err(Violation::new(sim, format!("the agent of {} attempt {} still runs", a.issue, a.attempt)));
     }
+    // Phase labels are replaced, never piled up (a label write answered late must not leave the old one).
+    if let Some(i) =
+        sim.world.issues.values().find(|i| i.issue.labels.iter().filter(|l| l.starts_with("phase:")).count() > 1)
+    {
+        return Err(Violation::new(sim, format!("{} carries several phase labels: {:?}", i.issue.id, i.issue.labels)));
+    }
     let findings = bdp::reconcile::diff(state, &sim.world.observe(state));
     if let Some(f) = findings.first() {
         return Err(Violation::new(

@@ -16,7 +16,22 @@ impl Sim {
         }
     }
 
+    /// Carries an action out. Under `tracker_async`, as the real executor does in a run's main loop, a
+    /// tracker call is made at once but its answer comes back later (a crash in between loses the answer).
     pub(crate) fn execute(&mut self, action: Action) -> Result<Vec<Input>, Halt> {
+        if self.tracker_async && !self.tracker_in_place && action.is_tracker_call() {
+            // Answered in order, as by the one tracker thread.
+            for input in self.execute_now(action)? {
+                let at = (self.now + self.rng.between(1, 400)).max(self.tracker_answer_at);
+                self.tracker_answer_at = at;
+                self.at(at, Due::Input { incarnation: self.incarnation, input });
+            }
+            return Ok(vec![]);
+        }
+        self.execute_now(action)
+    }
+
+    fn execute_now(&mut self, action: Action) -> Result<Vec<Input>, Halt> {
         let works = self.world.tracker_works(self.now);
         let down = || WriteError::Failed("/sim/.beads/issues.jsonl:3: bad line".into());
         let inputs = match action {
@@ -31,7 +46,8 @@ impl Sim {
             }
             Action::Claim { ids, labels } => {
                 if self.model.tracker_down() {
-                    return Ok(vec![]);
+                    // An earlier claim found the tracker failing: not tried, as in `supervisor::tracker_thread`.
+                    return Ok(vec![Input::Claimed { results: ids.into_iter().map(|id| (id, Err(down()))).collect() }]);
                 }
                 let mut results = Vec::new();
                 for id in ids {

@@ -99,6 +99,12 @@ pub struct Sim {
     pub(crate) inflight: Vec<(String, bool)>,
     /// Nothing is left to do before the step budget is spent.
     pub(crate) budget_spent: bool,
+    /// Tracker answers come back later, as from the executor's tracker thread (this seed's choice).
+    pub(crate) tracker_async: bool,
+    /// Tracker calls are answered at once (recovery, and the end of a run).
+    pub(crate) tracker_in_place: bool,
+    /// When the last tracker answer is due (they come back in order).
+    pub(crate) tracker_answer_at: u64,
 }
 
 fn rules(rng: &mut Rng) -> Rules {
@@ -130,6 +136,7 @@ impl Sim {
         let issues = rng.between(3, 16) as usize;
         let world = World::new(&mut rng, issues);
         let rules = rules(&mut rng);
+        let tracker_async = rng.chance(0.5) && std::env::var_os("SIM_SYNC").is_none();
         let model = Model::new(rules.clone(), State::new(), vec![], jiff::Timestamp::UNIX_EPOCH);
         Sim {
             seed,
@@ -153,6 +160,9 @@ impl Sim {
             runs: 0,
             inflight: Vec::new(),
             budget_spent: false,
+            tracker_async,
+            tracker_in_place: true,
+            tracker_answer_at: 0,
         }
     }
 
@@ -233,9 +243,11 @@ impl Sim {
     /// One `bdp run`: start (recovering what the last one left), loop until it ends.
     pub(crate) fn one_run(&mut self) -> Result<(), Halt> {
         self.start()?;
+        self.tracker_in_place = false;
         loop {
             self.feed(Input::Step { machine_busy: None })?;
-            if self.model.finished {
+            if self.model.finished && !self.tracker_answers_due() {
+                self.tracker_in_place = true;
                 self.feed(Input::Step { machine_busy: None })?;
                 self.feed(Input::Idle)?;
                 let reason = match self.model.stop {
@@ -258,8 +270,27 @@ impl Sim {
         }
     }
 
+    /// Whether a tracker call of this run waits for its answer.
+    fn tracker_answers_due(&self) -> bool {
+        self.due.values().any(|d| match d {
+            Due::Input { incarnation, input } => {
+                *incarnation == self.incarnation
+                    && matches!(
+                        input,
+                        Input::Claimed { .. }
+                            | Input::ClosesDone { .. }
+                            | Input::GaveBack { .. }
+                            | Input::LabelsDone { .. }
+                            | Input::TrackerRead { .. }
+                    )
+            }
+            _ => false,
+        })
+    }
+
     /// Starts a run: the fold of the durable log, the diff against the world, the repairs.
     pub(crate) fn start(&mut self) -> Result<(), Halt> {
+        self.tracker_in_place = true;
         self.runs += 1;
         self.incarnation += 1;
         self.pid = 1_000 + self.incarnation;

@@ -173,10 +173,16 @@ impl Model {
             }
             Input::LabelsDone { results } => {
                 for (id, change, result) in results {
-                    if result.is_ok()
+                    // The change was taken as made when it went out. When it failed, the tracker may still
+                    // have the labels it meant to remove: the next change removes them too.
+                    if result.is_err()
                         && let Some(issue) = self.issue_mut(&id)
                     {
-                        change.apply(&mut issue.labels);
+                        for label in change.remove {
+                            if !issue.labels.contains(&label) {
+                                issue.labels.push(label);
+                            }
+                        }
                     }
                 }
             }
@@ -228,9 +234,16 @@ impl Model {
         if self.finished {
             return;
         }
+        if self.reading {
+            // What the tracker holds now comes with the read that is out: fill then.
+            self.fill_after_read = true;
+            return;
+        }
         let mut picked: Vec<String> = Vec::new();
         if may_claim(self.claim_gate(0)) {
-            while self.held.len() + picked.len() < self.rules.agents && may_claim(self.claim_gate(picked.len())) {
+            while self.held.len() + self.claiming.len() + picked.len() < self.rules.agents
+                && may_claim(self.claim_gate(self.claiming.len() + picked.len()))
+            {
                 if !(self.held.is_empty() && picked.is_empty())
                     && let Some(why) = &machine_busy
                 {
@@ -243,7 +256,7 @@ impl Model {
                 self.busy_note = None;
                 if self.queue.is_empty() && self.read_is_stale(now) && picked.is_empty() {
                     // Others may have changed the tracker: read it, then fill again.
-                    out.act(Action::ReadTracker);
+                    self.read_tracker(out);
                     self.fill_after_read = true;
                     return;
                 }
@@ -257,7 +270,7 @@ impl Model {
             self.claim(picked, out);
             return;
         }
-        if !self.held.is_empty() {
+        if !self.held.is_empty() || !self.claiming.is_empty() {
             return;
         }
         if self.stop != StopLevel::None || !self.can_start_more() {
@@ -272,7 +285,7 @@ impl Model {
             // Nothing to pick: look at the tracker once more before calling it done.
             self.looked_again = true;
             self.fill_after_read = true;
-            out.act(Action::ReadTracker);
+            self.read_tracker(out);
             return;
         }
         if self.claims_made == 0 {
@@ -289,8 +302,17 @@ impl Model {
         out: &mut Out,
     ) {
         let fill = std::mem::take(&mut self.fill_after_read);
+        self.reading = false;
         match result {
-            Ok(issues) => {
+            Ok(mut issues) => {
+                // The phase labels of the issues this run holds are bdp's alone, and a label write sent after
+                // this read went out is taken as made already: the model's are newer than the read's.
+                for issue in issues.iter_mut().filter(|i| self.held.contains_key(&i.id)) {
+                    if let Some(known) = self.issues.iter().find(|k| k.id == issue.id) {
+                        issue.labels.retain(|l| !l.starts_with("phase:"));
+                        issue.labels.extend(known.labels.iter().filter(|l| l.starts_with("phase:")).cloned());
+                    }
+                }
                 self.issues = issues;
                 self.read_at = Some(now);
                 self.read_ts = at;
@@ -332,6 +354,7 @@ impl Model {
     fn pickable(&self, id: &str) -> bool {
         !self.skip.contains(id)
             && !self.held.contains_key(id)
+            && !self.claiming.contains(id)
             && self.state.issues.get(id).is_none_or(|i| i.claim.is_none())
     }
 
@@ -339,6 +362,7 @@ impl Model {
     fn claim(&mut self, ids: Vec<String>, out: &mut Out) {
         let groups = grouped(ids.into_iter().map(|id| (self.phase_label_change(&id, Phase::Claimed), id)));
         for (labels, ids) in groups {
+            self.claiming.extend(ids.iter().cloned());
             out.act(Action::Claim { ids, labels });
         }
     }
@@ -346,6 +370,7 @@ impl Model {
     fn on_claimed(&mut self, now: Ms, results: Vec<(String, Result<(), WriteError>)>, out: &mut Out) {
         let mut claimed = Vec::new();
         for (id, result) in results {
+            self.claiming.remove(&id);
             match result {
                 Ok(()) => {
                     let labels = self.phase_label_change(&id, Phase::Claimed);
@@ -377,6 +402,14 @@ impl Model {
                 }
             }
         }
+        if self.stop != StopLevel::None {
+            // The stop came while the tracker answered: recorded, then given back.
+            out.flush(Vec::new());
+            for id in claimed {
+                self.give_up(&id, ReleaseReason::Shutdown, "stopped before the agent started", false, out);
+            }
+            return;
+        }
         match self.rules.isolation {
             Isolation::Worktree => {
                 for id in claimed {
@@ -384,6 +417,14 @@ impl Model {
                 }
             }
             Isolation::None => self.spawn(claimed, out),
+        }
+    }
+
+    /// Reads the tracker, unless a read is out already (its answer serves).
+    fn read_tracker(&mut self, out: &mut Out) {
+        if !self.reading {
+            self.reading = true;
+            out.act(Action::ReadTracker);
         }
     }
 
@@ -890,11 +931,12 @@ impl Model {
     // ----- the tracker -----
 
     /// A tracker call failed: claims pause (said once per distinct error), and the tracker is read again later.
-    fn tracker_failed(&mut self, now: Ms, what: &str, error: &str, out: &mut Out) {
-        let error = format!("{what}: {error}");
+    fn tracker_failed(&mut self, now: Ms, what: &str, cause: &str, out: &mut Out) {
+        let error = format!("{what}: {cause}");
         match &mut self.outage {
             Some(outage) => {
-                if outage.note(&error) {
+                // The same failure met by another call is not news.
+                if !outage.error.ends_with(cause) && outage.note(&error) {
                     out.report(RunEvent::TrackerStillDown { error });
                 }
             }
@@ -926,7 +968,7 @@ impl Model {
         let Some(outage) = &self.outage else { return };
         match outage.next(clock(now), clock(self.rules.tracker_outage)) {
             Retry::Wait => self.tracker_timer(now, out),
-            Retry::TryNow => out.act(Action::ReadTracker),
+            Retry::TryNow => self.read_tracker(out),
             Retry::GiveUp => {
                 if self.outcome.tracker_outage.is_none() {
                     let why = format!(
@@ -1010,21 +1052,33 @@ impl Model {
     /// The phase labels due, one write per issue whatever the number of phases it went through; the same change
     /// for several issues in one call. A branch being looked at, or in the merge queue, gets its label after.
     fn flush_phase_labels(&mut self, out: &mut Out) {
-        // A branch being looked at or merged moves on within moments: its label waits for where it lands.
+        // A branch being looked at or merged moves on within moments: its label waits for where it lands. So
+        // does an issue whose close is out at the tracker; one being given back has its label in the give-back.
         let merging = |id: &String| {
             self.merging.as_ref() == Some(id)
                 || self.merge_queue.contains(id)
-                || self.held.get(id).is_some_and(|h| h.stage == Stage::LookingAtBranch)
+                || self
+                    .held
+                    .get(id)
+                    .is_some_and(|h| matches!(h.stage, Stage::LookingAtBranch | Stage::Closing | Stage::GivingBack))
         };
         let due: Vec<(String, Phase)> =
             self.phase_due.iter().filter(|(id, _)| !merging(id)).map(|(i, p)| (i.clone(), *p)).collect();
         for (id, _) in &due {
             self.phase_due.remove(id);
         }
-        let changes = due
+        let changes: Vec<(LabelChange, String)> = due
             .into_iter()
             .map(|(id, phase)| (self.phase_label_change(&id, phase), id))
-            .filter(|(change, _)| !change.is_empty());
+            .filter(|(change, _)| !change.is_empty())
+            .collect();
+        // Taken as made, so that the next change (before this one's answer) starts from it; a failed write
+        // puts the labels it meant to remove back (see `Input::LabelsDone`).
+        for (change, id) in &changes {
+            if let Some(issue) = self.issue_mut(id) {
+                change.apply(&mut issue.labels);
+            }
+        }
         for (change, ids) in grouped(changes) {
             out.act(Action::ChangeLabels { ids, change });
         }

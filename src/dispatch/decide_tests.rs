@@ -383,10 +383,82 @@ fn a_label_waits_while_the_branch_is_looked_at_and_goes_out_once_where_it_lands(
     m.decide(10, exited("a", 0));
     assert!(acts(&m.decide(10, Input::Idle)).is_empty(), "no label while its branch is looked at");
     let facts = BranchFacts { ahead: 0, dirty: false, head: "h".into() };
+    // Nothing to merge: it is closed at the end of the step. Its label waits for the close's answer too.
     m.decide(20, Input::BranchLooked { issue: "a".into(), result: Ok(facts) });
-    let out = m.decide(20, Input::Idle);
+    let out = m.decide(20, step());
+    assert!(acts(&out).iter().any(|a| matches!(a, Action::Close { .. })), "{out:?}");
+    assert!(acts(&m.decide(20, Input::Idle)).is_empty(), "no label while the close is out");
+    m.decide(30, Input::ClosesDone { results: vec![("a".into(), Ok(()))] });
+    let out = m.decide(30, Input::Idle);
     assert_eq!(
         acts(&out),
-        vec![Action::ChangeLabels { ids: vec!["a".into()], change: change(&["phase:exited"], &["phase:running"]) }]
+        vec![Action::ChangeLabels { ids: vec!["a".into()], change: change(&["phase:closed"], &["phase:running"]) }]
     );
+}
+
+#[test]
+fn claims_out_at_the_tracker_take_their_slots_and_are_not_sent_twice() {
+    let mut m = model(&["a", "b", "c"]);
+    let out = m.decide(0, step());
+    let Some(Action::Claim { ids, .. }) = acts(&out).into_iter().next() else { panic!("{out:?}") };
+    assert_eq!(ids, vec!["a".to_string(), "b".to_string()]);
+    // The tracker has not answered: another step claims nothing (both slots are taken by the claims out).
+    assert_eq!(acts(&m.decide(10, step())), vec![]);
+    assert!(!m.finished);
+    // a is refused: its slot goes to c, never to a or b again.
+    let out = m.decide(20, Input::Claimed { results: vec![("a".into(), Err(WriteError::Refused("taken".into())))] });
+    assert_eq!(acts(&out), vec![]);
+    let out = m.decide(30, step());
+    let claims: Vec<_> = acts(&out).into_iter().filter(|a| matches!(a, Action::Claim { .. })).collect();
+    let [Action::Claim { ids, .. }] = &claims[..] else { panic!("{out:?}") };
+    assert_eq!(ids, &vec!["c".to_string()]);
+}
+
+#[test]
+fn a_stop_while_a_claim_is_out_gives_the_issue_back_when_it_is_granted() {
+    let mut m = model(&["a"]);
+    m.decide(0, step());
+    m.decide(5, Input::StopAsked(StopLevel::Drain));
+    let out = m.decide(10, Input::Claimed { results: vec![("a".into(), Ok(()))] });
+    assert!(events(&out).contains(&"issue_claimed"), "{out:?}");
+    assert!(acts(&out).iter().any(|a| matches!(a, Action::GiveBack { issue, .. } if issue == "a")), "{out:?}");
+    assert!(!acts(&out).iter().any(|a| matches!(a, Action::MakeWorktree { .. } | Action::Spawn { .. })));
+}
+
+#[test]
+fn a_read_out_at_the_tracker_is_not_sent_again_and_keeps_the_newer_phase_labels() {
+    let mut m = running("a");
+    m.rules.refresh_after = 0;
+    m.decide(0, Input::Idle);
+    // The agent's running label went out (taken as made); a read is due.
+    assert!(m.issue("a").unwrap().labels.contains(&"phase:running".to_string()));
+    let out = m.decide(10, step());
+    assert_eq!(acts(&out).iter().filter(|a| matches!(a, Action::ReadTracker)).count(), 1, "{out:?}");
+    assert!(m.reading);
+    let out = m.decide(20, step());
+    assert!(!acts(&out).iter().any(|a| matches!(a, Action::ReadTracker)), "{out:?}");
+    // The read was made before the label write: its labels of a are older than bdp's.
+    let mut old = issue("a", &["phase:claimed", "other"]);
+    old.status = "in_progress".into();
+    m.decide(30, Input::TrackerRead { result: Ok(vec![old]), at: jiff::Timestamp::UNIX_EPOCH });
+    assert!(!m.reading);
+    let labels = &m.issue("a").unwrap().labels;
+    assert!(labels.contains(&"phase:running".to_string()) && labels.contains(&"other".to_string()), "{labels:?}");
+    assert!(!labels.contains(&"phase:claimed".to_string()), "{labels:?}");
+}
+
+#[test]
+fn a_failed_label_write_is_undone_in_the_model_so_the_next_change_removes_both() {
+    let mut m = running("a");
+    let out = m.decide(0, Input::Idle);
+    let Some(Action::ChangeLabels { ids, change: sent }) = acts(&out).into_iter().next() else { panic!("{out:?}") };
+    assert_eq!(sent, change(&["phase:running"], &["phase:claimed"]));
+    m.decide(5, Input::LabelsDone { results: vec![(ids[0].clone(), sent, Err("br timed out".into()))] });
+    m.decide(10, exited("a", 1));
+    let out = m.decide(10, Input::Idle);
+    let Some(Action::ChangeLabels { change: next, .. }) = acts(&out).into_iter().next() else { panic!("{out:?}") };
+    assert_eq!(next.add, vec!["phase:exited".to_string()]);
+    let mut removed = next.remove.clone();
+    removed.sort();
+    assert_eq!(removed, vec!["phase:claimed".to_string(), "phase:running".to_string()]);
 }

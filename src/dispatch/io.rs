@@ -259,6 +259,21 @@ pub enum Action {
     Report(RunEvent),
 }
 
+impl Action {
+    /// A call to the tracker (a read or a write): the executor makes these off the dispatcher's thread, in
+    /// order, and feeds their answers back.
+    pub fn is_tracker_call(&self) -> bool {
+        matches!(
+            self,
+            Action::Claim { .. }
+                | Action::Close { .. }
+                | Action::GiveBack { .. }
+                | Action::ChangeLabels { .. }
+                | Action::ReadTracker
+        )
+    }
+}
+
 /// What the user is told: typed, formatted by the progress output (and the dashboard).
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunEvent {

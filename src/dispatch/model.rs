@@ -238,6 +238,11 @@ pub struct Model {
     /// Issues not to pick again in this run (given up, conflicted, refused by the tracker).
     pub skip: BTreeSet<String>,
     pub held: BTreeMap<String, Held>,
+    /// Issues whose claim went to the tracker, the answer not back yet (the executor calls the tracker off the
+    /// dispatcher's thread): they take a slot and are not picked again.
+    pub claiming: BTreeSet<String>,
+    /// A read of the tracker went out, the answer not back yet.
+    pub reading: bool,
     pub stop: StopLevel,
     pub claims_made: usize,
     /// Set while the tracker does not work (claims paused, writes waiting).
@@ -276,6 +281,8 @@ impl Model {
             looked_again: false,
             skip: BTreeSet::new(),
             held: BTreeMap::new(),
+            claiming: BTreeSet::new(),
+            reading: false,
             stop: StopLevel::None,
             claims_made: 0,
             outage: None,

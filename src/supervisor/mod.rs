@@ -4,7 +4,8 @@
 //! - [`wrapper`]: `bdp __wrap`, the process bdp spawns; it runs the agent and writes `exit.json`;
 //! - [`agent`]: spawn in a new session/process group, timeout → TERM → grace → KILL;
 //! - [`orchestrator`]: the executor: the dispatcher loop around the pure `dispatch::Model::decide`, the log
-//!   and the tracker; [`steps`]: how it carries out one issue's actions; [`recover`]: recovery at the start;
+//!   and the tracker; [`steps`]: how it carries out one issue's actions; [`tracker_thread`]: the tracker's
+//!   calls, off the dispatcher's thread; [`recover`]: recovery at the start;
 //! - [`options`], [`template`] (argv and presets), [`prompt`], [`usage`] (tokens and cost), [`guard`]
 //!   (load and memory), [`progress`] (what the user sees).
 
@@ -18,6 +19,7 @@ pub mod prompt;
 mod recover;
 mod steps;
 pub mod template;
+mod tracker_thread;
 pub mod usage;
 pub mod wrapper;
 

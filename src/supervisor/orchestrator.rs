@@ -78,7 +78,7 @@ pub struct RunSummary {
 pub struct Orchestrator {
     pub(super) repo: Repo,
     pub(super) opts: RunOptions,
-    pub(super) tracker: Box<dyn Tracker>,
+    pub(super) tracker: std::sync::Arc<dyn Tracker>,
     pub(super) log: LogWriter,
     /// What the run loop decides on (the fold of the log is its `state`).
     pub(super) model: Model,
@@ -95,8 +95,13 @@ pub struct Orchestrator {
     /// Observations waiting to go out with the next append: they need no fsync of their own, and are
     /// flushed before the dispatcher waits for anything.
     pub(super) pending: Vec<Event>,
-    /// A tracker batch is open (see [`Orchestrator::begin_batch`]).
-    batch_open: bool,
+    /// Makes the tracker calls off the dispatcher's thread, a job per dispatch step.
+    tracker_thread: super::tracker_thread::TrackerThread,
+    tracker_done: mpsc::UnboundedReceiver<super::tracker_thread::Done>,
+    /// The tracker calls of this step, to go out as one job.
+    outbox: Vec<Action>,
+    /// Tracker calls are made in place, one by one (during recovery and at the end of the run).
+    tracker_in_place: bool,
     /// Held around every git operation that adds, removes or lists worktrees, or moves the base branch:
     /// git does not make concurrent `worktree add`/`prune`/`list` safe, and worktrees are made in tasks.
     pub(super) git_lock: std::sync::Arc<std::sync::Mutex<()>>,
@@ -131,10 +136,14 @@ impl Orchestrator {
         let pid = std::process::id();
         let rules = setup.opts.rules(&setup.base, setup.tracker.name(), pid);
         let model = Model::new(rules, setup.state, setup.issues, jiff::Timestamp::now());
+        let tracker: std::sync::Arc<dyn Tracker> = std::sync::Arc::from(setup.tracker);
+        let (done_tx, tracker_done) = mpsc::unbounded_channel();
+        let tracker_thread =
+            super::tracker_thread::TrackerThread::start(tracker.clone(), setup.opts.actor.clone(), done_tx);
         Orchestrator {
             repo: setup.repo,
             opts: setup.opts,
-            tracker: setup.tracker,
+            tracker,
             log: setup.log,
             model,
             bdp_exe: setup.bdp_exe,
@@ -147,7 +156,10 @@ impl Orchestrator {
             progress,
             started: Instant::now(),
             pending: Vec::new(),
-            batch_open: false,
+            tracker_thread,
+            tracker_done,
+            outbox: Vec::new(),
+            tracker_in_place: true,
             git_lock: Default::default(),
             holder: crate::log::lock::Holder { pid, start_time: None, since: String::new() },
             recovery: Vec::new(),
@@ -215,14 +227,6 @@ impl Orchestrator {
         if events.is_empty() {
             return Ok(());
         }
-        if self.batch_open {
-            // The tracker's writes are made before the log records them.
-            self.tracker.end_batch()?;
-            if let Err(e) = self.tracker.begin_batch() {
-                self.batch_open = false;
-                self.feed(Input::TrackerFailed { what: "reading the tracker".into(), error: e.to_string() })?;
-            }
-        }
         let records = self.log.append(events)?;
         for record in self.log.take_foreign().iter().chain(records.iter()) {
             self.model
@@ -240,22 +244,28 @@ impl Orchestrator {
         self.pending.extend(events);
     }
 
-    /// Gathers the tracker writes of one dispatch step into one write (with the JSONL tracker: one rewrite
-    /// of the file instead of one per claim or close).
-    pub(super) fn begin_batch(&mut self) -> RunResult<()> {
-        match self.tracker.begin_batch() {
-            Ok(()) => self.batch_open = true,
-            // Each write then reads the tracker itself, fails the same way, and waits.
-            Err(e) => self.feed(Input::TrackerFailed { what: "reading the tracker".into(), error: e.to_string() })?,
+    /// Sends the tracker calls of this step to the tracker's thread, as one job.
+    fn send_tracker_job(&mut self) -> RunResult<()> {
+        if self.outbox.is_empty() {
+            return Ok(());
+        }
+        let job = std::mem::take(&mut self.outbox);
+        if let Err(job) = self.tracker_thread.send(job) {
+            // No tracker thread (it could not be started): the calls are made here.
+            let done = super::tracker_thread::run_job(self.tracker.as_ref(), &self.opts.actor, job);
+            self.defer(done.events);
+            for input in done.inputs {
+                self.feed(input)?;
+            }
         }
         Ok(())
     }
 
-    pub(super) fn end_batch(&mut self) -> RunResult<()> {
-        if std::mem::take(&mut self.batch_open) {
-            self.tracker.end_batch()?;
-        }
-        Ok(())
+    /// A job of the tracker's thread is done: what its calls observed is recorded, its results are inputs.
+    fn tracker_job_done(&mut self, done: super::tracker_thread::Done, inputs: &mut Vec<Input>) {
+        self.tracker_thread.in_flight = self.tracker_thread.in_flight.saturating_sub(1);
+        self.defer(done.events);
+        inputs.extend(done.inputs);
     }
 
     /// Decides on an input and carries the actions out, each result decided on before the next action
@@ -274,7 +284,12 @@ impl Orchestrator {
     pub async fn run(mut self) -> (RunSummary, RunResult<()>) {
         let findings = std::mem::take(&mut self.recovery);
         let result = match self.recover(findings).await {
-            Ok(()) => self.main_loop().await,
+            Ok(()) => {
+                self.tracker_in_place = false;
+                let result = self.main_loop().await;
+                self.tracker_in_place = true;
+                result
+            }
             Err(e) => Err(e),
         };
         let reason = match (&result, self.model.stop) {
@@ -304,6 +319,7 @@ impl Orchestrator {
         if let Err(e) = self.feed(Input::Idle) {
             tracing::warn!("the phase labels at the end of the run: {e}");
         }
+        self.tracker_thread.finish();
         let ended = self.append(vec![Event::SessionEnded { reason, left_running }]);
         self.checkpoints.finish(&self.model.state, self.log.last_position());
         self.progress.clear();
@@ -332,38 +348,40 @@ impl Orchestrator {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut inputs: Vec<Input> = Vec::new();
         loop {
-            // What came in, then a step (closes due, claims), in one tracker batch.
-            self.begin_batch()?;
+            // What came in, then a step (closes due, claims); its tracker calls go out as one job.
             let machine_busy = super::guard::busy(self.opts.max_load, self.opts.max_mem);
-            let handled = inputs
-                .drain(..)
-                .try_for_each(|input| self.feed(input))
-                .and_then(|()| self.feed(Input::Step { machine_busy }));
-            let ended = self.end_batch();
-            handled?;
-            ended?;
-            if self.model.finished {
+            inputs.drain(..).try_for_each(|input| self.feed(input))?;
+            self.feed(Input::Step { machine_busy })?;
+            if !self.model.finished {
+                self.feed(Input::Idle)?;
+            }
+            self.send_tracker_job()?;
+            if self.model.finished && self.tracker_thread.in_flight == 0 {
                 return Ok(());
             }
-            self.feed(Input::Idle)?;
             self.append(Vec::new())?;
-            let first = tokio::select! {
+            tokio::select! {
                 msg = self.rx.recv() => match msg {
-                    Some(msg) => Some(msg),
+                    Some(msg) => inputs.push(msg),
                     None => return Err(RunError::Internal("the dispatcher's channel closed".into())),
                 },
-                _ = tick.tick() => None,
-            };
-            inputs.extend(first);
+                done = self.tracker_done.recv() => match done {
+                    Some(done) => self.tracker_job_done(done, &mut inputs),
+                    None => return Err(RunError::Internal("the tracker's thread ended".into())),
+                },
+                _ = tick.tick() => {}
+            }
             while let Ok(msg) = self.rx.try_recv() {
                 inputs.push(msg);
+            }
+            while let Ok(done) = self.tracker_done.try_recv() {
+                self.tracker_job_done(done, &mut inputs);
             }
         }
     }
 
     /// Carries out one action; what it learned comes back as inputs.
     fn execute(&mut self, action: Action) -> RunResult<Vec<Input>> {
-        let one = |input| Ok(vec![input]);
         match action {
             Action::Append { events, durable: true } => self.append(events).map(|()| vec![]),
             Action::Append { events, durable: false } => {
@@ -374,9 +392,14 @@ impl Orchestrator {
                 self.progress.report(&event);
                 Ok(vec![])
             }
-            Action::ReadTracker => {
-                let result = self.tracker.list(&crate::tracker::ListFilter::default()).map_err(|e| e.to_string());
-                one(Input::TrackerRead { result, at: jiff::Timestamp::now() })
+            action if action.is_tracker_call() => {
+                if !self.tracker_in_place {
+                    self.outbox.push(action);
+                    return Ok(vec![]);
+                }
+                let done = super::tracker_thread::run_job(self.tracker.as_ref(), &self.opts.actor, vec![action]);
+                self.defer(done.events);
+                Ok(done.inputs)
             }
             Action::StopAll => {
                 let _ = self.stop_now.send(true);

@@ -46,7 +46,6 @@ impl Orchestrator {
         }
         // Claims that are kept are taken over before any of their steps go on.
         let kept = crate::dispatch::recovery::kept_claims(self.state(), &findings);
-        self.begin_batch()?;
         let mut result = kept.into_iter().try_for_each(|issue| self.feed(Input::TakeOver { issue }));
         if result.is_ok() {
             for f in findings {
@@ -57,10 +56,7 @@ impl Orchestrator {
             }
         }
         // The repairs wrote to the tracker: read it again.
-        let result = result.and_then(|()| self.feed_tracker_read());
-        let ended = self.end_batch();
-        result?;
-        ended?;
+        result.and_then(|()| self.feed_tracker_read())?;
         self.append(Vec::new())
     }
 
@@ -84,7 +80,7 @@ impl Orchestrator {
             r if r.is_safe() => {
                 let outcome = {
                     let _git = self.git_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    crate::repair::apply_safe(&self.repo, &self.model.state, self.tracker.as_mut(), &f, self.opts.grace)
+                    crate::repair::apply_safe(&self.repo, &self.model.state, self.tracker.as_ref(), &f, self.opts.grace)
                 };
                 match outcome {
                     Ok(events) => self.defer(events.unwrap_or_default()),

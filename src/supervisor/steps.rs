@@ -6,12 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::dispatch::{Action, BranchFacts, Input, MergeOutcome, Started, WriteError};
+use crate::dispatch::{Action, BranchFacts, Input, MergeOutcome, Started};
 use crate::event::{Event, MergeStrategy};
 use crate::git;
 use crate::repo::branch_name;
 use crate::supervisor::agent::{self, AgentEnd, AgentSpec};
-use crate::tracker::TrackerError;
 
 use super::options::Isolation;
 use super::orchestrator::{Orchestrator, RunError, RunResult};
@@ -21,18 +20,6 @@ use super::template::{Vars, substitute};
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RunError + use<> {
     let path = path.to_path_buf();
     move |source| RunError::Io { what, path, source }
-}
-
-/// A tracker error as the run loop sees it: the tracker said no to this issue, has no such issue, or does
-/// not work.
-fn write_error(e: TrackerError) -> WriteError {
-    match e {
-        TrackerError::AlreadyClaimed { .. }
-        | TrackerError::NotClaimable { .. }
-        | TrackerError::ClaimNotVerified { .. } => WriteError::Refused(e.to_string()),
-        TrackerError::NotFound(_) => WriteError::NotFound(e.to_string()),
-        e => WriteError::Failed(e.to_string()),
-    }
 }
 
 /// One attempt, ready to start.
@@ -48,47 +35,6 @@ struct SpawnPlan {
 impl Orchestrator {
     pub(super) fn execute_step(&mut self, action: Action) -> RunResult<Vec<Input>> {
         match action {
-            Action::Claim { ids, labels } => {
-                if self.model.tracker_down() {
-                    // An earlier claim of this step found the tracker failing: these stay candidates.
-                    return Ok(vec![]);
-                }
-                let mut events = Vec::new();
-                let results = self.tracker.claim_many(&ids, &self.opts.actor, &labels, &mut events);
-                self.defer(events);
-                let results = ids.into_iter().zip(results).map(|(id, r)| (id, r.map(|_| ()).map_err(write_error)));
-                Ok(vec![Input::Claimed { results: results.collect() }])
-            }
-            Action::Close { ids, reason } => {
-                let mut events = Vec::new();
-                let results = self.tracker.close_many(&ids, &reason, &mut events);
-                self.defer(events);
-                let results = ids.into_iter().zip(results).map(|(id, r)| (id, r.map_err(write_error)));
-                Ok(vec![Input::ClosesDone { results: results.collect() }])
-            }
-            Action::GiveBack { issue, labels } => {
-                let mut events = Vec::new();
-                let result = self.tracker.release_with_labels(&issue, &labels, &mut events);
-                self.defer(events);
-                Ok(vec![Input::GaveBack { issue, result: result.map_err(write_error) }])
-            }
-            Action::ChangeLabels { ids, change } => {
-                // Labels are a courtesy to people watching the tracker: a failed write is logged, the run goes on.
-                let mut events = Vec::new();
-                let results = self.tracker.change_labels_many(&ids, &change, &mut events);
-                self.defer(events);
-                let results = ids
-                    .into_iter()
-                    .zip(results)
-                    .map(|(id, r)| {
-                        if let Err(e) = &r {
-                            tracing::warn!("the phase label of {id}: {e}");
-                        }
-                        (id, change.clone(), r.map_err(|e| e.to_string()))
-                    })
-                    .collect();
-                Ok(vec![Input::LabelsDone { results }])
-            }
             Action::WriteLockFile { issue } => {
                 let dir = self.repo.locks_dir();
                 std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
@@ -146,13 +92,16 @@ impl Orchestrator {
                 });
                 Ok(vec![])
             }
+            // Carried out by the dispatcher loop, and the tracker's calls by `tracker_thread`.
             Action::Append { .. }
             | Action::Report(_)
             | Action::ReadTracker
+            | Action::Claim { .. }
+            | Action::Close { .. }
+            | Action::GiveBack { .. }
+            | Action::ChangeLabels { .. }
             | Action::StopAll
-            | Action::SetTimer { .. } => {
-                unreachable!("carried out by the dispatcher loop")
-            }
+            | Action::SetTimer { .. } => Ok(vec![]),
         }
     }
 

@@ -169,7 +169,7 @@ impl CallCounts {
 }
 
 /// One issue store. Writes report their event to `events` after the tracker accepted them.
-pub trait Tracker {
+pub trait Tracker: Send + Sync {
     /// `jsonl`, `bd` or `br`: the `backend` of the events it records.
     fn name(&self) -> &'static str;
     /// Every issue (closed included), filtered.

@@ -9,7 +9,8 @@
 # backend that invents flags fails here. Every call is appended, as its argv in a JSON array, to
 # `fake_bd_calls.jsonl` in the same directory (tests count the calls bdp makes).
 # Knobs (environment): FAKE_BD_HANG=1 sleeps forever (timeout tests); FAKE_BD_ENVELOPE=1 wraps output in
-# {"schema_version":1,"data":...}; FAKE_BD_LOSE_CLAIM=1 reports a claim as done without writing it (bd's race).
+# {"schema_version":1,"data":...}; FAKE_BD_LOSE_CLAIM=1 reports a claim as done without writing it (bd's race);
+# FAKE_BD_SLOW_CLOSE=SECONDS makes `close` take that long (after it is logged) before it closes.
 import json, os, sys, time
 
 if os.environ.get("FAKE_BD_HANG"):
@@ -132,6 +133,8 @@ elif cmd == "label":
     if args[0] == "remove" and label in labels: labels.remove(label)
     save(); out([{"status": args[0] + "ed", "issue_id": i["id"], "label": label}])
 elif cmd == "close":
+    time.sleep(float(os.environ.get("FAKE_BD_SLOW_CLOSE", "0")))
+    issues = json.load(open(STATE))
     closed = []
     for id in args:
         i = find(id); i["status"] = "closed"; i["close_reason"] = opt("--reason"); closed.append(i)

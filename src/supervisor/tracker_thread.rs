@@ -1,0 +1,172 @@
+//! The run's tracker calls (claims, closes, give-backs, phase labels, reads), made off the dispatcher's
+//! thread. A bd or br call takes 50–100 ms, a slow or hung one up to the tracker timeout: on a thread of its
+//! own, it never delays a stop, an agent's end or a merge. The tracker actions of one dispatch step go out as
+//! one job, made in order in one tracker batch (with the JSONL tracker: one rewrite of the file), and the
+//! results come back as inputs for `decide`, with the events the tracker calls observed.
+//!
+//! During recovery and at the end of a run the executor makes the same calls in place ([`run_job`]), one
+//! action at a time, while no job is out.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::dispatch::{Action, Input, WriteError};
+use crate::event::Event;
+use crate::tracker::{Tracker, TrackerError};
+
+/// What a job did: the inputs for `decide`, in the order of its actions, and the events its calls observed
+/// (to be appended before those inputs are decided on).
+#[derive(Debug, Default)]
+pub struct Done {
+    pub inputs: Vec<Input>,
+    pub events: Vec<Event>,
+}
+
+/// The tracker's thread: jobs go in, [`Done`]s come back over the dispatcher's second channel.
+pub struct TrackerThread {
+    jobs: Option<std::sync::mpsc::Sender<Vec<Action>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Jobs sent whose `Done` has not been taken yet.
+    pub in_flight: usize,
+}
+
+impl TrackerThread {
+    pub fn start(tracker: Arc<dyn Tracker>, actor: String, done: mpsc::UnboundedSender<Done>) -> TrackerThread {
+        let (jobs, rx) = std::sync::mpsc::channel::<Vec<Action>>();
+        let thread = std::thread::Builder::new()
+            .name("bdp-tracker".into())
+            .spawn(move || {
+                for job in rx {
+                    if done.send(run_job(tracker.as_ref(), &actor, job)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .ok();
+        TrackerThread { jobs: thread.as_ref().map(|_| jobs), thread, in_flight: 0 }
+    }
+
+    /// Sends the tracker actions of one step; `Err` gives them back when the thread is not there (it could
+    /// not be started): the caller makes them in place.
+    pub fn send(&mut self, actions: Vec<Action>) -> Result<(), Vec<Action>> {
+        match &self.jobs {
+            Some(jobs) => match jobs.send(actions) {
+                Ok(()) => {
+                    self.in_flight += 1;
+                    Ok(())
+                }
+                Err(e) => Err(e.0),
+            },
+            None => Err(actions),
+        }
+    }
+
+    /// Lets the thread end once its jobs are done.
+    pub fn finish(&mut self) {
+        self.jobs = None;
+        if self.in_flight == 0
+            && let Some(t) = self.thread.take()
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A tracker error as the run loop sees it: the tracker said no to this issue, has no such issue, or does
+/// not work.
+pub fn write_error(e: TrackerError) -> WriteError {
+    match e {
+        TrackerError::AlreadyClaimed { .. }
+        | TrackerError::NotClaimable { .. }
+        | TrackerError::ClaimNotVerified { .. } => WriteError::Refused(e.to_string()),
+        TrackerError::NotFound(_) => WriteError::NotFound(e.to_string()),
+        e => WriteError::Failed(e.to_string()),
+    }
+}
+
+/// Makes the tracker calls of `actions` in order, in one batch. When the batch cannot be made durable, none
+/// of its writes happened: each is reported failed, and what the calls observed is dropped.
+pub fn run_job(tracker: &dyn Tracker, actor: &str, actions: Vec<Action>) -> Done {
+    let batched = tracker.begin_batch().is_ok();
+    let mut done = Done::default();
+    // After a claim finds the tracker not working, the later claims of the job are not tried: the issues stay
+    // candidates for when it works.
+    let mut down: Option<String> = None;
+    for action in actions {
+        let input = match action {
+            Action::ReadTracker => {
+                let result = tracker.list(&crate::tracker::ListFilter::default()).map_err(|e| e.to_string());
+                Input::TrackerRead { result, at: jiff::Timestamp::now() }
+            }
+            Action::Claim { ids, .. } if down.is_some() => {
+                let e = down.clone().unwrap_or_default();
+                Input::Claimed { results: ids.into_iter().map(|id| (id, Err(WriteError::Failed(e.clone())))).collect() }
+            }
+            Action::Claim { ids, labels } => {
+                let results = tracker.claim_many(&ids, actor, &labels, &mut done.events);
+                let results: Vec<_> =
+                    ids.into_iter().zip(results).map(|(id, r)| (id, r.map(|_| ()).map_err(write_error))).collect();
+                down = results.iter().find_map(|(_, r)| match r {
+                    Err(WriteError::Failed(e)) => Some(e.clone()),
+                    _ => None,
+                });
+                Input::Claimed { results }
+            }
+            Action::Close { ids, reason } => {
+                let results = tracker.close_many(&ids, &reason, &mut done.events);
+                Input::ClosesDone {
+                    results: ids.into_iter().zip(results).map(|(id, r)| (id, r.map_err(write_error))).collect(),
+                }
+            }
+            Action::GiveBack { issue, labels } => {
+                let result = tracker.release_with_labels(&issue, &labels, &mut done.events);
+                Input::GaveBack { issue, result: result.map_err(write_error) }
+            }
+            Action::ChangeLabels { ids, change } => {
+                // Labels are a courtesy to people watching the tracker: a failed write is logged, the run goes on.
+                let results = tracker.change_labels_many(&ids, &change, &mut done.events);
+                let results = ids
+                    .into_iter()
+                    .zip(results)
+                    .map(|(id, r)| {
+                        if let Err(e) = &r {
+                            tracing::warn!("the phase label of {id}: {e}");
+                        }
+                        (id, change.clone(), r.map_err(|e| e.to_string()))
+                    })
+                    .collect();
+                Input::LabelsDone { results }
+            }
+            // The executor sends only tracker calls (`Action::is_tracker_call`).
+            _ => continue,
+        };
+        done.inputs.push(input);
+    }
+    if batched && let Err(e) = tracker.end_batch() {
+        done.events.clear();
+        let failed = e.to_string();
+        for input in &mut done.inputs {
+            unmade(input, &failed);
+        }
+    }
+    done
+}
+
+/// Turns the writes an input reports made into failures (their batch was not written).
+fn unmade(input: &mut Input, error: &str) {
+    let failed = || WriteError::Failed(error.to_string());
+    match input {
+        Input::Claimed { results } => {
+            results.iter_mut().filter(|(_, r)| r.is_ok()).for_each(|(_, r)| *r = Err(failed()))
+        }
+        Input::ClosesDone { results } => {
+            results.iter_mut().filter(|(_, r)| r.is_ok()).for_each(|(_, r)| *r = Err(failed()))
+        }
+        Input::GaveBack { result, .. } if result.is_ok() => *result = Err(failed()),
+        Input::LabelsDone { results } => {
+            results.iter_mut().filter(|(_, _, r)| r.is_ok()).for_each(|(_, _, r)| *r = Err(error.to_string()))
+        }
+        _ => {}
+    }
+}
