@@ -462,3 +462,180 @@ fn a_failed_label_write_is_undone_in_the_model_so_the_next_change_removes_both()
     removed.sort();
     assert_eq!(removed, vec!["phase:claimed".to_string(), "phase:running".to_string()]);
 }
+
+/// The log of one session (pid 42) with `events`, folded.
+fn state_of(events: Vec<Event>) -> State {
+    let mut all = vec![Event::SessionStarted {
+        pid: 42,
+        start_time: None,
+        host: "h".into(),
+        version: "0".into(),
+        config: serde_json::Value::Null,
+        recovers: None,
+    }];
+    all.extend(events);
+    let records: Vec<crate::event::Record> = all
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| crate::event::Record {
+            seq: i as u64 + 1,
+            v: crate::event::FORMAT_VERSION,
+            ts: "2026-12-01T00:00:00.000Z".into(),
+            session: "s1".into(),
+            event,
+        })
+        .collect();
+    State::fold(&records).unwrap()
+}
+
+/// How the issue ended, from the `Ended` report among `actions`.
+fn ending(actions: &[Action]) -> Option<(Ending, Option<&'static str>)> {
+    actions.iter().find_map(|a| match a {
+        Action::Report(RunEvent::Ended { ending, label, .. }) => Some((*ending, *label)),
+        _ => None,
+    })
+}
+
+#[test]
+fn the_backoff_doubles_with_each_failure_up_to_a_cap() {
+    let r = rules();
+    let waits: Vec<Ms> = [0, 1, 2, 3, 11, 30].iter().map(|&n| r.backoff(n)).collect();
+    assert_eq!(waits, vec![1_000, 1_000, 2_000, 4_000, 1_024_000, 1_024_000]);
+}
+
+#[test]
+fn the_issue_limit_ends_the_run_once_reached() {
+    let mut m = model(&["a", "b"]);
+    m.rules.max_issues = Some(1);
+    let out = m.decide(0, step());
+    assert_eq!(acts(&out).into_iter().filter(|a| matches!(a, Action::Claim { .. })).count(), 1);
+    m.decide(0, Input::Claimed { results: vec![("a".into(), Ok(()))] });
+    // Its worktree cannot be made: it is given back, and the limit is reached.
+    let out = m.decide(1, Input::WorktreeReady { issue: "a".into(), result: Err("no space".into()) });
+    assert!(acts(&out).iter().any(|a| matches!(a, Action::GiveBack { .. })), "{out:?}");
+    let out = m.decide(2, Input::GaveBack { issue: "a".into(), result: Ok(()) });
+    assert_eq!(ending(&out), Some((Ending::Failed, None)));
+    let out = m.decide(3, step());
+    assert!(m.finished, "{out:?}");
+    assert_eq!(acts(&out), vec![], "no read, no claim of b");
+}
+
+#[test]
+fn the_tracker_is_read_again_only_once_the_last_read_is_older_than_refresh_after() {
+    // At exactly refresh_after, the last read still serves: nothing to pick, so one last look is taken.
+    let mut m = model(&[]);
+    let out = m.decide(5_000, step());
+    assert_eq!(acts(&out), vec![Action::ReadTracker]);
+    assert!(m.looked_again);
+    // Past it, the read is stale: read before picking (not the last look yet).
+    let mut m = model(&[]);
+    let out = m.decide(5_001, step());
+    assert_eq!(acts(&out), vec![Action::ReadTracker]);
+    assert!(!m.looked_again);
+}
+
+#[test]
+fn a_taken_over_claim_keeps_its_own_lock_and_breaks_a_dead_holders() {
+    for (holder, broken) in [(42, false), (7, true)] {
+        let state = state_of(vec![
+            Event::IssueClaimed { issue: "a".into(), actor: "bdp".into() },
+            Event::LockAcquired { lock: issue_lock("a"), holder_pid: holder, issue: Some("a".into()) },
+        ]);
+        let mut m = Model::new(rules(), state, vec![issue("a", &[])], jiff::Timestamp::UNIX_EPOCH);
+        let out = m.decide(0, Input::TakeOver { issue: "a".into() });
+        assert_eq!(events(&out).contains(&"lock_broken"), broken, "holder {holder}: {out:?}");
+        assert_eq!(acts(&out).contains(&Action::WriteLockFile { issue: "a".into() }), broken, "{out:?}");
+        assert_eq!(events(&out).contains(&"lock_acquired"), broken, "{out:?}");
+        assert!(m.held.contains_key("a"));
+    }
+}
+
+#[test]
+fn a_branch_that_cannot_be_looked_at_fails_the_attempt_with_the_reason() {
+    let mut m = running("a");
+    m.decide(10, exited("a", 0));
+    let out = m.decide(20, Input::BranchLooked { issue: "a".into(), result: Err("bad object".into()) });
+    let retry = reports(&out).into_iter().find(|r| matches!(r, RunEvent::Retry { .. }));
+    let Some(RunEvent::Retry { why, attempt, of, backoff, .. }) = retry else { panic!("{out:?}") };
+    assert_eq!(why, "cannot look at its branch: bad object");
+    assert_eq!((attempt, of, backoff), (2, 2, 1_000));
+}
+
+#[test]
+fn without_worktrees_a_retry_waits_its_backoff_from_now() {
+    let mut m = model(&["a"]);
+    m.rules.isolation = Isolation::None;
+    m.decide(0, step());
+    let out = m.decide(0, Input::Claimed { results: vec![("a".into(), Ok(()))] });
+    assert!(acts(&out).contains(&Action::Spawn { items: vec![("a".into(), 1)] }), "{out:?}");
+    m.decide(0, Input::Spawned { issue: "a".into(), attempt: 1, result: Ok(Started { pid: 7, start_time: None }) });
+    let out = m.decide(300, exited("a", 1));
+    assert!(acts(&out).contains(&Action::SetTimer { at: 1_300, timer: Timer::Retry("a".into()) }), "{out:?}");
+    // A resumed claim with no worktrees starts its attempt at once.
+    let mut m = model(&["b"]);
+    m.rules.isolation = Isolation::None;
+    m.decide(0, Input::TakeOver { issue: "b".into() });
+    let out = m.decide(0, Input::Resume { issue: "b".into(), resume: Resume::Worktree });
+    assert_eq!(acts(&out), vec![Action::Spawn { items: vec![("b".into(), 1)] }]);
+}
+
+#[test]
+fn a_stop_before_the_agent_starts_releases_the_issue_and_a_failure_fails_it() {
+    let mut m = model(&["a"]);
+    m.decide(0, step());
+    m.decide(0, Input::Claimed { results: vec![("a".into(), Ok(()))] });
+    m.decide(1, Input::StopAsked(StopLevel::Drain));
+    let ok = Ok(("/wt/a".to_string(), "bdp/a".to_string()));
+    m.decide(2, Input::WorktreeReady { issue: "a".into(), result: ok });
+    m.decide(3, Input::GaveBack { issue: "a".into(), result: Ok(()) });
+    let out = m.decide(4, Input::Removed { issue: "a".into(), worktree: Ok(()), branch: Ok(()) });
+    assert_eq!(ending(&out), Some((Ending::Released, None)));
+    assert!(!m.skip.contains("a"), "released, not failed: a later run may take it");
+}
+
+#[test]
+fn with_keep_worktrees_a_release_leaves_the_worktree() {
+    let mut m = running("a");
+    m.rules.keep_worktrees = true;
+    m.rules.retries = 0;
+    m.decide(10, exited("a", 1));
+    let out = m.decide(20, Input::GaveBack { issue: "a".into(), result: Ok(()) });
+    assert!(!acts(&out).iter().any(|a| matches!(a, Action::RemoveWorktree { .. })), "{out:?}");
+    assert_eq!(ending(&out), Some((Ending::Failed, Some(FAILED_LABEL))));
+    assert!(m.skip.contains("a"));
+}
+
+#[test]
+fn a_failing_tracker_sets_one_timer_and_reads_again_when_it_fires() {
+    let mut m = running("a");
+    let timers = |out: &[Action]| out.iter().filter(|a| matches!(a, Action::SetTimer { .. })).count();
+    let out = m.decide(0, Input::TrackerFailed { what: "reading the tracker".into(), error: "bad line".into() });
+    assert_eq!(timers(&out), 1);
+    let at = m.tracker_timer_at.unwrap();
+    assert!(at > 0);
+    // Failing again before the timer fires sets no second one.
+    let out = m.decide(10, Input::TrackerFailed { what: "closing b".into(), error: "bad line".into() });
+    assert_eq!(timers(&out), 0, "{out:?}");
+    let out = m.decide(at, Input::TimerFired(Timer::Tracker));
+    assert_eq!(acts(&out), vec![Action::ReadTracker]);
+    assert_eq!(m.tracker_timer_at, None);
+    // The read fails too: the next timer is later.
+    let out = m.decide(at + 5, Input::TrackerRead { result: Err("bad line".into()), at: jiff::Timestamp::UNIX_EPOCH });
+    assert_eq!(timers(&out), 1, "{out:?}");
+    assert!(m.tracker_timer_at.unwrap() > at + 5);
+}
+
+#[test]
+fn a_claim_given_up_by_recovery_ends_as_its_release_says() {
+    for (release, skipped) in
+        [(ReleaseReason::Failed, true), (ReleaseReason::Timeout, true), (ReleaseReason::Abandoned, false)]
+    {
+        let state = state_of(vec![Event::IssueClaimed { issue: "a".into(), actor: "bdp".into() }]);
+        let mut m = Model::new(rules(), state, vec![issue("a", &[])], jiff::Timestamp::UNIX_EPOCH);
+        let resume = Resume::Drop { reason: "the tracker gives it to alice".into(), release };
+        let out = m.decide(0, Input::Resume { issue: "a".into(), resume });
+        assert!(events(&out).contains(&"issue_released"), "{out:?}");
+        assert_eq!(ending(&out).map(|e| e.0), Some(Ending::Released), "shown as released: {out:?}");
+        assert_eq!(m.skip.contains("a"), skipped, "{release:?}");
+    }
+}

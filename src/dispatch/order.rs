@@ -35,8 +35,9 @@ pub fn why_nothing_ready(issues: &[Issue], rules: &Rules, now: jiff::Timestamp) 
         (None, Some(l)) => format!(" with label {l}"),
         (None, None) => String::new(),
     };
-    let Ok(plan) = crate::plan::plan(issues, &rules.tracker, &opts) else {
-        return format!("nothing is ready{scope}");
+    let plan = match crate::plan::plan(issues, &rules.tracker, &opts) {
+        Ok(plan) => plan,
+        Err(e) => return format!("nothing is ready{scope}: {e}"),
     };
     let s = &plan.summary;
     let labelled = issues.iter().filter(|i| i.status == "open" && held_for_human(i)).count();
@@ -58,7 +59,100 @@ pub fn why_nothing_ready(issues: &[Issue], rules: &Rules, now: jiff::Timestamp) 
     }
     if s.closed == s.issues {
         format!("nothing is ready: all {} issues{scope} are closed", s.issues)
+    } else if parts.is_empty() {
+        format!("nothing is ready{scope}")
     } else {
         format!("nothing is ready{scope}: {}", parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::issue::IssueText;
+
+    fn issue(id: &str, status: &str, labels: &[&str], blocked_by: Option<&str>) -> Issue {
+        Issue {
+            id: id.into(),
+            title: id.into(),
+            status: status.into(),
+            priority: 2,
+            issue_type: None,
+            assignee: (status == "in_progress").then(|| "alice".to_string()),
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            dependencies: blocked_by
+                .map(|on| crate::plan::issue::Dependency {
+                    depends_on_id: on.into(),
+                    dep_type: "blocks".into(),
+                    metadata: None,
+                })
+                .into_iter()
+                .collect(),
+            created_at: None,
+            defer_until: None,
+            pinned: false,
+            ephemeral: false,
+            estimated_minutes: None,
+            close_reason: None,
+            text: IssueText::default(),
+        }
+    }
+
+    fn rules(epic: Option<&str>, label: Option<&str>) -> Rules {
+        Rules {
+            agents: 1,
+            retries: 0,
+            retry_backoff: 0,
+            timeout: 0,
+            tracker_outage: 0,
+            isolation: super::super::Isolation::None,
+            merge: crate::event::MergeStrategy::None,
+            check: None,
+            max_issues: None,
+            phase_labels: false,
+            keep_worktrees: false,
+            base: "main".into(),
+            refresh_after: 0,
+            actor: "bdp".into(),
+            pid: 1,
+            epic: epic.map(str::to_string),
+            label: label.map(str::to_string),
+            tracker: "br".into(),
+        }
+    }
+
+    #[test]
+    fn issues_labelled_for_a_person_wait_for_the_label_to_go() {
+        assert!(held_for_human(&issue("a", "open", &["x", FAILED_LABEL], None)));
+        assert!(held_for_human(&issue("a", "open", &[CONFLICT_LABEL], None)));
+        assert!(!held_for_human(&issue("a", "open", &["bdp:other", "phase:claimed"], None)));
+        let issues = vec![issue("a", "open", &[FAILED_LABEL], None), issue("b", "open", &[], None)];
+        assert_eq!(in_order(&issues, None, None, jiff::Timestamp::UNIX_EPOCH), vec![1]);
+    }
+
+    #[test]
+    fn why_nothing_is_ready_in_one_sentence() {
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let why = |issues: &[Issue], epic, label| why_nothing_ready(issues, &rules(epic, label), now);
+        assert_eq!(why(&[], None, None), "nothing to do: no issues");
+        assert_eq!(why(&[], Some("e1"), None), "nothing is ready under epic e1: no issue e1 in the tracker");
+        let epic = [issue("e1", "open", &[], None)];
+        assert_eq!(why(&epic, Some("e1"), None), "nothing is ready under epic e1");
+        assert_eq!(why(&[], None, Some("ui")), "nothing to do: no issues with label ui");
+        let closed = [issue("a", "closed", &[], None), issue("b", "closed", &[], None)];
+        assert_eq!(why(&closed, None, None), "nothing is ready: all 2 issues are closed");
+        let mixed = [
+            issue("a", "closed", &[], None),
+            issue("b", "in_progress", &[], None),
+            issue("c", "open", &[], Some("b")),
+            issue("d", "open", &[CONFLICT_LABEL], None),
+        ];
+        assert_eq!(
+            why(&mixed, None, None),
+            "nothing is ready: 1 closed, 1 blocked, 1 in progress (claimed), 1 labelled bdp:failed or bdp:conflict \
+             (remove the label to retry)"
+        );
+        let one_blocked = [issue("b", "in_progress", &[], None), issue("c", "open", &[], Some("b"))];
+        assert_eq!(why(&one_blocked, None, None), "nothing is ready: 1 blocked, 1 in progress (claimed)");
     }
 }

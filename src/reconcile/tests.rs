@@ -382,3 +382,269 @@ fn a_dead_holder_of_a_claimed_issue_lock_is_taken_over() {
     assert!(found.iter().any(|f| f.repair == Repair::TakeOverLock { lock: issue_lock("a") }), "{found:?}");
     assert!(found.iter().all(|f| !f.repair.is_safe()));
 }
+
+/// One line per finding, everything a person reads of it: the kind, what it is about, what the log and the
+/// world say, and the repair.
+fn said(findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(|f| {
+            format!(
+                "{} [{}{}] {} => {} ({})",
+                f.kind.name(),
+                f.issue.as_deref().unwrap_or("-"),
+                f.subject.as_ref().map(|s| format!(" / {s}")).unwrap_or_default(),
+                f.detail(),
+                f.repair.describe(),
+                f.repair.name(),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What every kind of finding says, in every shape the log and the world can give it (`bdp audit` and
+/// recovery print these lines; the log stores them).
+#[test]
+fn what_each_finding_says() {
+    let mut text = Vec::new();
+    let mut case = |name: &str, state: &State, world: &World| {
+        text.push(format!("## {name}\n{}", said(&diff(state, world))));
+    };
+    let running = {
+        let mut events = claim("a");
+        events.extend([requested("a"), spawned("a")]);
+        fold(events)
+    };
+    let mut world = world_for(&running);
+    world.attempts.insert("a".into(), AttemptView { attempt: 1, alive: true, ..AttemptView::default() });
+    case("alive", &running, &world);
+    world.attempts.insert("a".into(), AttemptView { attempt: 1, pid_reused: Some(99), ..AttemptView::default() });
+    case("pid reused", &running, &world);
+    for (code, signal) in [(Some(2), None), (None, Some(9)), (None, None)] {
+        let exit = ExitView { code, signal, duration_ms: 9, error: None, pid: Some(100) };
+        world.attempts.insert("a".into(), AttemptView { attempt: 1, exit: Some(exit), ..AttemptView::default() });
+        case("exit file", &running, &world);
+    }
+    let unreadable = AttemptView {
+        attempt: 1,
+        exit_unreadable: Some("bad JSON".into()),
+        group_alive: true,
+        ..AttemptView::default()
+    };
+    world.attempts.insert("a".into(), unreadable);
+    case("exit file unreadable, group alive", &running, &world);
+
+    let no_start_time = {
+        let mut events = claim("a");
+        events.extend([
+            requested("a"),
+            Event::AgentSpawned { issue: "a".into(), attempt: 1, pid: 100, pgid: 100, start_time: None },
+        ]);
+        fold(events)
+    };
+    let mut world = world_for(&no_start_time);
+    world.attempts.insert("a".into(), AttemptView { attempt: 1, pid_reused: Some(5), ..AttemptView::default() });
+    case("pid runs, no start time in the log", &no_start_time, &world);
+
+    let unconfirmed = {
+        let mut events = claim("a");
+        events.push(requested("a"));
+        fold(events)
+    };
+    let mut world = world_for(&unconfirmed);
+    case("unconfirmed, gone", &unconfirmed, &world);
+    let group = |leader| MarkedGroup {
+        marker: "s1/a/1".into(),
+        pgid: 300,
+        leader,
+        leader_start_time: Some(77),
+        pids: vec![300, 301],
+    };
+    world.marked.push(group(Some(300)));
+    case("unconfirmed, alive", &unconfirmed, &world);
+    world.marked = vec![group(None)];
+    case("unconfirmed, wrapper gone, group left", &unconfirmed, &world);
+    world.marked.clear();
+    let exit = ExitView { code: Some(3), signal: None, duration_ms: 9, error: None, pid: None };
+    world.attempts.insert("a".into(), AttemptView { attempt: 1, exit: Some(exit), ..AttemptView::default() });
+    case("unconfirmed, exited", &unconfirmed, &world);
+
+    let merging = {
+        let mut events = claim("a");
+        events.extend([
+            requested("a"),
+            spawned("a"),
+            exited("a", 0),
+            Event::MergeStarted {
+                issue: "a".into(),
+                branch: "bdp/a".into(),
+                base: "main".into(),
+                strategy: MergeStrategy::Merge,
+            },
+        ]);
+        fold(events)
+    };
+    let mut world = world_for(&merging);
+    for view in [
+        MergeView::Done { commit: "c0ffee0123456789".into() },
+        MergeView::NotDone { tip: Some("abc".into()) },
+        MergeView::NotDone { tip: None },
+    ] {
+        world.merges.insert("a".into(), view);
+        case("merge", &merging, &world);
+    }
+
+    let mut steps = claim("a");
+    let state = fold(steps.clone());
+    case("worktree ready", &state, &world_for(&state));
+    let state = fold(vec![Event::IssueClaimed { issue: "a".into(), actor: "bdp".into() }]);
+    case("no worktree", &state, &world_for(&state));
+    steps.extend([requested("a"), spawned("a")]);
+    for end in [
+        exited("a", 4),
+        Event::AgentExited {
+            issue: "a".into(),
+            attempt: 1,
+            code: None,
+            signal: Some(15),
+            duration_ms: 5,
+            timed_out: false,
+            usage: None,
+        },
+        Event::AttemptAbandoned { issue: "a".into(), attempt: 1, reason: "no such agent".into() },
+    ] {
+        let mut events = steps.clone();
+        events.push(end);
+        let state = fold(events.clone());
+        case("ended", &state, &world_for(&state));
+        events.push(Event::RetryScheduled { issue: "a".into(), next_attempt: 2, backoff_ms: 10, reason: "r".into() });
+        let state = fold(events);
+        case("retry", &state, &world_for(&state));
+    }
+    steps.push(exited("a", 0));
+    let state = fold(steps.clone());
+    let mut world = world_for(&state);
+    world.tracker.get_mut("a").unwrap().status = "closed".into();
+    case("succeeded, closed in the tracker", &state, &world);
+    steps.push(Event::CheckPassed { issue: "a".into(), attempt: 1, command: "true".into(), duration_ms: 1 });
+    let state = fold(steps.clone());
+    case("checked", &state, &world_for(&state));
+    steps.extend([
+        Event::MergeStarted {
+            issue: "a".into(),
+            branch: "bdp/a".into(),
+            base: "main".into(),
+            strategy: MergeStrategy::Merge,
+        },
+        Event::Merged { issue: "a".into(), commit: "c1c1c1c1c1c1c1c1".into() },
+    ]);
+    let state = fold(steps.clone());
+    case("merged", &state, &world_for(&state));
+    steps.push(Event::TrackerIssueClosed { issue: "a".into(), reason: "r".into(), backend: "jsonl".into() });
+    let state = fold(steps);
+    case("closed", &state, &world_for(&state));
+
+    let claimed = fold(claim("a"));
+    let tracker = |edit: &dyn Fn(&mut TrackerView)| {
+        let mut world = world_for(&claimed);
+        edit(world.tracker.get_mut("a").unwrap());
+        world
+    };
+    let mut world = world_for(&claimed);
+    world.tracker.remove("a");
+    case("missing in the tracker", &claimed, &world);
+    case("taken", &claimed, &tracker(&|t| t.assignee = Some("alice".into())));
+    case(
+        "closed elsewhere",
+        &claimed,
+        &tracker(&|t| {
+            t.status = "closed".into();
+            t.assignee = Some("alice".into());
+        }),
+    );
+    case(
+        "open, unassigned",
+        &claimed,
+        &tracker(&|t| {
+            t.status = "open".into();
+            t.assignee = None;
+        }),
+    );
+    case("open, ours", &claimed, &tracker(&|t| t.status = "open".into()));
+    for label in ["bdp:failed", "bdp:conflict"] {
+        case(
+            "given back",
+            &claimed,
+            &tracker(&|t| {
+                t.status = "open".into();
+                t.assignee = None;
+                t.labels = vec![label.into()];
+            }),
+        );
+    }
+
+    // Strays, locks and the tracker, for issues released, never claimed, or claimed by a session that ended.
+    let mut events = claim("a");
+    events.extend([
+        Event::IssueReleased { issue: "a".into(), reason: ReleaseReason::Failed, detail: None },
+        Event::LockReleased { lock: issue_lock("a") },
+        Event::LockAcquired { lock: "src/main.rs".into(), holder_pid: 555, issue: Some("a".into()) },
+        Event::LockAcquired { lock: "lonely".into(), holder_pid: 556, issue: None },
+        Event::SessionEnded { reason: crate::event::SessionEndReason::Completed, left_running: vec![] },
+    ]);
+    let state = fold(events);
+    let mut world = world_for(&state);
+    world.lock_holders.insert(556, false);
+    world.lock_files.retain(|f| f.name != "lonely");
+    world.tracker.insert("a".into(), TrackerView { status: "open".into(), assignee: None, labels: vec![] });
+    world
+        .tracker
+        .insert("b".into(), TrackerView { status: "in_progress".into(), assignee: Some("bdp".into()), labels: vec![] });
+    world.lock_files.push(LockFile {
+        name: "issue:z".into(),
+        path: ".bdp/locks/issue%3Az.lock".into(),
+        holder_pid: Some(9),
+        holder_alive: false,
+        flocked: false,
+    });
+    world.lock_files.push(LockFile {
+        name: "busy".into(),
+        path: ".bdp/locks/busy.lock".into(),
+        holder_pid: Some(10),
+        holder_alive: true,
+        flocked: true,
+    });
+    world.marked.push(MarkedGroup {
+        marker: "s0/x/1".into(),
+        pgid: 700,
+        leader: Some(700),
+        leader_start_time: None,
+        pids: vec![700, 701],
+    });
+    for (path, branch, issue, users) in [
+        ("/r/.bdp/worktrees/a", Some("bdp/a"), Some("a"), vec![]),
+        ("/r/.bdp/worktrees/n", None, Some("n"), vec![41, 42]),
+    ] {
+        world.worktrees.push(WorktreeView {
+            path: path.into(),
+            branch: branch.map(str::to_string),
+            issue: issue.map(str::to_string),
+            users,
+        });
+    }
+    world.branches.extend(["bdp/a".to_string(), "bdp/never".to_string()]);
+    world.bad_checkpoints.push((12, "its state hash differs".into()));
+    case("strays, locks, tracker", &state, &world);
+    let mut claimed_by_ended = claim("c");
+    claimed_by_ended
+        .push(Event::SessionEnded { reason: crate::event::SessionEndReason::Drained, left_running: vec![] });
+    let state = fold(claimed_by_ended);
+    let mut world = world_for(&state);
+    world.tracker.get_mut("c").unwrap().assignee = Some("bob".into());
+    world.lock_holders.insert(1, false);
+    case("a claim of an ended session, its lock holder dead", &state, &world);
+    world.log_damage = Some("seq 3: chain mismatch".into());
+    case("damage", &state, &world);
+    insta::assert_snapshot!(text.join("\n\n"));
+}
