@@ -3,10 +3,12 @@
 //! [`Input`] (an agent exited, a merge is done, a timer fired, a stop was asked for) to `decide` and carries
 //! out the [`Action`]s that come back ([`super::steps`]), turning each result into the next input.
 //!
-//! The dispatcher is the only one that writes the log or the tracker, so claims, merges and tracker writes
-//! are serialized by construction. What takes time (worktrees, agents, checks, merges, timers) runs in
-//! tasks that report back over a channel, so a stop is handled at once. The model's `state` is updated only
-//! from the records the log acknowledged.
+//! The dispatcher is the only one that writes the log; the tracker's calls are made, in order, on one tracker
+//! thread ([`super::tracker_thread`]), a job per dispatch step; merges go one at a time through the merge
+//! queue. So claims, merges and tracker writes are serialized by construction. Everything that takes time
+//! (tracker calls, worktrees, agents, checks, merges, timers) runs off the dispatcher's thread and reports
+//! back over a channel, so a stop is handled at once. The model's `state` is updated only from the records the
+//! log acknowledged.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
