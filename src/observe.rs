@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::exit_file::read_exit_file;
 use crate::git;
 use crate::log::lock::Holder;
 use crate::plan::Issue;
@@ -15,7 +16,6 @@ use crate::process;
 use crate::reconcile::{AttemptView, ExitView, LockFile, MarkedGroup, MergeView, TrackerView, WorktreeView, World};
 use crate::repo::{BRANCH_PREFIX, Repo, unescape_path_component};
 use crate::state::State;
-use crate::supervisor::wrapper::read_exit_file;
 
 /// Who is looking.
 pub struct Observer<'a> {

@@ -23,7 +23,7 @@ pub fn apply_safe(
 ) -> Result<Option<Vec<Event>>, String> {
     let mut events = Vec::new();
     match &finding.repair {
-        Repair::StopAgent { pgid } => crate::supervisor::agent::stop_group_blocking(*pgid, grace),
+        Repair::StopAgent { pgid } => crate::process_group::stop_group_blocking(*pgid, grace),
         Repair::RemoveWorktree { path } => {
             let path = Path::new(path);
             git::remove_worktree(&repo.root, path).map_err(|e| e.to_string())?;
@@ -51,7 +51,20 @@ pub fn apply_safe(
                 .and_then(|index| index.drop_checkpoint(*seq))
                 .map_err(|e| e.to_string())?;
         }
-        _ => return Ok(None),
+        // What only `bdp run` does (supervise, merge, retry, claim) or a person does. Listed, not `_`, so that a
+        // new repair is placed here or above by the compiler's say.
+        Repair::Manual { .. }
+        | Repair::Adopt { .. }
+        | Repair::RecordSpawnAndAdopt { .. }
+        | Repair::ApplyExit { .. }
+        | Repair::RecordCrash { .. }
+        | Repair::AbandonAttempt { .. }
+        | Repair::RecordMerge { .. }
+        | Repair::RedoMerge
+        | Repair::Resume { .. }
+        | Repair::Reclaim
+        | Repair::DropClaim { .. }
+        | Repair::TakeOverLock { .. } => return Ok(None),
     }
     events.push(Event::RepairApplied {
         kind: finding.kind.name().to_string(),

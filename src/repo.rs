@@ -6,7 +6,16 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{CliError, CliResult};
+/// Why no repository was found.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("--repo {0}: no such directory")]
+    NoSuchDirectory(PathBuf),
+    #[error("{0} is not inside a repository (no .bdp, .beads or .git above it)")]
+    NotInRepository(PathBuf),
+    #[error("cannot read the current directory: {0}")]
+    CurrentDir(std::io::Error),
+}
 
 /// Paths of one repo's bdp data.
 #[derive(Debug, Clone)]
@@ -17,21 +26,20 @@ pub struct Repo {
 impl Repo {
     /// Uses `--repo DIR` if given, else walks up from the current directory to the nearest directory that
     /// holds `.bdp`, `.beads` or `.git`.
-    pub fn discover(explicit: Option<&Path>) -> CliResult<Repo> {
+    pub fn discover(explicit: Option<&Path>) -> Result<Repo, RepoError> {
         if let Some(dir) = explicit {
             if !dir.is_dir() {
-                return Err(CliError::user(format!("--repo {}: no such directory", dir.display())));
+                return Err(RepoError::NoSuchDirectory(dir.to_path_buf()));
             }
             return Ok(Repo { root: dir.to_path_buf() });
         }
-        let cwd = std::env::current_dir().map_err(|e| CliError::io("read", Path::new("."), &e))?;
+        let cwd = std::env::current_dir().map_err(RepoError::CurrentDir)?;
         for dir in cwd.ancestors() {
             if [".bdp", ".beads", ".git"].iter().any(|marker| dir.join(marker).exists()) {
                 return Ok(Repo { root: dir.to_path_buf() });
             }
         }
-        Err(CliError::user(format!("{} is not inside a repository (no .bdp, .beads or .git above it)", cwd.display()))
-            .with_hint("run bdp from inside your project, or pass --repo DIR"))
+        Err(RepoError::NotInRepository(cwd))
     }
 
     pub fn bdp_dir(&self) -> PathBuf {

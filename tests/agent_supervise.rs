@@ -4,8 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use bdp::supervisor::agent::{self, AgentSpec, group_alive};
-use bdp::supervisor::wrapper::read_exit_file;
+use bdp::exit_file::read_exit_file;
+use bdp::process_group::group_alive;
+use bdp::supervisor::agent::{self, AgentSpec};
 
 fn script(dir: &Path, body: &str) -> String {
     let path = dir.join("agent.sh");

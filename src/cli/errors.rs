@@ -6,12 +6,25 @@
 use crate::error::{CliError, ErrorKind};
 use crate::git::GitError;
 use crate::log::LogError;
+use crate::repo::RepoError;
 use crate::supervisor::orchestrator::RunError;
 use crate::tracker::TrackerError;
 
 impl From<LogError> for CliError {
     fn from(err: LogError) -> Self {
         CliError { kind: err.kind(), message: err.to_string(), hint: err.hint() }
+    }
+}
+
+impl From<RepoError> for CliError {
+    fn from(err: RepoError) -> Self {
+        match &err {
+            RepoError::NoSuchDirectory(_) => CliError::user(err.to_string()),
+            RepoError::NotInRepository(_) => {
+                CliError::user(err.to_string()).with_hint("run bdp from inside your project, or pass --repo DIR")
+            }
+            RepoError::CurrentDir(_) => CliError::new(ErrorKind::Io, err.to_string()),
+        }
     }
 }
 

@@ -158,7 +158,7 @@ fn print_all(
 /// Whether an attempt will write no more output: its exit file exists, the log says it ended, the agent
 /// the log names is gone, or it was never spawned and no orchestrator is running to spawn it.
 fn is_over(repo: &Repo, state: &State, t: &Target) -> bool {
-    if t.dir.join(crate::supervisor::wrapper::EXIT_FILE).exists() {
+    if t.dir.join(crate::exit_file::EXIT_FILE).exists() {
         return true;
     }
     let Some(claim) = state.issues.get(&t.issue).and_then(|i| i.claim.as_ref()) else { return true };

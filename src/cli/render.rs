@@ -117,19 +117,7 @@ pub fn shell_words(argv: &[String]) -> String {
         .join(" ")
 }
 
-pub fn duration(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    } else {
-        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
-    }
-}
-
-pub fn short(commit: &str) -> &str {
-    commit.get(..12).unwrap_or(commit)
-}
+pub use crate::text::{duration, short};
 
 /// `HH:MM:SS.mmm` out of an RFC 3339 timestamp (the date is shown once per session).
 pub fn time_of_day(ts: &str) -> &str {

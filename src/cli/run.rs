@@ -399,12 +399,12 @@ fn print_summary(s: &RunSummary) {
         s.conflicted,
         s.released,
         s.attempts,
-        crate::supervisor::progress_duration(s.wall)
+        crate::text::duration_of(s.wall)
     );
     println!(
         "agent time {} over wall time {}: {speedup:.1}x parallel",
-        crate::supervisor::progress_duration(s.agent_time),
-        crate::supervisor::progress_duration(s.wall)
+        crate::text::duration_of(s.agent_time),
+        crate::text::duration_of(s.wall)
     );
     if s.usage_reports > 0 {
         println!("agents reported usage {} time(s), cost ${:.2}", s.usage_reports, s.cost_micro_usd as f64 / 1e6);

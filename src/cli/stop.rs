@@ -52,7 +52,7 @@ pub fn run(repo: &Repo, args: &StopArgs) -> CliResult<Outcome> {
         while lock_is_held(&path)? {
             std::thread::sleep(Duration::from_millis(100));
         }
-        println!("it ended after {}", crate::supervisor::progress_duration(started.elapsed()));
+        println!("it ended after {}", crate::text::duration_of(started.elapsed()));
     }
     Ok(Outcome::Ok)
 }

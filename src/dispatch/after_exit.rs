@@ -27,23 +27,12 @@ impl AgentEnd {
     /// Why a failed attempt failed, in a few words (`timed out after 30m00s`, `agent exited 3`).
     pub fn why_failed(&self, timeout: Duration) -> String {
         match (self.timed_out, self.code, self.signal, &self.error) {
-            (true, ..) => format!("timed out after {}", duration_text(timeout)),
+            (true, ..) => format!("timed out after {}", crate::text::duration_of(timeout)),
             (_, _, _, Some(error)) => error.clone(),
             (_, Some(code), ..) => format!("agent exited {code}"),
             (_, None, Some(sig), _) => format!("agent killed by signal {sig}"),
             _ => "agent ended without a status".to_string(),
         }
-    }
-}
-
-/// A duration for people: `850ms`, `4.2s`, `3m05s`, `1h02m`.
-pub fn duration_text(d: Duration) -> String {
-    let ms = d.as_millis() as u64;
-    match ms {
-        0..1_000 => format!("{ms}ms"),
-        1_000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
-        60_000..3_600_000 => format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60),
-        _ => format!("{}h{:02}m", ms / 3_600_000, (ms / 60_000) % 60),
     }
 }
 
@@ -226,13 +215,5 @@ mod tests {
             landing(Work::Branch { ahead: 0, dirty: false }, false),
             Landing::Close("bdp: the agent finished with no code changes".into())
         );
-    }
-
-    #[test]
-    fn durations_for_people() {
-        let cases = [(850, "850ms"), (4_200, "4.2s"), (185_000, "3m05s"), (3_720_000, "1h02m")];
-        for (ms, want) in cases {
-            assert_eq!(duration_text(Duration::from_millis(ms)), want);
-        }
     }
 }

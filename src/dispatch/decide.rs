@@ -59,10 +59,7 @@ fn clock(ms: Ms) -> std::time::Duration {
     std::time::Duration::from_millis(ms)
 }
 
-/// The first 12 characters of a commit id.
-pub fn short(commit: &str) -> &str {
-    commit.get(..12).unwrap_or(commit)
-}
+pub use crate::text::short;
 
 impl Model {
     /// Decides what `input` leads to at `now`.
@@ -811,10 +808,7 @@ impl Model {
 
     /// Gives the issue back to the tracker as open (labelled `bdp:failed` when `label`).
     fn give_up(&mut self, id: &str, reason: ReleaseReason, detail: &str, label: bool, out: &mut Out) {
-        let ending = match reason {
-            ReleaseReason::Shutdown | ReleaseReason::Abandoned => Ending::Released,
-            _ => Ending::Failed,
-        };
+        let ending = Ending::of(reason);
         let release = Release {
             reason,
             detail: detail.to_string(),
@@ -973,7 +967,7 @@ impl Model {
                 if self.outcome.tracker_outage.is_none() {
                     let why = format!(
                         "the tracker has not worked for {}: {}",
-                        super::after_exit::duration_text(std::time::Duration::from_millis(self.rules.tracker_outage)),
+                        crate::text::duration(self.rules.tracker_outage),
                         outage.error
                     );
                     out.report(RunEvent::TrackerGaveUp { why: why.clone() });
@@ -1140,11 +1134,7 @@ impl Model {
                 self.release(id, release, out);
             }
             Resume::Drop { reason, release: why } => {
-                let ending = match why {
-                    ReleaseReason::Conflict => Ending::Conflict,
-                    ReleaseReason::Failed | ReleaseReason::Timeout => Ending::Failed,
-                    _ => Ending::Released,
-                };
+                let ending = Ending::of(why);
                 // Its branch is kept when a merge of it did not land (recovery recorded that first): it holds
                 // work. Otherwise it is a leftover, as an audit would call it.
                 let claim = self.state.issues.get(id).and_then(|i| i.claim.as_ref());

@@ -23,10 +23,7 @@ pub enum Isolation {
     None,
 }
 
-/// Label put on an issue given back after its retries ran out.
-pub const FAILED_LABEL: &str = "bdp:failed";
-/// Label put on an issue whose branch could not be merged.
-pub const CONFLICT_LABEL: &str = "bdp:conflict";
+pub use crate::plan::issue::{CONFLICT_LABEL, FAILED_LABEL};
 
 /// The run's options, as the decisions need them.
 #[derive(Debug, Clone)]
@@ -142,6 +139,19 @@ pub enum Ending {
     Failed,
     Conflict,
     Released,
+}
+
+impl Ending {
+    /// How an issue released for `reason` ended (the one mapping from the log's reasons).
+    pub fn of(reason: crate::event::ReleaseReason) -> Ending {
+        use crate::event::ReleaseReason as R;
+        match reason {
+            R::Done => Ending::Done,
+            R::Conflict => Ending::Conflict,
+            R::Failed | R::Timeout => Ending::Failed,
+            R::Shutdown | R::Abandoned => Ending::Released,
+        }
+    }
 }
 
 /// What a release does to the issue in the tracker.

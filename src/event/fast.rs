@@ -276,6 +276,9 @@ mod tests {
         assert_eq!(KINDS, Event::KINDS);
         let kinds: Vec<&str> = samples().iter().map(Event::kind).collect();
         assert_eq!(kinds, Event::KINDS);
+        for event in samples() {
+            assert_eq!(serde_json::to_value(&event).unwrap()["type"], event.kind(), "{event:?}");
+        }
     }
 
     /// The fast path must give what serde gives, and nothing where serde fails.

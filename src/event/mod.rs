@@ -354,43 +354,59 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-impl Event {
-    /// The `type` tag as written in the log.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Event::SessionStarted { .. } => "session_started",
-            Event::SessionEnded { .. } => "session_ended",
-            Event::IssueClaimed { .. } => "issue_claimed",
-            Event::ClaimLost { .. } => "claim_lost",
-            Event::IssueReleased { .. } => "issue_released",
-            Event::WorktreeCreated { .. } => "worktree_created",
-            Event::WorktreeRemoved { .. } => "worktree_removed",
-            Event::SpawnRequested { .. } => "spawn_requested",
-            Event::AgentSpawned { .. } => "agent_spawned",
-            Event::AgentExited { .. } => "agent_exited",
-            Event::AttemptAbandoned { .. } => "attempt_abandoned",
-            Event::PhaseChanged { .. } => "phase_changed",
-            Event::CheckPassed { .. } => "check_passed",
-            Event::CheckFailed { .. } => "check_failed",
-            Event::MergeStarted { .. } => "merge_started",
-            Event::Merged { .. } => "merged",
-            Event::MergeConflicted { .. } => "merge_conflicted",
-            Event::LockAcquired { .. } => "lock_acquired",
-            Event::LockReleased { .. } => "lock_released",
-            Event::LockBroken { .. } => "lock_broken",
-            Event::TrackerStatusSet { .. } => "tracker_status_set",
-            Event::TrackerLabelsChanged { .. } => "tracker_labels_changed",
-            Event::TrackerIssueClosed { .. } => "tracker_issue_closed",
-            Event::TrackerCalls { .. } => "tracker_calls",
-            Event::TrackerDown { .. } => "tracker_down",
-            Event::TrackerBack { .. } => "tracker_back",
-            Event::ReconcileFinding { .. } => "reconcile_finding",
-            Event::RepairApplied { .. } => "repair_applied",
-            Event::RetryScheduled { .. } => "retry_scheduled",
-            Event::LogTruncated { .. } => "log_truncated",
-        }
-    }
+/// Each variant's `type` tag as written in the log, listed once: [`Event::kind`] and [`Event::KINDS`] are made
+/// from this list (a variant missing from it does not compile), and `event::fast`'s tests check every tag
+/// against serde's.
+macro_rules! event_kinds {
+    ($($variant:ident => $tag:literal,)*) => {
+        impl Event {
+            /// The `type` tag as written in the log.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Event::$variant { .. } => $tag,)*
+                }
+            }
 
+            /// Every `type` tag this build understands, for error messages and the schema test.
+            pub const KINDS: &'static [&'static str] = &[$($tag,)*];
+        }
+    };
+}
+
+event_kinds! {
+    SessionStarted => "session_started",
+    SessionEnded => "session_ended",
+    IssueClaimed => "issue_claimed",
+    ClaimLost => "claim_lost",
+    IssueReleased => "issue_released",
+    WorktreeCreated => "worktree_created",
+    WorktreeRemoved => "worktree_removed",
+    SpawnRequested => "spawn_requested",
+    AgentSpawned => "agent_spawned",
+    AgentExited => "agent_exited",
+    AttemptAbandoned => "attempt_abandoned",
+    PhaseChanged => "phase_changed",
+    CheckPassed => "check_passed",
+    CheckFailed => "check_failed",
+    MergeStarted => "merge_started",
+    Merged => "merged",
+    MergeConflicted => "merge_conflicted",
+    LockAcquired => "lock_acquired",
+    LockReleased => "lock_released",
+    LockBroken => "lock_broken",
+    TrackerStatusSet => "tracker_status_set",
+    TrackerLabelsChanged => "tracker_labels_changed",
+    TrackerIssueClosed => "tracker_issue_closed",
+    TrackerCalls => "tracker_calls",
+    TrackerDown => "tracker_down",
+    TrackerBack => "tracker_back",
+    ReconcileFinding => "reconcile_finding",
+    RepairApplied => "repair_applied",
+    RetryScheduled => "retry_scheduled",
+    LogTruncated => "log_truncated",
+}
+
+impl Event {
     /// The issue this event is about, if any.
     pub fn issue(&self) -> Option<&str> {
         match self {
@@ -426,38 +442,4 @@ impl Event {
             | Event::LogTruncated { .. } => None,
         }
     }
-
-    /// Every `type` tag this build understands, for error messages and the schema test.
-    pub const KINDS: &'static [&'static str] = &[
-        "session_started",
-        "session_ended",
-        "issue_claimed",
-        "claim_lost",
-        "issue_released",
-        "worktree_created",
-        "worktree_removed",
-        "spawn_requested",
-        "agent_spawned",
-        "agent_exited",
-        "attempt_abandoned",
-        "phase_changed",
-        "check_passed",
-        "check_failed",
-        "merge_started",
-        "merged",
-        "merge_conflicted",
-        "lock_acquired",
-        "lock_released",
-        "lock_broken",
-        "tracker_status_set",
-        "tracker_labels_changed",
-        "tracker_issue_closed",
-        "tracker_calls",
-        "tracker_down",
-        "tracker_back",
-        "reconcile_finding",
-        "repair_applied",
-        "retry_scheduled",
-        "log_truncated",
-    ];
 }

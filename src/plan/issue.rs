@@ -231,6 +231,11 @@ impl Issue {
     }
 }
 
+/// Label bdp puts on an issue it gives back after its retries ran out (it waits for a person).
+pub const FAILED_LABEL: &str = "bdp:failed";
+/// Label bdp puts on an issue whose branch could not be merged (it waits for a person).
+pub const CONFLICT_LABEL: &str = "bdp:conflict";
+
 /// Labels to add and to remove in one write.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LabelChange {

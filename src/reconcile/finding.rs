@@ -213,7 +213,7 @@ impl Repair {
             Repair::AbandonAttempt { attempt } => {
                 format!("record attempt {attempt} as never started; retry within the budget")
             }
-            Repair::RecordMerge { commit } => format!("record the merge ({})", commit.get(..12).unwrap_or(commit)),
+            Repair::RecordMerge { commit } => format!("record the merge ({})", crate::text::short(commit)),
             Repair::RedoMerge => "merge again".into(),
             Repair::Resume { step } => format!("carry on: {}", step_text(*step)),
             Repair::Reclaim => "claim it in the tracker again and carry on".into(),

@@ -15,6 +15,7 @@ mod world;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::event::{IssueId, ReleaseReason};
+use crate::plan::issue::{CONFLICT_LABEL, FAILED_LABEL};
 use crate::repo::{BRANCH_PREFIX, branch_name, escape_path_component, unescape_path_component};
 use crate::state::{Attempt, Claim, ClaimStage, IssueState, SessionEnd, State};
 
@@ -22,7 +23,7 @@ pub use finding::{Finding, FindingKind, Repair, Step};
 pub use world::*;
 
 /// Labels bdp puts on an issue it gives back for a person to look at.
-const HELD_LABELS: [&str; 2] = ["bdp:failed", "bdp:conflict"];
+const HELD_LABELS: [&str; 2] = [FAILED_LABEL, CONFLICT_LABEL];
 
 /// The name of the lock bdp holds on an issue while it is claimed (file `.bdp/locks/<escaped>.lock`).
 pub fn issue_lock(issue: &str) -> String {
@@ -310,7 +311,7 @@ fn claim_findings(
                     format!("{} and unassigned, labelled {label}: bdp was giving it back", t.status),
                     Repair::DropClaim {
                         reason: format!("the tracker has it back, labelled {label}"),
-                        release: if *label == "bdp:conflict" { ReleaseReason::Conflict } else { ReleaseReason::Failed },
+                        release: if *label == CONFLICT_LABEL { ReleaseReason::Conflict } else { ReleaseReason::Failed },
                     },
                 ));
                 return;
@@ -525,9 +526,7 @@ fn session_text(state: &State, id: &str) -> String {
     }
 }
 
-fn short(commit: &str) -> &str {
-    commit.get(..12).unwrap_or(commit)
-}
+use crate::text::short;
 
 fn join(pids: &[u32]) -> String {
     pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal, kill_process_group, test_kill_process_group};
 use tokio::sync::watch;
 
-use super::wrapper::read_exit_file;
+use crate::exit_file::read_exit_file;
+use crate::process_group::{group_alive, terminate_group};
 
 /// How to start one attempt.
 #[derive(Debug, Clone)]
@@ -74,46 +74,6 @@ pub fn wrapper_blocked_signals() -> nix::sys::signal::SigSet {
         set.add(sig);
     }
     set
-}
-
-/// Sends `signal` to the process group `pgid`; a group that is already gone is fine. Never to group 1
-/// (init's): `kill(-1)` means every process we may signal, and a pgid read from an old log can be 1.
-pub fn signal_group(pgid: u32, signal: Signal) {
-    if pgid <= 1 {
-        return;
-    }
-    if let Some(pid) = Pid::from_raw(pgid as i32) {
-        let _ = kill_process_group(pid, signal);
-    }
-}
-
-/// Whether any process of the group is still alive (zombies waiting to be reaped do not count).
-pub fn group_alive(pgid: u32) -> bool {
-    pgid > 1
-        && Pid::from_raw(pgid as i32).is_some_and(|pid| test_kill_process_group(pid).is_ok())
-        && !crate::process::group_members(pgid).is_empty()
-}
-
-/// The one way bdp stops a process group (as nextest's `terminate_child`): nothing if `gone` already; else
-/// TERM, up to `grace` for `gone`, then KILL and up to 5 s more. `gone` says what is being waited for: the
-/// group leader, or every member of the group.
-pub async fn terminate_group(pgid: u32, grace: Duration, gone: impl Fn() -> bool) {
-    if gone() {
-        return;
-    }
-    signal_group(pgid, Signal::TERM);
-    let until = Instant::now() + grace;
-    while !gone() && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    if gone() {
-        return;
-    }
-    signal_group(pgid, Signal::KILL);
-    let until = Instant::now() + Duration::from_secs(5);
-    while !gone() && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Waits for the agent until it exits, `timeout` after its start passes, or `stop_now` turns true.
@@ -224,19 +184,5 @@ pub async fn supervise_adopted(
                 .then(|| "the agent ended without an exit file (its wrapper was killed)".to_string()),
         },
         Err(e) => AgentEnd { code: None, signal: None, duration_ms, timed_out, stopped, error: Some(e) },
-    }
-}
-
-/// Stops a process group bdp no longer supervises ([`terminate_group`], from code that is not async).
-/// Blocks the calling thread: only for recovery, before the dispatcher runs.
-pub fn stop_group_blocking(pgid: u32, grace: Duration) {
-    let stop = terminate_group(pgid, grace, || !group_alive(pgid));
-    match tokio::runtime::Handle::try_current() {
-        // On the orchestrator's (multi-thread) runtime: this worker blocks, the others go on.
-        Ok(handle) => tokio::task::block_in_place(|| handle.block_on(stop)),
-        Err(_) => match tokio::runtime::Builder::new_current_thread().enable_time().build() {
-            Ok(runtime) => runtime.block_on(stop),
-            Err(_) => signal_group(pgid, Signal::KILL),
-        },
     }
 }

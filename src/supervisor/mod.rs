@@ -22,6 +22,3 @@ pub mod template;
 mod tracker_thread;
 pub mod usage;
 pub mod wrapper;
-
-/// A duration for people: `850ms`, `4.2s`, `3m05s`, `1h02m` (defined in the core).
-pub use crate::dispatch::after_exit::duration_text as progress_duration;

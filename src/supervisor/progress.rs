@@ -81,7 +81,7 @@ impl Progress {
 
     /// Shows a run event: the one place the run loop's reports become words.
     pub fn report(&mut self, event: &RunEvent) {
-        let dur = |ms: u64| super::progress_duration(Duration::from_millis(ms));
+        let dur = crate::text::duration;
         match event {
             RunEvent::Started { issue, attempt, title, adopted } => self.started(issue, *attempt, title, *adopted),
             RunEvent::Phase { issue, phase } => self.phase(issue, phase),

@@ -146,7 +146,7 @@ impl Orchestrator {
             }
             Repair::RecordCrash { attempt, pgid } => {
                 if let Some(pgid) = pgid {
-                    agent::stop_group_blocking(*pgid, self.opts.grace);
+                    crate::process_group::stop_group_blocking(*pgid, self.opts.grace);
                 }
                 self.repaired(&f, f.repair.describe());
                 self.feed(Input::AgentExited { issue: id, attempt: *attempt, end: recovery::crashed(), usage: None })
@@ -160,7 +160,7 @@ impl Orchestrator {
                     .and_then(|i| i.claim.as_ref()?.attempt.clone())
                     .and_then(|a| self.marked_group(&a.marker))
                 {
-                    agent::stop_group_blocking(g, self.opts.grace);
+                    crate::process_group::stop_group_blocking(g, self.opts.grace);
                 }
                 let reason = recovery::NEVER_STARTED;
                 self.defer(vec![Event::AttemptAbandoned {
@@ -232,7 +232,7 @@ impl Orchestrator {
                 .map(|s| s.pgid)
                 .or_else(|| self.marked_group(&a.marker));
             if let Some(pgid) = pgid {
-                agent::stop_group_blocking(pgid, self.opts.grace);
+                crate::process_group::stop_group_blocking(pgid, self.opts.grace);
             }
             self.defer(vec![Event::AttemptAbandoned {
                 issue: id.to_string(),
@@ -283,5 +283,5 @@ impl Orchestrator {
 
 /// The wrapper's error (the agent could not be started), from the exit file.
 fn agent_error(dir: &Path) -> Option<String> {
-    super::wrapper::read_exit_file(dir).ok().flatten().and_then(|r| r.error)
+    crate::exit_file::read_exit_file(dir).ok().flatten().and_then(|r| r.error)
 }

@@ -9,61 +9,14 @@
 //! the exit file is written whenever the agent exits — except on KILL, when the orchestrator, if alive,
 //! sees the wrapper's own status instead.
 
-use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-
-/// What `exit.json` holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExitRecord {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signal: Option<i32>,
-    pub duration_ms: u64,
-    /// Set when the agent could not be started at all.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// The wrapper's pid (the attempt's process group): lets recovery record a spawn the log missed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid: Option<u32>,
-}
-
-impl ExitRecord {
-    pub fn success(&self) -> bool {
-        self.code == Some(0)
-    }
-}
-
-pub const EXIT_FILE: &str = "exit.json";
-
-/// Reads an attempt's exit file; `None` if there is none (yet), an error if it is unreadable.
-pub fn read_exit_file(attempt_dir: &Path) -> Result<Option<ExitRecord>, String> {
-    let path = attempt_dir.join(EXIT_FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| format!("{}: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {e}", path.display())),
-    }
-}
-
-/// Writes `bytes` to `path` atomically: a temp file in the same directory, renamed over it. Readers see the
-/// whole record or none. Not fsynced, on purpose: the file outlives any crash of a process (it is in the
-/// page cache), and only a machine crash can lose it — recovery then finds no exit file and retries the
-/// attempt, which loses nothing. Two fsyncs per agent were a large part of the cost of a short agent.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
+use crate::exit_file::{EXIT_FILE, ExitRecord, write_atomically};
 
 /// Arguments of `bdp __wrap`.
 #[derive(Debug, clap::Args)]

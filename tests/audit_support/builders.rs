@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use bdp::event::{Event, Phase, ReleaseReason, SessionEndReason};
-use bdp::supervisor::wrapper::ExitRecord;
+use bdp::exit_file::ExitRecord;
 
 use super::pieces::*;
 use super::{DEAD_ORCHESTRATOR, NOT_INITS_START};

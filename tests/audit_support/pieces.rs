@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use bdp::event::{Event, MergeStrategy, Phase};
+use bdp::exit_file::ExitRecord;
 use bdp::log::LogWriter;
 use bdp::repo::escape_path_component;
-use bdp::supervisor::wrapper::ExitRecord;
 use serde_json::json;
 
 use super::DEAD_ORCHESTRATOR;

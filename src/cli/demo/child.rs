@@ -182,7 +182,7 @@ pub fn wait_for_an_orphan(orphans: &[Orphan], limit: Duration, interrupted: &Ato
     let until = Instant::now() + limit;
     loop {
         let (finished, still): (Vec<&Orphan>, Vec<&Orphan>) =
-            orphans.iter().partition(|o| o.dir.join(crate::supervisor::wrapper::EXIT_FILE).exists());
+            orphans.iter().partition(|o| o.dir.join(crate::exit_file::EXIT_FILE).exists());
         let enough = !finished.is_empty() || orphans.len() < 2;
         if enough || Instant::now() > until || interrupted.load(Ordering::SeqCst) {
             let name = |o: &&Orphan| format!("{}#{}", o.issue, o.attempt);
