@@ -35,18 +35,29 @@ impl OrchestratorLock {
             .truncate(false)
             .open(path)
             .map_err(|e| LogError::io("open", path, e))?;
-        let _turn = lock_directory_of(path)?;
-        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                let holder = text.trim();
-                let holder = if holder.is_empty() { "holder unknown".to_string() } else { holder.to_string() };
-                return Err(LogError::Locked { path: path.to_path_buf(), holder });
+        // A holder that is gone can still hold the lock for a moment: a child it was forking when it died has
+        // a copy of the lock's file until it execs. That is waited for (briefly), a live holder is not.
+        let gone_since = std::time::Instant::now();
+        let _turn = loop {
+            let turn = lock_directory_of(path)?;
+            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => break turn,
+                Err(rustix::io::Errno::WOULDBLOCK) => {
+                    let mut text = String::new();
+                    file.rewind().map_err(|e| LogError::io("read", path, e))?;
+                    let _ = file.read_to_string(&mut text);
+                    let gone = Holder::parse(&text).is_some_and(|h| !crate::process::is_running(h.pid, h.start_time));
+                    if !gone || gone_since.elapsed() > std::time::Duration::from_secs(2) {
+                        let holder = text.trim();
+                        let holder = if holder.is_empty() { "holder unknown".to_string() } else { holder.to_string() };
+                        return Err(LogError::Locked { path: path.to_path_buf(), holder });
+                    }
+                }
+                Err(e) => return Err(LogError::io("lock", path, e.into())),
             }
-            Err(e) => return Err(LogError::io("lock", path, e.into())),
-        }
+            drop(turn);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
         file.set_len(0).map_err(|e| LogError::io("write", path, e))?;
         file.rewind().map_err(|e| LogError::io("write", path, e))?;
         file.write_all(format!("{holder}\n").as_bytes()).map_err(|e| LogError::io("write", path, e))?;
@@ -153,6 +164,25 @@ mod tests {
         }
         drop(first);
         OrchestratorLock::acquire(&path, "pid 2").unwrap();
+    }
+
+    #[test]
+    fn a_lock_its_gone_holder_left_to_a_dying_child_is_waited_for_briefly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orchestrator.lock");
+        // The file names a holder that is gone (a finished child), yet another description of the file holds the
+        // flock, as a child forked by the holder does until it execs.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let first = OrchestratorLock::acquire(&path, &format!("pid {gone} start 1 since x")).unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(first);
+        });
+        let second = OrchestratorLock::acquire(&path, "pid 2");
+        release.join().unwrap();
+        assert!(second.is_ok(), "{second:?}");
     }
 
     #[test]
