@@ -639,3 +639,90 @@ fn a_claim_given_up_by_recovery_ends_as_its_release_says() {
         assert_eq!(m.skip.contains("a"), skipped, "{release:?}");
     }
 }
+
+#[test]
+fn what_a_decision_observes_goes_out_in_one_append() {
+    let mut m = running("a");
+    let out = m.decide(10, exited("a", 1));
+    // The exit and the phase it puts the issue in, side by side: one append.
+    let Some(Action::Append { events: first, durable: false }) = out.first() else { panic!("{out:?}") };
+    let kinds: Vec<&str> = first.iter().map(Event::kind).collect();
+    assert_eq!(kinds, ["agent_exited", "phase_changed"]);
+}
+
+#[test]
+fn a_passed_check_goes_to_the_merge_unless_a_stop_now_came() {
+    for (stop, merged) in [(None, true), (Some(StopLevel::Now), false)] {
+        let mut m = running("a");
+        m.rules.check = Some("make check".into());
+        m.decide(10, exited("a", 0));
+        let facts = BranchFacts { ahead: 1, dirty: false, head: "h".into() };
+        let out = m.decide(20, Input::BranchLooked { issue: "a".into(), result: Ok(facts) });
+        assert!(acts(&out).iter().any(|a| matches!(a, Action::RunCheck { .. })), "{out:?}");
+        if let Some(level) = stop {
+            m.decide(25, Input::StopAsked(level));
+        }
+        let out = m.decide(
+            30,
+            Input::CheckDone { issue: "a".into(), attempt: 1, passed: true, code: Some(0), duration_ms: 9 },
+        );
+        assert_eq!(events(&out).contains(&"merge_started"), merged, "{out:?}");
+        assert_eq!(acts(&out).iter().any(|a| matches!(a, Action::GiveBack { .. })), !merged, "{out:?}");
+    }
+}
+
+#[test]
+fn an_outage_waits_for_the_tracker_instead_of_ending_the_run() {
+    let mut m = model(&["a"]);
+    m.decide(0, Input::TrackerFailed { what: "reading the tracker".into(), error: "bad line".into() });
+    let out = m.decide(10, step());
+    assert!(!m.finished, "{out:?}");
+    assert_eq!(acts(&out), vec![]);
+}
+
+#[test]
+fn a_refused_issue_is_not_claimed_again_in_this_run() {
+    let mut m = model(&["a", "b"]);
+    m.rules.agents = 1;
+    m.decide(0, step());
+    m.decide(0, Input::Claimed { results: vec![("a".into(), Err(WriteError::Refused("taken".into())))] });
+    // A new read puts it back in the queue (still open, as the tracker said): it is skipped, b is claimed.
+    m.decide(
+        10,
+        Input::TrackerRead { result: Ok(vec![issue("a", &[]), issue("b", &[])]), at: jiff::Timestamp::UNIX_EPOCH },
+    );
+    let out = m.decide(10, step());
+    let claims: Vec<_> = acts(&out).into_iter().filter(|a| matches!(a, Action::Claim { .. })).collect();
+    let [Action::Claim { ids, .. }] = &claims[..] else { panic!("{out:?}") };
+    assert_eq!(ids, &vec!["b".to_string()]);
+}
+
+#[test]
+fn a_branch_whose_head_cannot_be_read_for_merge_none_fails_the_attempt_with_the_reason() {
+    let state = state_of(vec![Event::IssueClaimed { issue: "a".into(), actor: "bdp".into() }]);
+    let mut m = Model::new(rules(), state, vec![issue("a", &[])], jiff::Timestamp::UNIX_EPOCH);
+    m.rules.merge = MergeStrategy::None;
+    m.decide(0, Input::TakeOver { issue: "a".into() });
+    let out = m.decide(0, Input::Resume { issue: "a".into(), resume: Resume::Merge });
+    assert_eq!(acts(&out), vec![Action::LookAtBranch { issue: "a".into() }]);
+    let out = m.decide(5, Input::BranchLooked { issue: "a".into(), result: Err("bad object".into()) });
+    let why = reports(&out).into_iter().find_map(|r| match r {
+        RunEvent::Retry { why, .. } => Some(why),
+        RunEvent::Ended { detail, .. } => Some(detail),
+        _ => None,
+    });
+    assert!(why.as_deref().is_some_and(|w| w.contains("cannot read its branch: bad object")), "{out:?}");
+}
+
+#[test]
+fn a_failing_tracker_is_said_once_per_cause_whichever_call_met_it() {
+    let mut m = running("a");
+    let still =
+        |out: &[Action]| reports(out).into_iter().filter(|r| matches!(r, RunEvent::TrackerStillDown { .. })).count();
+    let out = m.decide(0, Input::TrackerFailed { what: "reading the tracker".into(), error: "line 3: bad".into() });
+    assert!(reports(&out).iter().any(|r| matches!(r, RunEvent::TrackerDown { .. })), "{out:?}");
+    let out = m.decide(5, Input::TrackerFailed { what: "closing b".into(), error: "line 3: bad".into() });
+    assert_eq!(still(&out), 0, "the same cause: {out:?}");
+    let out = m.decide(9, Input::TrackerFailed { what: "closing b".into(), error: "br timed out".into() });
+    assert_eq!(still(&out), 1, "a new cause: {out:?}");
+}

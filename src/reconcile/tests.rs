@@ -648,3 +648,52 @@ fn what_each_finding_says() {
     case("damage", &state, &world);
     insta::assert_snapshot!(text.join("\n\n"));
 }
+
+#[test]
+fn a_lock_is_the_business_of_its_live_holder() {
+    let state = fold(vec![Event::LockAcquired { lock: "src/db".into(), holder_pid: 5, issue: None }]);
+    // Held by a process that runs (not an orchestrator): nothing to say.
+    let mut world = world_for(&state);
+    assert!(diff(&state, &world).is_empty(), "{:?}", diff(&state, &world));
+    // Held by the orchestrator that runs now, which the world's list of holders does not name.
+    world.lock_holders.clear();
+    world.live_orchestrator = Some(5);
+    assert!(diff(&state, &world).is_empty(), "{:?}", diff(&state, &world));
+    world.live_orchestrator = None;
+    assert_eq!(kinds(&diff(&state, &world)), vec![(FindingKind::LockHolderDead, "break_lock")]);
+}
+
+#[test]
+fn a_claim_closed_in_the_tracker_after_a_failure_was_closed_by_someone_else() {
+    let closed = |end: Vec<Event>| {
+        let mut events = claim("a");
+        events.extend([requested("a"), spawned("a")]);
+        events.extend(end);
+        let state = fold(events);
+        let mut world = world_for(&state);
+        world.tracker.get_mut("a").unwrap().status = "closed".into();
+        kinds(&diff(&state, &world))
+    };
+    assert_eq!(closed(vec![exited("a", 0)]), vec![(FindingKind::StepInterrupted, "resume")]);
+    assert_eq!(closed(vec![exited("a", 1)]), vec![(FindingKind::ClaimClosedElsewhere, "drop_claim")]);
+    let check_failed = Event::CheckFailed {
+        issue: "a".into(),
+        attempt: 1,
+        command: "make check".into(),
+        code: Some(2),
+        duration_ms: 3,
+    };
+    assert_eq!(closed(vec![exited("a", 0), check_failed]), vec![(FindingKind::ClaimClosedElsewhere, "drop_claim")]);
+}
+
+#[test]
+fn a_leftover_of_an_issue_the_log_knows_but_never_released_is_not_claimed() {
+    let mut state = fold(vec![]);
+    state.issues.insert("n".into(), IssueState::default());
+    let mut world = world_for(&state);
+    world.tracker.clear();
+    world.branches.push("bdp/n".into());
+    let found = diff(&state, &world);
+    assert_eq!(kinds(&found), vec![(FindingKind::BranchWithoutClaim, "delete_branch")]);
+    assert_eq!(found[0].log, "not claimed");
+}
