@@ -96,13 +96,9 @@ impl Sim {
                 Ok(())
             }
             Repair::ReleaseInTracker => {
-                if self.world.tracker_works(self.now)
-                    && let Some(issue) = self.world.issue_mut(&id)
-                {
-                    issue.status = "open".into();
-                    issue.assignee = None;
-                    self.pending.push(status_event(&id, "open", None));
-                    self.repaired(&f);
+                if !self.release_in_tracker(&f) {
+                    // As `supervisor::recover`: tried again as the run ends.
+                    self.unrepaired.push(f);
                 }
                 Ok(())
             }
@@ -188,6 +184,28 @@ impl Sim {
                 }
                 resume(self, next.resume)
             }
+        }
+    }
+
+    /// Sets the issue of `f` back to open and unassigned, if the tracker works; whether it did.
+    pub(crate) fn release_in_tracker(&mut self, f: &Finding) -> bool {
+        let id = f.issue.clone().unwrap_or_default();
+        if !self.world.tracker_works(self.now) {
+            return false;
+        }
+        if let Some(issue) = self.world.issue_mut(&id) {
+            issue.status = "open".into();
+            issue.assignee = None;
+            self.pending.push(status_event(&id, "open", None));
+            self.repaired(f);
+        }
+        true
+    }
+
+    /// As `Orchestrator::repair_again`: the tracker repairs recovery could not make, as the run ends.
+    pub(crate) fn repair_again(&mut self) {
+        for f in std::mem::take(&mut self.unrepaired) {
+            self.release_in_tracker(&f);
         }
     }
 

@@ -105,6 +105,8 @@ pub struct Sim {
     pub(crate) tracker_in_place: bool,
     /// When the last tracker answer is due (they come back in order).
     pub(crate) tracker_answer_at: u64,
+    /// Tracker repairs of the recovery that failed, tried again as the run ends.
+    pub(crate) unrepaired: Vec<bdp::reconcile::Finding>,
 }
 
 fn rules(rng: &mut Rng) -> Rules {
@@ -163,6 +165,7 @@ impl Sim {
             tracker_async,
             tracker_in_place: true,
             tracker_answer_at: 0,
+            unrepaired: Vec::new(),
         }
     }
 
@@ -250,6 +253,7 @@ impl Sim {
                 self.tracker_in_place = true;
                 self.feed(Input::Step { machine_busy: None })?;
                 self.feed(Input::Idle)?;
+                self.repair_again();
                 let reason = match self.model.stop {
                     bdp::dispatch::stop::StopLevel::None => bdp::event::SessionEndReason::Completed,
                     bdp::dispatch::stop::StopLevel::Drain => bdp::event::SessionEndReason::Drained,
@@ -291,6 +295,7 @@ impl Sim {
     /// Starts a run: the fold of the durable log, the diff against the world, the repairs.
     pub(crate) fn start(&mut self) -> Result<(), Halt> {
         self.tracker_in_place = true;
+        self.unrepaired.clear();
         self.runs += 1;
         self.incarnation += 1;
         self.pid = 1_000 + self.incarnation;

@@ -111,6 +111,8 @@ pub struct Orchestrator {
     pub(super) holder: crate::log::lock::Holder,
     /// Findings of the recovery to repair before anything new is claimed.
     pub(super) recovery: Vec<crate::reconcile::Finding>,
+    /// Tracker repairs of the recovery that failed (the tracker did not work): tried again as the run ends.
+    pub(super) unrepaired: Vec<crate::reconcile::Finding>,
     /// Saves checkpoints as the run goes, on a thread of its own.
     checkpoints: super::checkpointer::Checkpointer,
 }
@@ -165,6 +167,7 @@ impl Orchestrator {
             git_lock: Default::default(),
             holder: crate::log::lock::Holder { pid, start_time: None, since: String::new() },
             recovery: Vec::new(),
+            unrepaired: Vec::new(),
             checkpoints,
         }
     }
@@ -320,6 +323,9 @@ impl Orchestrator {
         }
         if let Err(e) = self.feed(Input::Idle) {
             tracing::warn!("the phase labels at the end of the run: {e}");
+        }
+        if self.tracker_thread.in_flight == 0 {
+            self.repair_again();
         }
         self.tracker_thread.finish();
         let ended = self.append(vec![Event::SessionEnded { reason, left_running }]);

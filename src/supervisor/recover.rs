@@ -84,6 +84,11 @@ impl Orchestrator {
                 };
                 match outcome {
                     Ok(events) => self.defer(events.unwrap_or_default()),
+                    Err(e) if f.repair == Repair::ReleaseInTracker => {
+                        self.progress
+                            .line(&format!("  could not {}: {e}; trying again when the run ends", f.repair.describe()));
+                        self.unrepaired.push(f.clone());
+                    }
                     Err(e) => self.progress.line(&format!("  could not {}: {e}", f.repair.describe())),
                 }
                 Ok(())
@@ -195,6 +200,20 @@ impl Orchestrator {
             | Repair::RemoveWorktree { .. }
             | Repair::DeleteBranch { .. }
             | Repair::DropCheckpoint { .. } => Ok(()),
+        }
+    }
+
+    /// The tracker repairs recovery could not make (the tracker did not work then), tried again as the run ends,
+    /// when no tracker call is out.
+    pub(super) fn repair_again(&mut self) {
+        for f in std::mem::take(&mut self.unrepaired) {
+            match crate::repair::apply_safe(&self.repo, &self.model.state, self.tracker.as_ref(), &f, self.opts.grace) {
+                Ok(events) => {
+                    self.progress.line(&format!("recovered: {}", f.repair.describe()));
+                    self.defer(events.unwrap_or_default());
+                }
+                Err(e) => self.progress.line(&format!("could not {}: {e}; left for the next run", f.repair.describe())),
+            }
         }
     }
 
