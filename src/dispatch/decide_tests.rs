@@ -726,3 +726,118 @@ fn a_failing_tracker_is_said_once_per_cause_whichever_call_met_it() {
     let out = m.decide(9, Input::TrackerFailed { what: "closing b".into(), error: "br timed out".into() });
     assert_eq!(still(&out), 1, "a new cause: {out:?}");
 }
+
+#[test]
+fn nothing_is_claimed_while_the_tracker_is_down() {
+    let mut m = model(&["a", "b"]);
+    m.decide(0, Input::TrackerFailed { what: "reading the tracker".into(), error: "bad line".into() });
+    assert!(m.tracker_down());
+    let out = m.decide(10, step());
+    assert!(!acts(&out).iter().any(|a| matches!(a, Action::Claim { .. })), "{out:?}");
+    m.decide(
+        2_000,
+        Input::TrackerRead { result: Ok(vec![issue("a", &[]), issue("b", &[])]), at: jiff::Timestamp::UNIX_EPOCH },
+    );
+    assert!(!m.tracker_down());
+    let out = m.decide(2_000, step());
+    assert!(acts(&out).iter().any(|a| matches!(a, Action::Claim { .. })), "{out:?}");
+}
+
+#[test]
+fn no_label_goes_out_while_the_branch_is_being_merged() {
+    let mut m = running("a");
+    m.decide(10, exited("a", 0));
+    let facts = BranchFacts { ahead: 1, dirty: false, head: "h".into() };
+    let out = m.decide(20, Input::BranchLooked { issue: "a".into(), result: Ok(facts) });
+    assert!(events(&out).contains(&"merge_started"), "{out:?}");
+    assert_eq!(m.merging.as_deref(), Some("a"));
+    assert!(acts(&m.decide(20, Input::Idle)).is_empty(), "no label while a is merged");
+}
+
+#[test]
+fn the_issues_the_run_waits_for_are_those_with_a_task_out() {
+    let mut m = running("a");
+    assert_eq!(m.busy().cloned().collect::<Vec<_>>(), vec!["a".to_string()]);
+    m.decide(10, exited("a", 1));
+    // Backing off before a retry (its worktree being reset): no task of its own runs.
+    m.decide(20, Input::WorktreeReset { issue: "a".into(), result: Ok(()) });
+    assert_eq!(m.held["a"].stage, Stage::BackingOff);
+    assert_eq!(m.busy().count(), 0);
+    let busy = [Stage::MakingWorktree, Stage::Spawning, Stage::Running, Stage::Checking, Stage::Merging];
+    let idle = [Stage::Claimed, Stage::BackingOff, Stage::Resetting, Stage::MergeQueued, Stage::Closing];
+    assert!(busy.iter().all(|s| s.busy()) && idle.iter().all(|s| !s.busy()));
+}
+
+#[test]
+fn tracker_calls_are_told_from_the_other_actions() {
+    let calls = [
+        Action::ReadTracker,
+        Action::Claim { ids: vec![], labels: LabelChange::default() },
+        Action::Close { ids: vec![], reason: String::new() },
+        Action::GiveBack { issue: "a".into(), labels: LabelChange::default() },
+        Action::ChangeLabels { ids: vec![], change: LabelChange::default() },
+    ];
+    assert!(calls.iter().all(Action::is_tracker_call));
+    let others = [
+        Action::MakeWorktree { issue: "a".into() },
+        Action::LookAtBranch { issue: "a".into() },
+        Action::StopAll,
+        Action::WriteLockFile { issue: "a".into() },
+    ];
+    assert!(!others.iter().any(Action::is_tracker_call));
+}
+
+#[test]
+fn a_dropped_claim_keeps_its_branch_when_a_merge_of_it_did_not_land() {
+    let merge_started = Event::MergeStarted {
+        issue: "a".into(),
+        branch: "bdp/a".into(),
+        base: "main".into(),
+        strategy: MergeStrategy::Merge,
+    };
+    let attempt = [
+        Event::SpawnRequested {
+            issue: "a".into(),
+            attempt: 1,
+            argv: vec![],
+            cwd: ".".into(),
+            marker: "m".into(),
+            stdout: "o".into(),
+            stderr: "e".into(),
+        },
+        Event::AgentSpawned { issue: "a".into(), attempt: 1, pid: 9, pgid: 9, start_time: None },
+        Event::AgentExited {
+            issue: "a".into(),
+            attempt: 1,
+            code: Some(0),
+            signal: None,
+            duration_ms: 1,
+            timed_out: false,
+            usage: None,
+        },
+    ];
+    let conflicted = Event::MergeConflicted { issue: "a".into(), detail: "conflict".into() };
+    for (tail, keep) in [(vec![], false), (vec![merge_started.clone()], true), (vec![merge_started, conflicted], true)]
+    {
+        let mut events = vec![
+            Event::IssueClaimed { issue: "a".into(), actor: "bdp".into() },
+            Event::WorktreeCreated {
+                issue: "a".into(),
+                path: "/wt/a".into(),
+                branch: "bdp/a".into(),
+                base: "main".into(),
+            },
+        ];
+        events.extend(attempt.clone());
+        events.extend(tail);
+        let mut m = Model::new(rules(), state_of(events), vec![issue("a", &[])], jiff::Timestamp::UNIX_EPOCH);
+        let resume = Resume::Drop { reason: "taken".into(), release: ReleaseReason::Conflict };
+        let out = m.decide(0, Input::Resume { issue: "a".into(), resume });
+        let remove = acts(&out).into_iter().find(|a| matches!(a, Action::RemoveWorktree { .. }));
+        let Some(Action::RemoveWorktree { keep_branch, .. }) = remove else { panic!("{out:?}") };
+        assert_eq!(keep_branch, keep, "{out:?}");
+        let out = m.decide(1, Input::Removed { issue: "a".into(), worktree: Ok(()), branch: Ok(()) });
+        assert_eq!(ending(&out).map(|e| e.0), Some(Ending::Released), "{out:?}");
+        assert!(m.skip.contains("a"), "a conflict waits for a person");
+    }
+}

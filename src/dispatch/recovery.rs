@@ -193,3 +193,70 @@ mod tests {
         assert_eq!(resuming("a", &c, Step::Worktree, WorktreeSeen::Present).unwrap().resume, Resume::Worktree);
     }
 }
+
+#[cfg(test)]
+mod moot_tests {
+    use super::*;
+    use crate::event::ReleaseReason;
+    use crate::reconcile::FindingKind;
+
+    fn finding(repair: Repair) -> Finding {
+        Finding {
+            kind: FindingKind::StepInterrupted,
+            issue: Some("a".into()),
+            subject: None,
+            log: String::new(),
+            world: String::new(),
+            repair,
+        }
+    }
+
+    #[test]
+    fn a_repair_that_carries_a_claim_on_is_moot_once_the_claim_is_gone() {
+        let rules = crate::dispatch::Rules {
+            agents: 1,
+            retries: 0,
+            retry_backoff: 0,
+            timeout: 0,
+            tracker_outage: 0,
+            isolation: crate::dispatch::Isolation::Worktree,
+            merge: crate::event::MergeStrategy::Merge,
+            check: None,
+            max_issues: None,
+            phase_labels: false,
+            keep_worktrees: false,
+            base: "main".into(),
+            refresh_after: 0,
+            actor: "bdp".into(),
+            pid: 1,
+            epic: None,
+            label: None,
+            tracker: "br".into(),
+        };
+        let mut state = State::new();
+        state.issues.insert("a".into(), crate::state::IssueState::default());
+        let mut m = Model::new(rules, state, vec![], jiff::Timestamp::UNIX_EPOCH);
+        let resume = finding(Repair::Resume { step: Step::Spawn });
+        let drop = finding(Repair::DropClaim { reason: "r".into(), release: ReleaseReason::Abandoned });
+        let safe = finding(Repair::ReleaseInTracker);
+        // No claim in the log: carrying it on is moot; giving it up and safe repairs are not.
+        assert!(moot(&m, &resume));
+        assert!(!moot(&m, &drop) && !moot(&m, &safe));
+        // Claimed in the log but not held by this run (an earlier repair ended it): moot.
+        m.state.issues.get_mut("a").unwrap().claim = Some(crate::state::Claim {
+            session: "s".into(),
+            seq: 1,
+            actor: "bdp".into(),
+            attempts_before: 0,
+            worktree: None,
+            attempt: None,
+            merge: None,
+            retry: None,
+            lost: None,
+            merge_failed: false,
+        });
+        assert!(moot(&m, &resume));
+        m.decide(0, crate::dispatch::Input::TakeOver { issue: "a".into() });
+        assert!(!moot(&m, &resume));
+    }
+}
