@@ -661,6 +661,13 @@ fn a_lock_is_the_business_of_its_live_holder() {
     assert!(diff(&state, &world).is_empty(), "{:?}", diff(&state, &world));
     world.live_orchestrator = None;
     assert_eq!(kinds(&diff(&state, &world)), vec![(FindingKind::LockHolderDead, "break_lock")]);
+
+    // While a run goes on, the locks of the claims it holds are its business, even one whose holder is gone.
+    let state = fold(claim("a"));
+    let mut world = world_for(&state);
+    world.lock_holders.insert(1, false);
+    world.live_orchestrator = Some(9);
+    assert!(diff(&state, &world).is_empty(), "{:?}", diff(&state, &world));
 }
 
 #[test]
