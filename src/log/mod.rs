@@ -1,6 +1,7 @@
 //! The durable event log under `.bdp/events/`: segments of JSON lines, hash-chained with blake3.
 //!
 //! - [`walk`](walk::walk) reads and verifies (chain, seqs, torn tail) and decodes what the caller wants;
+//!   `chain` is the one check that a line continues the log, for the walker and the writer;
 //! - [`LogWriter`](writer::LogWriter) appends durably with group commit, cutting a torn tail on open;
 //! - [`lock`] holds the orchestrator lock and the append lock;
 //! - [`index`] keeps checkpoints and the query index in `.bdp/index.sqlite` (a cache: deleting it
@@ -9,6 +10,7 @@
 //! - [`load`] rebuilds the state: newest matching checkpoint plus the tail, or a full fold;
 //! - `sync` gives the writer std's locks, or loom's for the loom models (`loom_tests`, `--cfg loom`).
 
+mod chain;
 pub mod error;
 pub mod failpoint;
 pub mod index;

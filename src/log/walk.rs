@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use crate::event::record::{GENESIS, chain_next, decode_split, split_line};
+use crate::event::record::{GENESIS, decode_split};
 use crate::event::{ChainHash, DecodeError, Record};
 
 use super::error::{Location, LogError, Problem};
@@ -192,26 +192,13 @@ fn verify(
                     return Err(LogError::corrupt(expected_seq, part.location(line_no, at), Problem::IncompleteLine));
                 };
                 let line = &data[at..at + nl];
-                let raw = match split_line(line) {
-                    Ok(raw) => raw,
-                    Err(e) => {
+                let (raw, next) = match super::chain::next_link(line, expected_seq, &chain) {
+                    Ok(link) => link,
+                    Err(problem) => {
                         pipe.publish(&part, &mut wanted);
-                        return Err(LogError::corrupt(expected_seq, part.location(line_no, at), Problem::Decode(e)));
+                        return Err(LogError::corrupt(expected_seq, part.location(line_no, at), problem));
                     }
                 };
-                if raw.seq != expected_seq {
-                    pipe.publish(&part, &mut wanted);
-                    return Err(LogError::corrupt(
-                        expected_seq,
-                        part.location(line_no, at),
-                        Problem::SeqOutOfOrder { expected: expected_seq, found: raw.seq },
-                    ));
-                }
-                let next = chain_next(&chain, raw.body);
-                if next != raw.chain {
-                    pipe.publish(&part, &mut wanted);
-                    return Err(LogError::corrupt(raw.seq, part.location(line_no, at), Problem::ChainMismatch));
-                }
                 chain = next;
                 summary.last_seq = raw.seq;
                 summary.last_chain = chain;

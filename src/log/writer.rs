@@ -18,7 +18,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
 
-use crate::event::record::{GENESIS, MAX_RECORD_BYTES, chain_next, decode_line, encode_record, split_line};
+use crate::event::record::{GENESIS, MAX_RECORD_BYTES, decode_line, encode_record, split_line};
 use crate::event::{ChainHash, Event, FORMAT_VERSION, Record};
 
 use super::error::{Location, LogError, Problem};
@@ -309,16 +309,8 @@ impl LogWriter {
                     line_no += 1;
                     let line = &data[pos..pos + nl];
                     let location = || Location { segment: path.clone(), line: line_no, offset: tail.len + pos as u64 };
-                    let raw = split_line(line)
-                        .map_err(|e| LogError::corrupt(tail.next_seq, location(), Problem::Decode(e)))?;
-                    if raw.seq != tail.next_seq {
-                        let problem = Problem::SeqOutOfOrder { expected: tail.next_seq, found: raw.seq };
-                        return Err(LogError::corrupt(tail.next_seq, location(), problem));
-                    }
-                    let chain = chain_next(&tail.chain, raw.body);
-                    if chain != raw.chain {
-                        return Err(LogError::corrupt(raw.seq, location(), Problem::ChainMismatch));
-                    }
+                    let (raw, chain) = super::chain::next_link(line, tail.next_seq, &tail.chain)
+                        .map_err(|problem| LogError::corrupt(tail.next_seq, location(), problem))?;
                     let record =
                         decode_line(line).map_err(|e| LogError::corrupt(raw.seq, location(), Problem::Decode(e)))?;
                     tail.foreign.push(record);
