@@ -88,7 +88,7 @@ pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &AuditArgs) -> CliResul
         None => super::config::ConfigFile::load(&repo.config_path())?.actor.unwrap_or_else(|| "bdp".into()),
     };
     let mut tracker = super::tracker::open(repo, tracker_kind)?;
-    let orchestrator = live::Orchestrator::look(repo);
+    let orchestrator = live::OrchestratorSeen::look(repo);
     let live_pid = orchestrator.running.then(|| orchestrator.holder.as_ref().map_or(0, |h| h.pid));
     let (mut state, mut world, records) = look(repo, tracker.as_ref(), &actor, live_pid)?;
     let mut findings = diff(&state, &world);

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::Outcome;
-use super::live::{self, Orchestrator};
+use super::live::{self, OrchestratorSeen};
 use super::paths::display_path;
 use super::render::one_line;
 use crate::error::{CliError, CliResult, ErrorKind};
@@ -91,7 +91,7 @@ pub fn run(repo: &Repo, args: &CleanArgs) -> CliResult<Outcome> {
         return Ok(Outcome::Ok);
     }
     let state = live::state(repo)?;
-    let orchestrator = Orchestrator::look(repo);
+    let orchestrator = OrchestratorSeen::look(repo);
     let owners = Owners::new(&state, &orchestrator, args.all);
     let has_git = git::toplevel(&repo.root).is_ok();
     let mut items = worktrees(repo, &owners, has_git)?;
@@ -150,7 +150,7 @@ fn summary(verb: &str, removed: &BTreeMap<Kind, usize>, kept: usize) -> String {
 /// Who owns what: the issue a worktree, branch or run dir belongs to, and whether it must be kept.
 struct Owners<'a> {
     state: &'a State,
-    orchestrator: &'a Orchestrator,
+    orchestrator: &'a OrchestratorSeen,
     all: bool,
     /// Escaped path component → issue id, and branch name → issue id, for the issues in the log.
     by_component: BTreeMap<String, String>,
@@ -158,7 +158,7 @@ struct Owners<'a> {
 }
 
 impl<'a> Owners<'a> {
-    fn new(state: &'a State, orchestrator: &'a Orchestrator, all: bool) -> Self {
+    fn new(state: &'a State, orchestrator: &'a OrchestratorSeen, all: bool) -> Self {
         let by_component = state.issues.keys().map(|id| (escape_path_component(id), id.clone())).collect();
         let by_branch = state.issues.keys().map(|id| (branch_name(id), id.clone())).collect();
         Owners { state, orchestrator, all, by_component, by_branch }

@@ -18,7 +18,7 @@ pub use crate::process::{flock_held, processes_in};
 
 /// The orchestrator as seen from outside: who the lock file names, and whether its flock is held.
 #[derive(Debug, Clone)]
-pub struct Orchestrator {
+pub struct OrchestratorSeen {
     /// The lock file exists.
     pub lock_file: bool,
     /// Someone holds the flock on it: an orchestrator is running.
@@ -27,12 +27,12 @@ pub struct Orchestrator {
     pub holder: Option<Holder>,
 }
 
-impl Orchestrator {
-    pub fn look(repo: &Repo) -> Orchestrator {
+impl OrchestratorSeen {
+    pub fn look(repo: &Repo) -> OrchestratorSeen {
         let path = repo.orchestrator_lock_path();
         let lock_file = path.exists();
         let running = lock_file && flock_held(&path).unwrap_or(false);
-        Orchestrator { lock_file, running, holder: Holder::read(&path) }
+        OrchestratorSeen { lock_file, running, holder: Holder::read(&path) }
     }
 
     /// Whether the pid the lock file names is alive (and started when the file says).
@@ -43,7 +43,7 @@ impl Orchestrator {
 
 /// Why a claim is live, or `None` when nothing alive stands behind it. A claim is live while an
 /// orchestrator runs (it owns every claim in the log) or while its agent process is alive.
-pub fn claim_liveness(orchestrator: &Orchestrator, claim: &Claim) -> Option<String> {
+pub fn claim_liveness(orchestrator: &OrchestratorSeen, claim: &Claim) -> Option<String> {
     if let Some(attempt) = &claim.attempt
         && let Some(spawned) = &attempt.spawned
         && attempt.outcome.is_none()

@@ -169,7 +169,7 @@ fn is_over(repo: &Repo, state: &State, t: &Target) -> bool {
     match &attempt.spawned {
         Some(s) => !crate::process::is_alive(s.pid, s.start_time),
         // Spawn requested: the agent may still appear, while an orchestrator runs to start it.
-        None => !live::Orchestrator::look(repo).running,
+        None => !live::OrchestratorSeen::look(repo).running,
     }
 }
 

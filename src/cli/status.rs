@@ -10,7 +10,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::Outcome;
-use super::live::{self, Orchestrator};
+use super::live::{self, OrchestratorSeen};
 use super::paths::display_path;
 use super::render::{duration, short};
 use crate::error::CliResult;
@@ -153,7 +153,7 @@ fn empty(repo: &Repo) -> Report {
 
 fn build(repo: &Repo, tracker: TrackerKind) -> CliResult<Report> {
     let state = live::state(repo)?;
-    let orchestrator = Orchestrator::look(repo);
+    let orchestrator = OrchestratorSeen::look(repo);
     let mut seqs: Vec<u64> = Vec::new();
     for (_, claim) in state.claimed() {
         seqs.push(claim.seq);
@@ -221,7 +221,7 @@ fn build(repo: &Repo, tracker: TrackerKind) -> CliResult<Report> {
     })
 }
 
-fn session(state: &State, orchestrator: &Orchestrator) -> Option<SessionReport> {
+fn session(state: &State, orchestrator: &OrchestratorSeen) -> Option<SessionReport> {
     let s = state.sessions.last()?;
     let (st, ended_at, end_reason) = match &s.end {
         SessionEnd::Open if orchestrator.running => ("running", None, None),

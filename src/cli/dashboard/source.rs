@@ -136,7 +136,7 @@ impl Source {
 
     /// Looks at the world now.
     pub fn world(&mut self) -> World {
-        let orchestrator = live::Orchestrator::look(&self.repo);
+        let orchestrator = live::OrchestratorSeen::look(&self.repo);
         let mut alive = BTreeMap::new();
         let mut outputs = Vec::new();
         for (id, claim) in self.state.claimed() {
