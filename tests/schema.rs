@@ -16,14 +16,14 @@ use serde_json::Value;
 
 /// A record as it is on disk: the envelope, the event, and the chain value (see schema/README.md).
 #[derive(schemars::JsonSchema)]
-#[schemars(title = "bdp log record", description = "One line of .bdp/events/NNNNNN.jsonl (format version 2).")]
+#[schemars(title = "bdp log record", description = "One line of .bdp/events/NNNNNN.jsonl.")]
 #[allow(dead_code)]
 struct Record {
     /// Gapless, from 1.
     #[schemars(range(min = 1))]
     seq: u64,
     /// Format version of the record (older versions are upcast when read).
-    #[schemars(range(min = 1, max = 2))]
+    #[schemars(range(min = 1, max = bdp::event::FORMAT_VERSION))]
     v: u32,
     /// RFC 3339 UTC timestamp with milliseconds.
     ts: String,
@@ -116,10 +116,10 @@ fn every_fixture_record_validates_against_the_record_schema() {
             let record = decode_line(line).unwrap_or_else(|e| panic!("{what}: {e}"));
             // The upcast record, as the current version writes it.
             let mut value = serde_json::to_value(&record).unwrap();
-            value["v"] = 2.into();
+            value["v"] = bdp::event::FORMAT_VERSION.into();
             value["chain"] = chain_hex(&split_line(line).unwrap().chain).into();
             assert_valid(&record_schema, &value, &what);
-            if record.v == 2 {
+            if record.v == bdp::event::FORMAT_VERSION {
                 let raw: Value = serde_json::from_slice(line).unwrap();
                 assert_valid(&record_schema, &raw, &what);
             }
