@@ -7,19 +7,15 @@
 //! chain on from the last whole record; `bdp verify` then finds the log intact.
 
 mod common;
+use common::lock;
 
 use std::path::Path;
 use std::process::Command;
 
-use bdp::event::Event;
 use bdp::log::LogWriter;
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
 const CHILD: &str = "child_appends_under_a_file_size_limit";
-
-fn lock(name: &str) -> Event {
-    Event::LockAcquired { lock: name.into(), holder_pid: 1, issue: None }
-}
 
 fn open(events: &Path, session: &str) -> LogWriter {
     let append_lock = events.parent().unwrap().join("append.lock");

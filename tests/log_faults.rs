@@ -7,6 +7,7 @@
 //!   exits 1), and `bdp run` refuses to start on it, pointing at `bdp verify`, without touching the log.
 
 mod common;
+use common::lock;
 mod run_support;
 
 use std::path::{Path, PathBuf};
@@ -31,10 +32,6 @@ fn records(events: &Path, what: &str) -> (Vec<Record>, bdp::log::WalkSummary) {
     })
     .unwrap_or_else(|e| panic!("{what}: {e}"));
     (out, summary)
-}
-
-fn lock(name: &str) -> Event {
-    Event::LockAcquired { lock: name.into(), holder_pid: 1, issue: None }
 }
 
 /// A directory for one of the many cut cases: in memory when the machine has `/dev/shm`, since each case

@@ -2,16 +2,13 @@
 //! checkpoints that must never change an answer.
 
 mod common;
+use common::lock;
 
 use std::sync::Arc;
 
 use bdp::event::Event;
 use bdp::log::{Decode, LogError, LogWriter, Problem, load, walk};
 use bdp::repo::Repo;
-
-fn lock(name: &str) -> Event {
-    Event::LockAcquired { lock: name.into(), holder_pid: 1, issue: None }
-}
 
 #[test]
 fn a_torn_tail_is_cut_on_open_and_the_cut_is_logged() {

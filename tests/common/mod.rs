@@ -8,6 +8,11 @@ use bdp::event::record::{GENESIS, chain_hex, chain_next};
 use bdp::event::{Event, MergeStrategy, Phase, ReleaseReason, SessionEndReason};
 use bdp::log::{Clock, LogWriter};
 
+/// A lock taken by pid 1 for no issue: the smallest event, for tests that only need records.
+pub fn lock(name: &str) -> Event {
+    Event::LockAcquired { lock: name.into(), holder_pid: 1, issue: None }
+}
+
 /// A clock that starts `start_ms` after 2026-11-25T06:00:00Z and moves 250 ms per commit.
 pub fn fixed_clock(start_ms: u64) -> Clock {
     let tick = AtomicU64::new(0);
