@@ -9,7 +9,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use bdp::event::{AgentUsage, Event, ReleaseReason, SessionEndReason};
 use bdp::log::LogWriter;
 use scraper::{Html, Selector};
@@ -144,7 +143,7 @@ fn build(root: &Path) {
 }
 
 fn bdp(root: &Path, args: &[&str]) -> (String, String, i32) {
-    let out = Command::cargo_bin("bdp").unwrap().arg("--repo").arg(root).args(args).output().unwrap();
+    let out = common::bdp(root).args(args).output().unwrap();
     (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap(), out.status.code().unwrap_or(-1))
 }
 

@@ -36,7 +36,7 @@ fn demo() -> &'static Demo {
 }
 
 fn bdp(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_bdp")).arg("--repo").arg(dir).args(args).env_remove("RUST_LOG").output().unwrap()
+    common::bdp(dir).args(args).output().unwrap()
 }
 
 fn records(dir: &Path) -> Vec<Value> {

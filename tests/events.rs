@@ -24,7 +24,7 @@ fn records(root: &Path) -> Vec<Record> {
 }
 
 fn bdp(root: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_bdp")).arg("--repo").arg(root).args(args).output().unwrap()
+    common::bdp(root).args(args).output().unwrap()
 }
 
 /// The JSON lines of `bdp events ARGS`, each parsed; the command must succeed.

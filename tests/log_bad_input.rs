@@ -5,7 +5,6 @@ mod common;
 
 use std::path::Path;
 
-use assert_cmd::Command;
 use bdp::event::record::{chain_hex, chain_next, split_line};
 
 /// A small valid log (the normal fixture) in a temp dir.
@@ -48,7 +47,7 @@ fn reseal(lines: &mut [Vec<u8>], from: usize) {
 }
 
 fn verify(root: &Path) -> String {
-    let out = Command::cargo_bin("bdp").unwrap().arg("--repo").arg(root).arg("verify").output().unwrap();
+    let out = common::bdp(root).arg("verify").output().unwrap();
     let text = format!(
         "{}{}--- exit {}",
         String::from_utf8_lossy(&out.stdout),

@@ -99,7 +99,7 @@ fn an_append_that_fills_the_disk_fails_cleanly_and_the_log_goes_on() {
     let writer = open(&events, "s-later");
     assert_eq!(writer.append_one(lock("later")).unwrap().seq, last_seq + 2);
     drop(writer);
-    let verify = Command::new(env!("CARGO_BIN_EXE_bdp")).arg("--repo").arg(tmp.path()).arg("verify").output().unwrap();
+    let verify = common::bdp(tmp.path()).arg("verify").output().unwrap();
     let text = String::from_utf8_lossy(&verify.stdout);
     assert_eq!(verify.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&verify.stderr));
     assert!(text.starts_with(&format!("ok: {} records", last_seq + 2)), "{text}");

@@ -7,8 +7,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
-
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("replay-fixtures")
 }
@@ -56,7 +54,7 @@ fn copy_fixture(name: &str) -> tempfile::TempDir {
 }
 
 fn run(root: &Path, args: &[&str]) -> String {
-    let out = Command::cargo_bin("bdp").unwrap().arg("--repo").arg(root).args(args).output().unwrap();
+    let out = common::bdp(root).args(args).output().unwrap();
     let mut text = format!("$ bdp {}\n", args.join(" "));
     text.push_str(&String::from_utf8_lossy(&out.stdout));
     if !out.stderr.is_empty() {

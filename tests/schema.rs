@@ -10,7 +10,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use bdp::event::record::{chain_hex, decode_line, split_line};
 use serde_json::Value;
 
@@ -64,7 +63,7 @@ fn json_output_of_summary_validates_on_every_fixture() {
     for (name, build) in common::FIXTURES {
         let tmp = tempfile::tempdir().unwrap();
         build(tmp.path());
-        let out = Command::cargo_bin("bdp").unwrap().arg("--repo").arg(tmp.path()).args(["summary", "--json"]).output();
+        let out = common::bdp(tmp.path()).args(["summary", "--json"]).output();
         let Ok(value) = serde_json::from_slice::<Value>(&out.unwrap().stdout) else {
             assert_eq!(*name, "corrupt-middle", "{name}: summary --json printed no JSON");
             continue;
@@ -77,7 +76,7 @@ fn json_output_of_summary_validates_on_every_fixture() {
     // Not vacuous: another version, or a session state that does not exist, is refused.
     let tmp = tempfile::tempdir().unwrap();
     common::build_recovery(tmp.path());
-    let out = Command::cargo_bin("bdp").unwrap().arg("--repo").arg(tmp.path()).args(["summary", "--json"]).output();
+    let out = common::bdp(tmp.path()).args(["summary", "--json"]).output();
     let mut bad: Value = serde_json::from_slice(&out.unwrap().stdout).unwrap();
     assert!(summary.is_valid(&bad));
     bad["sessions"][0]["end"] = "sleeping".into();
@@ -151,7 +150,7 @@ fn json_output_of_verify_and_replay_validates_on_every_fixture() {
         let tmp = tempfile::tempdir().unwrap();
         build(tmp.path());
         let run = |args: &[&str]| -> Option<Value> {
-            let out = Command::cargo_bin("bdp").unwrap().arg("--repo").arg(tmp.path()).args(args).output().unwrap();
+            let out = common::bdp(tmp.path()).args(args).output().unwrap();
             serde_json::from_slice(&out.stdout).ok()
         };
         let v = run(&["verify", "--json"]).unwrap_or_else(|| panic!("{name}: verify --json printed no JSON"));
@@ -178,8 +177,7 @@ fn json_output_of_verify_and_replay_validates_on_every_fixture() {
 fn json_output_of_status_validates_on_every_fixture_and_without_data() {
     let status = load("status.schema.json");
     let run = |root: &Path| -> Value {
-        let out =
-            Command::cargo_bin("bdp").unwrap().arg("--repo").arg(root).args(["status", "--json"]).output().unwrap();
+        let out = common::bdp(root).args(["status", "--json"]).output().unwrap();
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("status --json in {}: {e}", root.display()))
     };
     let empty = tempfile::tempdir().unwrap();

@@ -8,6 +8,14 @@ use bdp::event::record::{GENESIS, chain_hex, chain_next};
 use bdp::event::{Event, MergeStrategy, Phase, ReleaseReason, SessionEndReason};
 use bdp::log::{Clock, LogWriter};
 
+/// `bdp --repo ROOT`, the binary under test, with no `RUST_LOG` from the caller's environment (its logging
+/// would mix into what the tests compare): the one way the tests run bdp on a repository.
+pub fn bdp(root: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bdp"));
+    cmd.arg("--repo").arg(root).env_remove("RUST_LOG");
+    cmd
+}
+
 /// A lock taken by pid 1 for no issue: the smallest event, for tests that only need records.
 pub fn lock(name: &str) -> Event {
     Event::LockAcquired { lock: name.into(), holder_pid: 1, issue: None }
