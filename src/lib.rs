@@ -3,7 +3,7 @@
 //!
 //! Layers (see ARCHITECTURE.md): a pure core (`event`, `state`, `plan`, `reconcile`, `dispatch`, `activity`,
 //! `text`) that does no I/O, and an imperative shell around it (`log`, `tracker`, `git`, `process`,
-//! `observe`, `repair`, `supervisor`, `repo`, `cli`).
+//! `observe`, `repair`, `supervisor`, `run_options`, `repo`, `cli`).
 
 // Under `--cfg loom` (the loom models of the log writer, src/log/loom_tests.rs) tokio has no process
 // or signal module, so the layers that spawn agents and catch signals are left out.
@@ -28,6 +28,8 @@ pub mod reconcile;
 #[cfg(not(loom))]
 pub mod repair;
 pub mod repo;
+#[cfg(not(loom))]
+pub mod run_options;
 pub mod state;
 #[cfg(not(loom))]
 pub mod supervisor;

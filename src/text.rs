@@ -16,6 +16,20 @@ pub fn duration_of(d: std::time::Duration) -> String {
     duration(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// A duration written by a person: `30m`, `10s`, `1h30m`, `250ms`, `2 minutes` (jiff's friendly
+/// format), whole days (`7d`, which jiff reads only as calendar units), or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    if let Ok(secs) = text.trim().parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    if let Some(days) = text.trim().strip_suffix('d').and_then(|d| d.trim().parse::<u64>().ok()) {
+        return Ok(std::time::Duration::from_secs(days.saturating_mul(86_400)));
+    }
+    let d: jiff::SignedDuration =
+        text.trim().parse().map_err(|_| format!("not a duration (try 30m, 10s, 1h30m, 500ms): {text:?}"))?;
+    std::time::Duration::try_from(d).map_err(|_| format!("a duration cannot be negative: {text:?}"))
+}
+
 /// The first 12 characters of a commit id.
 pub fn short(commit: &str) -> &str {
     commit.get(..12).unwrap_or(commit)
@@ -24,6 +38,19 @@ pub fn short(commit: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_written_by_people() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-5s").is_err());
+    }
 
     #[test]
     fn durations_and_commits_for_people() {

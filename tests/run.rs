@@ -346,6 +346,19 @@ fn config_file_sets_options_and_flags_win() {
     assert!(stderr(&out).contains("config.toml line 1") && stderr(&out).contains("agnets"), "{}", stderr(&out));
 }
 
+/// Each option's help and default come from its one definition (src/run_options.rs).
+#[test]
+fn run_help_names_every_option_and_its_default() {
+    let out =
+        assert_cmd::Command::cargo_bin("bdp").unwrap().args(["run", "--help"]).env("COLUMNS", "100").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for key in bdp::run_options::KEYS.iter().map(|(key, _)| key.replace('_', "-")) {
+        assert!(help.contains(&format!("--{key}")), "--{key} missing from bdp run --help");
+    }
+    insta::assert_snapshot!(help);
+}
+
 #[test]
 fn plain_output_of_a_small_run() {
     let issues: Vec<(&str, &str, i64, &[&str])> =

@@ -85,7 +85,10 @@ pub struct Summary {
 pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &AuditArgs) -> CliResult<Outcome> {
     let actor = match &args.actor {
         Some(a) => a.clone(),
-        None => super::config::ConfigFile::load(&repo.config_path())?.actor.unwrap_or_else(|| "bdp".into()),
+        None => crate::run_options::ConfigFile::load(&repo.config_path())
+            .and_then(|file| file.actor())
+            .map_err(super::run::option_error)?
+            .unwrap_or_else(|| "bdp".into()),
     };
     let mut tracker = super::tracker::open(repo, tracker_kind)?;
     let orchestrator = live::OrchestratorSeen::look(repo);

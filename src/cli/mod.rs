@@ -3,7 +3,6 @@
 
 pub mod audit;
 mod clean;
-mod config;
 mod dashboard;
 mod demo;
 mod errors;
@@ -39,16 +38,16 @@ use crate::repo::Repo;
 #[command(name = "bdp", version, about, propagate_version = true)]
 pub struct Cli {
     /// The repository to work on (default: walk up from the current directory to the repo root).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", display_order = 900)]
     pub repo: Option<PathBuf>,
 
     /// More logging on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides it.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, display_order = 901)]
     pub verbose: u8,
 
     /// Which tracker to read and write: bd or br if the repo has their database and the binary is on
     /// PATH, else .beads/issues.jsonl directly.
-    #[arg(long, global = true, value_enum, default_value = "auto", value_name = "KIND")]
+    #[arg(long, global = true, value_enum, default_value = "auto", value_name = "KIND", display_order = 902)]
     pub tracker: crate::tracker::TrackerKind,
 
     #[command(subcommand)]

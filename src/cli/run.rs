@@ -8,17 +8,16 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::error::{CliError, CliResult};
-use crate::event::MergeStrategy;
 use crate::log::LogWriter;
 use crate::log::lock::{Holder, OrchestratorLock};
 use crate::repo::Repo;
-use crate::supervisor::options::{Isolation, PhaseLabels, RunOptions};
+use crate::run_options::{ConfigFile, OptionError, RunFlags};
+use crate::supervisor::options::{Isolation, RunOptions};
 use crate::supervisor::orchestrator::{Msg, Orchestrator, RunSummary, Setup, StopLevel};
-use crate::supervisor::template::{Preset, resolve_program};
+use crate::supervisor::template::resolve_program;
 use crate::tracker::{ListFilter, TrackerKind};
 
 use super::Outcome;
-use super::config::{ConfigFile, parse_duration};
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -36,102 +35,28 @@ Examples:
   bdp run --agent claude --check 'cargo test' --epic bd-12
   bdp run --dry-run --agent codex")]
 pub struct RunArgs {
-    /// How many agents run at once [default: 4].
-    #[arg(long, short = 'j', value_name = "N")]
-    pub agents: Option<usize>,
-    /// Use a known agent CLI instead of a command after `--`.
-    #[arg(long, value_enum, value_name = "PRESET")]
-    pub agent: Option<Preset>,
-    /// A command that must pass in the worktree before a branch is merged (run with `sh -c`).
-    #[arg(long, value_name = "CMD")]
-    pub check: Option<String>,
-    /// The branch to merge into [default: the branch checked out now].
-    #[arg(long, value_name = "BRANCH")]
-    pub base: Option<String>,
-    /// Where agents work: a git worktree per issue, or the repository itself [default: worktree].
-    #[arg(long, value_enum)]
-    pub isolation: Option<Isolation>,
-    /// How finished branches reach the base branch: a merge commit, a rebase + fast-forward, or not at all
-    /// (the branch is kept) [default: merge].
-    #[arg(long, value_enum)]
-    pub merge: Option<MergeArg>,
-    /// Time an attempt may take before its process group gets TERM [default: 30m].
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    pub timeout: Option<Duration>,
-    /// Time between TERM and KILL [default: 10s].
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    pub grace: Option<Duration>,
-    /// Retries of a failed attempt before the issue is given back labelled bdp:failed [default: 2].
-    #[arg(long, value_name = "N")]
-    pub retries: Option<u32>,
-    /// Wait before the first retry; doubled for each later one [default: 10s].
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    pub retry_backoff: Option<Duration>,
-    /// How long the tracker may fail (unreadable, timing out) before the run drains and exits 2; until
-    /// then claims pause and closes wait, and agents keep running [default: 10m].
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    pub tracker_outage: Option<Duration>,
-    /// Take at most N issues in this run.
-    #[arg(long, value_name = "N")]
-    pub max_issues: Option<usize>,
-    /// Only this epic's descendants.
-    #[arg(long, value_name = "ID")]
-    pub epic: Option<String>,
-    /// Only issues with this label.
-    #[arg(long, value_name = "LABEL")]
-    pub label: Option<String>,
+    #[command(flatten)]
+    pub flags: RunFlags,
     /// Print what would run, in what order, with which argv; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Keep each issue's worktree (and branch) when it is done.
-    #[arg(long)]
-    pub keep_worktrees: bool,
-    /// With bd or br: label each issue with the phase it is in (`phase:running`, …), or leave the tracker
-    /// alone between the claim and the close [default: all].
-    #[arg(long, value_enum, value_name = "WHICH")]
-    pub phase_labels: Option<PhaseLabels>,
-    /// No new agent while the 1-minute load average per core is above this [default: 3.0].
-    #[arg(long, value_name = "LOAD")]
-    pub max_load: Option<f64>,
-    /// No new agent while memory in use is above this percentage [default: 90].
-    #[arg(long, value_name = "PERCENT")]
-    pub max_mem: Option<f64>,
-    /// The assignee bdp claims issues as [default: bdp].
-    #[arg(long, value_name = "NAME")]
-    pub actor: Option<String>,
-    /// Plain progress lines even on a terminal.
-    #[arg(long)]
-    pub plain: bool,
     /// The agent command and its arguments.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MergeArg {
-    Merge,
-    Rebase,
-    None,
-}
-
-impl From<MergeArg> for MergeStrategy {
-    fn from(m: MergeArg) -> Self {
-        match m {
-            MergeArg::Merge => MergeStrategy::Merge,
-            MergeArg::Rebase => MergeStrategy::Rebase,
-            MergeArg::None => MergeStrategy::None,
-        }
-    }
+/// A bad option or config key, said as the user's input (the file, the line, the key).
+pub fn option_error(e: OptionError) -> CliError {
+    CliError::user(e.message).with_hint("keys are `bdp run`'s long options with `_` for `-` (bdp run --help)")
 }
 
 /// Flags over the config file over defaults; the agent program resolved to an absolute path.
 fn resolve(repo: &Repo, args: &RunArgs) -> CliResult<RunOptions> {
-    let file = ConfigFile::load(&repo.config_path())?;
-    let preset = args.agent.or(file.agent);
+    let file = ConfigFile::load(&repo.config_path()).map_err(option_error)?;
+    let mut opts = RunOptions::resolve(&args.flags, &file).map_err(option_error)?;
     let mut template = if !args.command.is_empty() {
         args.command.clone()
-    } else if let Some(preset) = preset {
+    } else if let Some(preset) = opts.agent {
         preset.template()
     } else if let Some(command) = &file.command {
         command.clone()
@@ -144,34 +69,11 @@ fn resolve(repo: &Repo, args: &RunArgs) -> CliResult<RunOptions> {
         CliError::user(e.to_string()).with_hint("nothing was claimed; fix the agent command and run again")
     })?;
     template[0] = program.display().to_string();
-    let agents = args.agents.or(file.agents).unwrap_or(4);
-    if agents == 0 {
+    opts.template = template;
+    if opts.agents == 0 {
         return Err(CliError::user("--agents must be at least 1"));
     }
-    let (timeout, grace, retry_backoff) = (file.timeout()?, file.grace()?, file.retry_backoff()?);
-    let tracker_outage = file.tracker_outage()?;
-    Ok(RunOptions {
-        agents,
-        template,
-        check: args.check.clone().or(file.check),
-        base: args.base.clone().or(file.base),
-        isolation: args.isolation.or(file.isolation).unwrap_or(Isolation::Worktree),
-        merge: args.merge.or(file.merge).unwrap_or(MergeArg::Merge).into(),
-        timeout: args.timeout.or(timeout).unwrap_or(Duration::from_secs(30 * 60)),
-        grace: args.grace.or(grace).unwrap_or(Duration::from_secs(10)),
-        retries: args.retries.or(file.retries).unwrap_or(2),
-        retry_backoff: args.retry_backoff.or(retry_backoff).unwrap_or(Duration::from_secs(10)),
-        tracker_outage: args.tracker_outage.or(tracker_outage).unwrap_or(Duration::from_secs(600)),
-        max_issues: args.max_issues.or(file.max_issues),
-        epic: args.epic.clone().or(file.epic),
-        label: args.label.clone().or(file.label),
-        keep_worktrees: args.keep_worktrees || file.keep_worktrees.unwrap_or(false),
-        phase_labels: args.phase_labels.or(file.phase_labels).unwrap_or(PhaseLabels::All),
-        max_load: args.max_load.or(file.max_load).unwrap_or(3.0),
-        max_mem: args.max_mem.or(file.max_mem).unwrap_or(90.0),
-        actor: args.actor.clone().or(file.actor).unwrap_or_else(|| "bdp".to_string()),
-        plain: args.plain,
-    })
+    Ok(opts)
 }
 
 pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &RunArgs) -> CliResult<Outcome> {

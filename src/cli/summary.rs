@@ -11,7 +11,6 @@ use std::time::Duration;
 use clap::Args;
 
 use super::Outcome;
-use super::config::parse_duration;
 use super::replay::{empty_log, find_session};
 use crate::activity::{ActivityBuilder, Report};
 use crate::error::{CliError, CliResult};
@@ -22,7 +21,7 @@ use crate::repo::Repo;
 #[derive(Debug, Args)]
 pub struct SummaryArgs {
     /// Only sessions that wrote to the log in this last stretch of time (24h, 90m, 7d…).
-    #[arg(long, value_name = "DURATION", value_parser = parse_since)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::text::parse_duration)]
     pub since: Option<Duration>,
     /// Only this session (an id or a unique prefix). Its attempts keep their whole spans, also the part
     /// before a crash it recovered from.
@@ -31,14 +30,6 @@ pub struct SummaryArgs {
     /// Print the result as JSON (schema/summary.schema.json).
     #[arg(long)]
     pub json: bool,
-}
-
-/// `parse_duration`, plus whole days (`7d`), which jiff's friendly format reads only as calendar units.
-fn parse_since(text: &str) -> Result<Duration, String> {
-    if let Some(days) = text.trim().strip_suffix('d').and_then(|d| d.trim().parse::<u64>().ok()) {
-        return Ok(Duration::from_secs(days * 86_400));
-    }
-    parse_duration(text)
 }
 
 pub fn run(repo: &Repo, args: &SummaryArgs) -> CliResult<Outcome> {
@@ -72,16 +63,4 @@ pub(super) fn walk_log(repo: &Repo, mut each: impl FnMut(&Record)) -> CliResult<
         return Err(empty_log());
     }
     Ok(state)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn since_reads_days_and_the_usual_durations() {
-        assert_eq!(parse_since("7d"), Ok(Duration::from_secs(7 * 86_400)));
-        assert_eq!(parse_since("24h"), Ok(Duration::from_secs(86_400)));
-        assert!(parse_since("lately").is_err());
-    }
 }

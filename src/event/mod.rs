@@ -104,8 +104,8 @@ impl Phase {
     }
 }
 
-/// How the merge queue integrates a finished branch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+/// How the merge queue integrates a finished branch (`bdp run --merge`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum MergeStrategy {
     Merge,

@@ -1,57 +1,12 @@
-//! The resolved options of one `bdp run` (flags over `.bdp/config.toml` over defaults), as the
-//! orchestrator uses them. The CLI builds this; the orchestrator never parses anything.
+//! What the orchestrator makes of `bdp run`'s resolved options (defined in `src/run_options.rs`): the
+//! rules `decide` runs by, and the order issues are taken in.
 
 use std::time::Duration;
 
-use crate::event::MergeStrategy;
-
 /// Where agents work (defined in the core).
 pub use crate::dispatch::Isolation;
-
-/// Which phases a bd or br tracker is told about, as `phase:*` labels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PhaseLabels {
-    /// Each phase the issue reaches (one label at a time, changed in one call per dispatch step).
-    All,
-    /// None: only the claim and the close (or release) touch the tracker.
-    None,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RunOptions {
-    pub agents: usize,
-    /// The agent's argv template; argv[0] is already an absolute path.
-    pub template: Vec<String>,
-    /// The user's check command, run with `sh -c` in the worktree.
-    pub check: Option<String>,
-    /// The branch merged into (default: the branch checked out when the run starts).
-    pub base: Option<String>,
-    pub isolation: Isolation,
-    pub merge: MergeStrategy,
-    #[serde(with = "millis")]
-    pub timeout: Duration,
-    #[serde(with = "millis")]
-    pub grace: Duration,
-    pub retries: u32,
-    /// The first retry waits this long; each later one twice as long as the one before.
-    #[serde(with = "millis")]
-    pub retry_backoff: Duration,
-    /// How long the tracker may fail before the run drains.
-    #[serde(with = "millis")]
-    pub tracker_outage: Duration,
-    pub max_issues: Option<usize>,
-    pub epic: Option<String>,
-    pub label: Option<String>,
-    pub keep_worktrees: bool,
-    pub phase_labels: PhaseLabels,
-    pub max_load: f64,
-    pub max_mem: f64,
-    /// The assignee bdp claims issues as.
-    pub actor: String,
-    /// Plain progress lines even on a terminal.
-    pub plain: bool,
-}
+/// The options themselves, each defined once (flag, config key, default, help).
+pub use crate::run_options::{PhaseLabels, RunOptions};
 
 /// The labels bdp gives issues back with (defined in the core).
 pub use crate::dispatch::model::{CONFLICT_LABEL, FAILED_LABEL};
@@ -61,12 +16,6 @@ pub use crate::dispatch::order::held_for_human;
 /// not waiting for a human. Indices into `issues`. The run and `--dry-run` both use it.
 pub fn run_order(issues: &[crate::plan::Issue], opts: &RunOptions, now: jiff::Timestamp) -> Vec<usize> {
     crate::dispatch::order::in_order(issues, opts.epic.as_deref(), opts.label.as_deref(), now)
-}
-
-mod millis {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
-    }
 }
 
 impl RunOptions {

@@ -8,8 +8,7 @@
 use std::path::{Path, PathBuf};
 
 /// Agent CLIs bdp knows how to drive unattended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Preset {
     /// Claude Code: `claude -p --output-format json --dangerously-skip-permissions PROMPT`.
     Claude,
