@@ -49,6 +49,7 @@ impl Observer<'_> {
         world.marked = self.marked_groups();
         world.attempts = self.attempts(state, &world.marked);
         world.lock_files = self.lock_files();
+        world.run_dirs = self.run_dirs();
         world.lock_holders = state
             .locks
             .values()
@@ -60,7 +61,7 @@ impl Observer<'_> {
             })
             .collect();
         if git::run(&self.repo.root, ["rev-parse", "--git-dir"]).is_ok() {
-            world.worktrees = self.worktrees();
+            (world.worktrees, world.other_worktrees) = self.worktrees();
             world.branches = git::branches_with_prefix(&self.repo.root, BRANCH_PREFIX).unwrap_or_default();
             world.merges = self.merges(state);
         }
@@ -153,13 +154,19 @@ impl Observer<'_> {
         out
     }
 
-    fn worktrees(&self) -> Vec<WorktreeView> {
+    /// Worktrees under `.bdp/worktrees/` (registered with git or plain directories), and the others git
+    /// knows (path, branch).
+    #[allow(clippy::type_complexity)]
+    fn worktrees(&self) -> (Vec<WorktreeView>, Vec<(String, Option<String>)>) {
         let dir = self.repo.worktrees_dir();
         let canonical = dir.canonicalize().unwrap_or(dir.clone());
         let listed = git::worktrees(&self.repo.root).unwrap_or_default();
+        let ours = |p: &Path| p.parent() == Some(dir.as_path()) || p.parent() == Some(canonical.as_path());
+        let others =
+            listed.iter().filter(|(p, _)| !ours(p)).map(|(p, b)| (p.display().to_string(), b.clone())).collect();
         let mut out: Vec<WorktreeView> = listed
             .into_iter()
-            .filter(|(p, _)| p.parent() == Some(dir.as_path()) || p.parent() == Some(canonical.as_path()))
+            .filter(|(p, _)| ours(p))
             .map(|(p, branch)| WorktreeView {
                 issue: p.file_name().and_then(|n| n.to_str()).and_then(unescape_path_component),
                 users: process::processes_in(&p),
@@ -186,6 +193,13 @@ impl Observer<'_> {
             }
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
+        (out, others)
+    }
+
+    fn run_dirs(&self) -> Vec<String> {
+        let Ok(read) = std::fs::read_dir(self.repo.runs_dir()) else { return Vec::new() };
+        let mut out: Vec<String> = read.flatten().map(|e| e.path().display().to_string()).collect();
+        out.sort();
         out
     }
 

@@ -1,7 +1,8 @@
 //! The safe repairs of [`crate::reconcile`] findings, applied to the world: stop a stray process group,
 //! remove a worktree, a branch or a lock file, break a lock, give an issue back in the tracker, drop a
-//! checkpoint. `bdp audit --fix` applies them; `bdp run` applies the same ones while it recovers. Each
-//! returns the events that record what it did (the caller appends them, with a `repair_applied`).
+//! checkpoint, remove a run directory. `bdp audit --fix` applies them, `bdp clean` applies those of its
+//! leftovers, and `bdp run` applies the same ones while it recovers. Each returns the events that record
+//! what it did (the caller appends them), ending with a `repair_applied`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,10 +15,11 @@ use crate::state::State;
 use crate::tracker::Tracker;
 
 /// Applies one safe repair. `Ok(None)` when the repair is not a safe one (it is left for `bdp run`).
+/// `tracker` may be `None` where no tracker repair can come up (`bdp clean`).
 pub fn apply_safe(
     repo: &Repo,
     state: &State,
-    tracker: &dyn Tracker,
+    tracker: Option<&dyn Tracker>,
     finding: &Finding,
     grace: Duration,
 ) -> Result<Option<Vec<Event>>, String> {
@@ -31,10 +33,23 @@ pub fn apply_safe(
                 std::fs::remove_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))?;
             }
             if let Some(issue) = &finding.issue {
-                events.push(Event::WorktreeRemoved { issue: issue.clone(), path: path.display().to_string() });
+                // The path as the log has it for the issue's claim, when it is this worktree: the fold then
+                // knows the claim's worktree is gone.
+                let logged = state
+                    .issues
+                    .get(issue)
+                    .and_then(|i| i.claim.as_ref()?.worktree.as_ref())
+                    .map(|w| w.path.clone())
+                    .filter(|logged| Path::new(logged).file_name() == path.file_name());
+                let path = logged.unwrap_or_else(|| path.display().to_string());
+                events.push(Event::WorktreeRemoved { issue: issue.clone(), path });
             }
         }
         Repair::DeleteBranch { branch } => git::delete_branch(&repo.root, branch).map_err(|e| e.to_string())?,
+        Repair::RemoveRunDir { path } => match std::fs::remove_dir_all(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(format!("{path}: {e}")),
+            _ => {}
+        },
         Repair::RemoveLockFile { path } => remove_file(Path::new(path))?,
         Repair::BreakLock { lock } => {
             remove_file(&repo.lock_path(lock))?;
@@ -44,6 +59,7 @@ pub fn apply_safe(
         }
         Repair::ReleaseInTracker => {
             let issue = finding.issue.as_deref().ok_or("a tracker repair without an issue")?;
+            let tracker = tracker.ok_or("a tracker repair where no tracker is open")?;
             tracker.release(issue, &mut events).map_err(|e| e.to_string())?;
         }
         Repair::DropCheckpoint { seq } => {

@@ -102,7 +102,8 @@ impl Sim {
                 }
                 Ok(())
             }
-            Repair::DropCheckpoint { .. } => Ok(()),
+            // Only `bdp clean` finds run directories; the simulated world has none.
+            Repair::DropCheckpoint { .. } | Repair::RemoveRunDir { .. } => Ok(()),
             Repair::DropClaim { reason, release } => self.drop_claim(&f, &id, &reason, release),
             Repair::Reclaim => {
                 let works = self.world.tracker_works(self.now);

@@ -224,6 +224,8 @@ impl World {
                 })
                 .collect(),
             branches: self.branches.keys().map(|id| bdp::repo::branch_name(id)).collect(),
+            other_worktrees: vec![],
+            run_dirs: vec![],
             merges,
             bad_checkpoints: vec![],
             log_damage: None,

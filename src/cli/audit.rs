@@ -90,7 +90,7 @@ pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &AuditArgs) -> CliResul
             .map_err(super::run::option_error)?
             .unwrap_or_else(|| "bdp".into()),
     };
-    let mut tracker = super::tracker::open(repo, tracker_kind)?;
+    let tracker = super::tracker::open(repo, tracker_kind)?;
     let orchestrator = live::OrchestratorSeen::look(repo);
     let live_pid = orchestrator.running.then(|| orchestrator.holder.as_ref().map_or(0, |h| h.pid));
     let (mut state, mut world, records) = look(repo, tracker.as_ref(), &actor, live_pid)?;
@@ -101,7 +101,7 @@ pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &AuditArgs) -> CliResul
         let (writer, _) = LogWriter::open(&repo.events_dir(), &repo.append_lock_path(), &session, system_clock())?;
         let grace = Duration::from_secs(10);
         for f in findings.iter().filter(|f| f.repair.is_safe()) {
-            let (events, error) = match crate::repair::apply_safe(repo, &state, tracker.as_mut(), f, grace) {
+            let (events, error) = match crate::repair::apply_safe(repo, &state, Some(tracker.as_ref()), f, grace) {
                 Ok(events) => (events.unwrap_or_default(), None),
                 Err(e) => (Vec::new(), Some(e)),
             };

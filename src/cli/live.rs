@@ -1,6 +1,6 @@
 //! What is alive right now, for the commands that look at a repo from outside a run (`status`, `clean`,
-//! `logs --follow`): is an orchestrator holding the orchestrator lock, is a claim's agent still running,
-//! is some process working inside a directory, and the log's state plus the timestamps of chosen records.
+//! `logs --follow`): is an orchestrator holding the orchestrator lock, and the log's state plus the
+//! timestamps of chosen records.
 //!
 //! It only looks: it never takes a lock for longer than one probe and never writes.
 
@@ -12,9 +12,9 @@ use crate::log::lock::Holder;
 use crate::log::{LogError, load};
 use crate::process;
 use crate::repo::Repo;
-use crate::state::{Claim, State};
+use crate::state::State;
 
-pub use crate::process::{flock_held, processes_in};
+pub use crate::process::flock_held;
 
 /// The orchestrator as seen from outside: who the lock file names, and whether its flock is held.
 #[derive(Debug, Clone)]
@@ -39,24 +39,6 @@ impl OrchestratorSeen {
     pub fn holder_alive(&self) -> bool {
         self.holder.as_ref().is_some_and(|h| process::is_alive(h.pid, h.start_time))
     }
-}
-
-/// Why a claim is live, or `None` when nothing alive stands behind it. A claim is live while an
-/// orchestrator runs (it owns every claim in the log) or while its agent process is alive.
-pub fn claim_liveness(orchestrator: &OrchestratorSeen, claim: &Claim) -> Option<String> {
-    if let Some(attempt) = &claim.attempt
-        && let Some(spawned) = &attempt.spawned
-        && attempt.outcome.is_none()
-        && spawned.start_time.is_some()
-        && process::is_running(spawned.pid, spawned.start_time)
-    {
-        return Some(format!("agent pid {} is running", spawned.pid));
-    }
-    if orchestrator.running {
-        let who = orchestrator.holder.as_ref().map_or(String::new(), |h| format!(" (pid {})", h.pid));
-        return Some(format!("claimed by the running orchestrator{who}"));
-    }
-    None
 }
 
 /// The log's state (checkpoint + tail, read-only), or an empty state when there is no log yet.

@@ -56,6 +56,8 @@ pub enum FindingKind {
     WorktreeWithoutClaim,
     /// A `bdp/*` branch that no claim owns and that bdp did not keep on purpose.
     BranchWithoutClaim,
+    /// A run directory under `.bdp/runs/` that no live claim needs (only `bdp clean` looks for these).
+    RunDirWithoutClaim,
 }
 
 impl FindingKind {
@@ -84,6 +86,7 @@ impl FindingKind {
             FindingKind::AgentWithoutClaim => "agent_without_claim",
             FindingKind::WorktreeWithoutClaim => "worktree_without_claim",
             FindingKind::BranchWithoutClaim => "branch_without_claim",
+            FindingKind::RunDirWithoutClaim => "run_dir_without_claim",
         }
     }
 }
@@ -147,6 +150,8 @@ pub enum Repair {
     RemoveWorktree { path: String },
     /// `git branch -D`.
     DeleteBranch { branch: String },
+    /// Remove an issue's run directory (its attempts' prompts, output and exit files).
+    RemoveRunDir { path: String },
     /// Delete the checkpoint from the index (it is a cache).
     DropCheckpoint { seq: u64 },
 }
@@ -172,6 +177,7 @@ impl Repair {
             Repair::StopAgent { .. } => "stop_agent",
             Repair::RemoveWorktree { .. } => "remove_worktree",
             Repair::DeleteBranch { .. } => "delete_branch",
+            Repair::RemoveRunDir { .. } => "remove_run_dir",
             Repair::DropCheckpoint { .. } => "drop_checkpoint",
         }
     }
@@ -187,6 +193,7 @@ impl Repair {
                 | Repair::StopAgent { .. }
                 | Repair::RemoveWorktree { .. }
                 | Repair::DeleteBranch { .. }
+                | Repair::RemoveRunDir { .. }
                 | Repair::DropCheckpoint { .. }
         )
     }
@@ -225,6 +232,7 @@ impl Repair {
             Repair::StopAgent { pgid } => format!("stop process group {pgid} (TERM, then KILL)"),
             Repair::RemoveWorktree { path } => format!("remove the worktree {path}"),
             Repair::DeleteBranch { branch } => format!("delete the branch {branch}"),
+            Repair::RemoveRunDir { path } => format!("remove the run directory {path}"),
             Repair::DropCheckpoint { seq } => format!("drop the checkpoint at seq {seq}"),
         }
     }

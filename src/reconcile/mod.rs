@@ -9,6 +9,7 @@
 //! When another orchestrator is live, what it is doing right now (its claims, agents, worktrees, locks)
 //! is its business and changes under our feet: only findings that cannot race with it are reported.
 
+mod cleanup;
 mod finding;
 mod world;
 
@@ -19,6 +20,7 @@ use crate::plan::issue::{CONFLICT_LABEL, FAILED_LABEL};
 use crate::repo::{BRANCH_PREFIX, branch_name, escape_path_component, unescape_path_component};
 use crate::state::{Attempt, Claim, ClaimStage, IssueState, SessionEnd, State};
 
+pub use cleanup::{Kept, Leftover, cleanup};
 pub use finding::{Finding, FindingKind, Repair, Step};
 pub use world::*;
 
@@ -130,12 +132,8 @@ fn strays(state: &State, world: &World, out: &mut Vec<Finding>) {
             repair,
         });
     }
-    let by_branch: BTreeMap<String, &IssueId> = state.issues.keys().map(|id| (branch_name(id), id)).collect();
     for branch in &world.branches {
-        let id = by_branch
-            .get(branch)
-            .map(|id| (*id).clone())
-            .or_else(|| branch.strip_prefix(BRANCH_PREFIX).and_then(unescape_path_component));
+        let id = branch_issue(state, branch);
         let issue = id.as_ref().and_then(|id| state.issues.get(id));
         if issue.is_some_and(|i| i.claim.is_some()) || issue.is_some_and(kept_on_purpose) {
             continue;
@@ -150,6 +148,17 @@ fn strays(state: &State, world: &World, out: &mut Vec<Finding>) {
             repair: Repair::DeleteBranch { branch: branch.clone() },
         });
     }
+}
+
+/// The issue a `bdp/*` branch belongs to: one of the log's issues whose branch it is, else the id its
+/// name stands for.
+fn branch_issue(state: &State, branch: &str) -> Option<IssueId> {
+    state
+        .issues
+        .keys()
+        .find(|id| branch_name(id) == branch)
+        .cloned()
+        .or_else(|| branch.strip_prefix(BRANCH_PREFIX).and_then(unescape_path_component))
 }
 
 /// bdp keeps the branch (and with --keep-worktrees the worktree) of a conflicted issue, or of one whose merge

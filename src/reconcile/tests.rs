@@ -704,3 +704,50 @@ fn a_leftover_of_an_issue_the_log_knows_but_never_released_is_not_claimed() {
     assert_eq!(kinds(&found), vec![(FindingKind::BranchWithoutClaim, "delete_branch")]);
     assert_eq!(found[0].log, "not claimed");
 }
+
+/// `clean` and `audit` share who owns what, and differ where they should: a done issue's branch is kept on
+/// purpose for audit (`--merge none`, `--keep-worktrees`) and is exactly what `clean` removes; a conflicted
+/// one stays for both unless `--all`; a log lock whose holder is gone is broken (file and log) by both.
+#[test]
+fn clean_removes_what_audit_leaves_alone_and_keeps_what_it_must() {
+    let mut events = claim("done");
+    events.push(Event::IssueReleased { issue: "done".into(), reason: ReleaseReason::Done, detail: None });
+    events.push(Event::LockReleased { lock: issue_lock("done") });
+    events.extend(claim("hot"));
+    events.push(Event::IssueReleased { issue: "hot".into(), reason: ReleaseReason::Conflict, detail: None });
+    events.push(Event::LockReleased { lock: issue_lock("hot") });
+    events.push(Event::LockAcquired { lock: "merge".into(), holder_pid: 77, issue: None });
+    let state = fold(events);
+    let mut world = world_for(&state);
+    world.branches = vec!["bdp/done".into(), "bdp/hot".into()];
+    world.lock_holders.insert(77, false);
+    world.run_dirs = vec!["/r/.bdp/runs/done".into(), "/r/.bdp/runs/hot".into()];
+    assert!(!diff(&state, &world).iter().any(|f| f.kind == FindingKind::BranchWithoutClaim));
+
+    let plan = |all| -> Vec<(String, Option<Kept>)> {
+        cleanup(&state, &world, all).into_iter().map(|l| (l.finding.repair.name().to_string(), l.kept)).collect()
+    };
+    assert_eq!(
+        plan(false),
+        vec![
+            ("delete_branch".into(), None),
+            ("delete_branch".into(), Some(Kept::Conflicted)),
+            ("remove_run_dir".into(), None),
+            ("remove_run_dir".into(), Some(Kept::Conflicted)),
+            ("break_lock".into(), None),
+        ]
+    );
+    assert!(plan(true).iter().all(|(_, kept)| kept.is_none()));
+
+    // While an orchestrator runs, its claims stay whatever `--all` says; a live holder keeps its lock.
+    let mut events = claim("busy");
+    events.push(Event::LockAcquired { lock: "merge".into(), holder_pid: 77, issue: None });
+    let state = fold(events);
+    world.branches = vec!["bdp/busy".into()];
+    world.run_dirs.clear();
+    world.live_orchestrator = Some(9);
+    world.lock_holders.insert(77, true);
+    let left = cleanup(&state, &world, true);
+    let kept: Vec<Option<Kept>> = left.into_iter().map(|l| l.kept).collect();
+    assert_eq!(kept, vec![Some(Kept::OrchestratorRunning(9)), Some(Kept::HolderRunning(77))]);
+}

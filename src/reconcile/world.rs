@@ -30,6 +30,10 @@ pub struct World {
     pub worktrees: Vec<WorktreeView>,
     /// `bdp/*` branches.
     pub branches: Vec<String>,
+    /// Worktrees outside `.bdp/worktrees/` (the main one, the user's): path and checked-out branch.
+    pub other_worktrees: Vec<(String, Option<String>)>,
+    /// Run directories under `.bdp/runs/` (one per issue), by path.
+    pub run_dirs: Vec<String>,
     /// For each claim with a merge started and not recorded as done: is the branch in the base branch?
     pub merges: BTreeMap<IssueId, MergeView>,
     /// Checkpoints in the index that do not match the log (seq, why).

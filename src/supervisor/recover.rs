@@ -80,7 +80,13 @@ impl Orchestrator {
             r if r.is_safe() => {
                 let outcome = {
                     let _git = self.git_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    crate::repair::apply_safe(&self.repo, &self.model.state, self.tracker.as_ref(), &f, self.opts.grace)
+                    crate::repair::apply_safe(
+                        &self.repo,
+                        &self.model.state,
+                        Some(self.tracker.as_ref()),
+                        &f,
+                        self.opts.grace,
+                    )
                 };
                 match outcome {
                     Ok(events) => self.defer(events.unwrap_or_default()),
@@ -198,6 +204,7 @@ impl Orchestrator {
             | Repair::RemoveLockFile { .. }
             | Repair::StopAgent { .. }
             | Repair::RemoveWorktree { .. }
+            | Repair::RemoveRunDir { .. }
             | Repair::DeleteBranch { .. }
             | Repair::DropCheckpoint { .. } => Ok(()),
         }
@@ -207,7 +214,13 @@ impl Orchestrator {
     /// when no tracker call is out.
     pub(super) fn repair_again(&mut self) {
         for f in std::mem::take(&mut self.unrepaired) {
-            match crate::repair::apply_safe(&self.repo, &self.model.state, self.tracker.as_ref(), &f, self.opts.grace) {
+            match crate::repair::apply_safe(
+                &self.repo,
+                &self.model.state,
+                Some(self.tracker.as_ref()),
+                &f,
+                self.opts.grace,
+            ) {
                 Ok(events) => {
                     self.progress.line(&format!("recovered: {}", f.repair.describe()));
                     self.defer(events.unwrap_or_default());
