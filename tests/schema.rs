@@ -52,7 +52,7 @@ fn check_generated(file: &str, generated: &schemars::Schema) {
 fn generated_schemas_match_the_committed_files() {
     check_generated("record.schema.json", &schemars::schema_for!(Record));
     check_generated("state.schema.json", &schemars::schema_for!(bdp::state::State));
-    check_generated("audit.schema.json", &schemars::schema_for!(bdp::cli::audit::AuditReport));
+    check_generated("audit.schema.json", &schemars::schema_for!(bdp::cli::commands::audit::AuditReport));
     check_generated("summary.schema.json", &schemars::schema_for!(bdp::activity::Report));
 }
 

@@ -1,29 +1,14 @@
-//! The command line: global options, the subcommand enum, dispatch, and printing errors.
-//! One file per subcommand; each parses nothing itself and calls into the library.
+//! The command line: global options, the subcommand enum, dispatch, and printing errors. Each
+//! subcommand is a module of `commands/`; the helpers they share are the other modules here.
 
-pub mod audit;
-mod clean;
-mod dashboard;
-mod demo;
+pub mod commands;
 mod errors;
-mod events;
 mod live;
-mod logs;
-mod logs_source;
 mod paths;
-mod plan;
 mod render;
-mod replay;
-mod replay_html;
-mod run;
-mod run_dry;
-mod status;
-mod status_text;
-mod stop;
-pub mod summary;
-mod summary_text;
 mod tracker;
-mod verify;
+
+use commands::{audit, clean, demo, events, logs, plan, replay, run, status, stop, summary, verify};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -96,7 +81,8 @@ pub enum Command {
     /// A claim is live while an orchestrator holds .bdp/orchestrator.lock, or while its agent is alive
     /// (pid + start time). Also kept: worktrees some process works in, branches checked out outside
     /// .bdp/worktrees, locked lock files, and (without --all) the worktree and branch of an issue whose
-    /// last release was a merge conflict. Each removed worktree is recorded in the log (worktree_removed).
+    /// last release was a merge conflict or a merge that did not land, or that a session which did not end
+    /// still claims. What it removes is recorded in the log (worktree_removed, lock_broken, repair_applied).
     Clean(clean::CleanArgs),
     /// Internal: the wrapper bdp spawns around each agent (writes the attempt's exit.json).
     #[command(name = "__wrap", hide = true)]

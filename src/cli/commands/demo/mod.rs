@@ -26,7 +26,7 @@ pub use agent::{DemoAgentArgs, run as run_agent};
 
 use self::child::{Child, bdp_output};
 use self::report::{DemoReport, Facts};
-use super::Outcome;
+use crate::cli::Outcome;
 use crate::error::{CliError, CliResult};
 
 #[derive(Debug, Args)]

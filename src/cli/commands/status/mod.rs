@@ -6,13 +6,16 @@
 //! except what reading the log always may do (`index.sqlite` checkpoints). `--json` shape:
 //! schema/status.schema.json (`"schema": "bdp.status/1"`).
 
+pub mod dashboard;
+pub mod text;
+
 use clap::Args;
 use serde::Serialize;
 
-use super::Outcome;
-use super::live::{self, OrchestratorSeen};
-use super::paths::display_path;
-use super::render::{duration, short};
+use crate::cli::Outcome;
+use crate::cli::live::{self, OrchestratorSeen};
+use crate::cli::paths::display_path;
+use crate::cli::render::{duration, short};
 use crate::error::CliResult;
 use crate::repo::{Repo, escape_path_component};
 use crate::state::{AttemptOutcome, Claim, ClaimStage, SessionCounts, SessionEnd, State};
@@ -30,92 +33,92 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Serialize)]
-pub(super) struct Report {
-    pub(super) schema: &'static str,
-    pub(super) repo: String,
+pub(crate) struct Report {
+    pub(crate) schema: &'static str,
+    pub(crate) repo: String,
     /// `.bdp` exists (false: nothing has run here yet, and every list is empty).
-    pub(super) initialized: bool,
-    pub(super) last_seq: u64,
-    pub(super) orchestrator: OrchestratorReport,
+    pub(crate) initialized: bool,
+    pub(crate) last_seq: u64,
+    pub(crate) orchestrator: OrchestratorReport,
     /// The last session the log knows: the open one if any.
-    pub(super) session: Option<SessionReport>,
-    pub(super) tracker: TrackerReport,
-    pub(super) agents: Vec<AgentReport>,
-    pub(super) claimed: Vec<ClaimReport>,
-    pub(super) locks: Vec<LockReport>,
+    pub(crate) session: Option<SessionReport>,
+    pub(crate) tracker: TrackerReport,
+    pub(crate) agents: Vec<AgentReport>,
+    pub(crate) claimed: Vec<ClaimReport>,
+    pub(crate) locks: Vec<LockReport>,
 }
 
 #[derive(Debug, Serialize)]
-pub(super) struct OrchestratorReport {
-    pub(super) running: bool,
-    pub(super) lock_file: bool,
-    pub(super) pid: Option<u32>,
-    pub(super) start_time: Option<u64>,
-    pub(super) since: Option<String>,
-    pub(super) pid_alive: Option<bool>,
+pub(crate) struct OrchestratorReport {
+    pub(crate) running: bool,
+    pub(crate) lock_file: bool,
+    pub(crate) pid: Option<u32>,
+    pub(crate) start_time: Option<u64>,
+    pub(crate) since: Option<String>,
+    pub(crate) pid_alive: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
-pub(super) struct SessionReport {
-    pub(super) id: String,
+pub(crate) struct SessionReport {
+    pub(crate) id: String,
     /// running, crashed (open in the log with no orchestrator running, or taken over), or ended.
-    pub(super) state: &'static str,
-    pub(super) started_at: String,
-    pub(super) pid: u32,
-    pub(super) ended_at: Option<String>,
-    pub(super) end_reason: Option<String>,
-    pub(super) counts: SessionCounts,
+    pub(crate) state: &'static str,
+    pub(crate) started_at: String,
+    pub(crate) pid: u32,
+    pub(crate) ended_at: Option<String>,
+    pub(crate) end_reason: Option<String>,
+    pub(crate) counts: SessionCounts,
 }
 
 #[derive(Debug, Serialize)]
-pub(super) struct TrackerReport {
-    pub(super) name: Option<String>,
-    pub(super) error: Option<String>,
-    pub(super) hint: Option<String>,
+pub(crate) struct TrackerReport {
+    pub(crate) name: Option<String>,
+    pub(crate) error: Option<String>,
+    pub(crate) hint: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
-pub(super) struct AgentReport {
-    pub(super) issue: String,
-    pub(super) attempt: u32,
-    pub(super) pid: u32,
-    pub(super) pgid: u32,
-    pub(super) start_time: Option<u64>,
-    pub(super) alive: bool,
-    pub(super) phase: String,
-    pub(super) spawned_at: Option<String>,
-    pub(super) elapsed_ms: Option<u64>,
+pub(crate) struct AgentReport {
+    pub(crate) issue: String,
+    pub(crate) attempt: u32,
+    pub(crate) pid: u32,
+    pub(crate) pgid: u32,
+    pub(crate) start_time: Option<u64>,
+    pub(crate) alive: bool,
+    pub(crate) phase: String,
+    pub(crate) spawned_at: Option<String>,
+    pub(crate) elapsed_ms: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
-pub(super) struct ClaimReport {
-    pub(super) issue: String,
-    pub(super) phase: String,
+pub(crate) struct ClaimReport {
+    pub(crate) issue: String,
+    pub(crate) phase: String,
     /// preparing, spawning, exited, checked, check_failed, merging, merged, closed, waiting_retry, abandoned,
     /// lost.
-    pub(super) state: &'static str,
-    pub(super) detail: String,
-    pub(super) attempt: Option<u32>,
-    pub(super) claimed_at: Option<String>,
+    pub(crate) state: &'static str,
+    pub(crate) detail: String,
+    pub(crate) attempt: Option<u32>,
+    pub(crate) claimed_at: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
-pub(super) struct LockReport {
-    pub(super) name: String,
+pub(crate) struct LockReport {
+    pub(crate) name: String,
     /// Held according to the log.
-    pub(super) in_log: bool,
-    pub(super) holder_pid: Option<u32>,
-    pub(super) holder_alive: Option<bool>,
-    pub(super) issue: Option<String>,
-    pub(super) since_seq: Option<u64>,
+    pub(crate) in_log: bool,
+    pub(crate) holder_pid: Option<u32>,
+    pub(crate) holder_alive: Option<bool>,
+    pub(crate) issue: Option<String>,
+    pub(crate) since_seq: Option<u64>,
     /// The matching file under `.bdp/locks/`, if any, and whether its flock is held right now.
-    pub(super) file: Option<String>,
-    pub(super) file_locked: Option<bool>,
+    pub(crate) file: Option<String>,
+    pub(crate) file_locked: Option<bool>,
 }
 
 pub fn run(repo: &Repo, tracker: TrackerKind, args: &StatusArgs) -> CliResult<Outcome> {
     if args.watch {
-        return super::dashboard::run(repo, tracker);
+        return crate::cli::commands::status::dashboard::run(repo, tracker);
     }
     let initialized = repo.bdp_dir().is_dir();
     let report = if initialized { build(repo, tracker)? } else { empty(repo) };
@@ -124,7 +127,7 @@ pub fn run(repo: &Repo, tracker: TrackerKind, args: &StatusArgs) -> CliResult<Ou
     } else if !initialized {
         println!("no bdp data in {} (nothing has run here yet)", repo.root.display());
     } else {
-        super::status_text::print(&report);
+        crate::cli::commands::status::text::print(&report);
     }
     Ok(Outcome::Ok)
 }
@@ -196,7 +199,7 @@ fn build(repo: &Repo, tracker: TrackerKind) -> CliResult<Report> {
             }
         }
     }
-    let tracker = match super::tracker::open(repo, tracker) {
+    let tracker = match crate::cli::tracker::open(repo, tracker) {
         Ok(t) => TrackerReport { name: Some(t.name().to_string()), error: None, hint: None },
         Err(e) => TrackerReport { name: None, error: Some(e.message), hint: e.hint },
     };

@@ -1,10 +1,10 @@
 //! The human text of `bdp status`: compact label-column lines, variable values (pids, times) at the ends
 //! of lines so that columns stay aligned.
 
-use super::render::{duration, one_line};
-use super::status::{AgentReport, ClaimReport, LockReport, Report};
+use crate::cli::commands::status::{AgentReport, ClaimReport, LockReport, Report};
+use crate::cli::render::{duration, one_line};
 
-pub(super) fn print(r: &Report) {
+pub(crate) fn print(r: &Report) {
     let o = &r.orchestrator;
     let holder = match (o.pid, &o.since) {
         (Some(pid), Some(since)) => format!("pid {pid} since {since}"),

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::Outcome;
-use super::render::{one_line, record_line};
+use crate::cli::Outcome;
+use crate::cli::render::{one_line, record_line};
 use crate::error::{CliError, CliResult};
 use crate::event::Record;
 use crate::log::tail::LogTail;

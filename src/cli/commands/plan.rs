@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use clap::Args;
 
-use super::Outcome;
+use crate::cli::Outcome;
 use crate::error::{CliError, CliResult};
 use crate::plan::{Plan, PlanOptions, Problem};
 use crate::repo::Repo;
@@ -37,8 +37,8 @@ pub fn run(repo: &Repo, tracker: TrackerKind, args: &PlanArgs) -> CliResult<Outc
             .ok_or_else(|| CliError::user(format!("--now {text}: not an RFC 3339 time")))?,
         None => jiff::Timestamp::now(),
     };
-    let tracker = super::tracker::open(repo, tracker)?;
-    let issues = tracker.list(&ListFilter::default()).map_err(super::tracker::to_cli_error)?;
+    let tracker = crate::cli::tracker::open(repo, tracker)?;
+    let issues = tracker.list(&ListFilter::default()).map_err(crate::cli::tracker::to_cli_error)?;
     let opts = PlanOptions { agents: args.agents as usize, epic: args.epic.clone(), label: args.label.clone(), now };
     let plan = crate::plan::plan(&issues, tracker.name(), &opts)
         .map_err(|e| CliError::user(e.to_string()).with_hint("list epics with `bd list --type epic`"))?;

@@ -19,10 +19,10 @@ use std::path::Path;
 
 use clap::Args;
 
-use super::Outcome;
-use super::live::{self, OrchestratorSeen};
-use super::paths::display_path;
-use super::render::one_line;
+use crate::cli::Outcome;
+use crate::cli::live::{self, OrchestratorSeen};
+use crate::cli::paths::display_path;
+use crate::cli::render::one_line;
 use crate::error::{CliError, CliResult, ErrorKind};
 use crate::log::{LogWriter, system_clock};
 use crate::observe::Observer;

@@ -12,17 +12,19 @@
 //! Issue ids are hostile data: they reach a path only through `Repo::attempt_dir` (escaped), and are
 //! shown with control characters escaped. The agents' output itself is printed byte for byte.
 
+pub mod source;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::Outcome;
-use super::live;
-use super::logs_source::{Source, Stream};
-use super::paths::display_path;
-use super::render::one_line;
+use crate::cli::Outcome;
+use crate::cli::commands::logs::source::{Source, Stream};
+use crate::cli::live;
+use crate::cli::paths::display_path;
+use crate::cli::render::one_line;
 use crate::error::{CliError, CliResult};
 use crate::event::Event;
 use crate::log::{Decode, walk};

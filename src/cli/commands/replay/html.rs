@@ -17,18 +17,18 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::Outcome;
-use super::render::{describe, duration, one_line, time_of_day};
-use super::replay::find_session;
-use super::summary::walk_log;
-use super::summary_text::usage;
 use crate::activity::{Activity, Outcome as AttemptOutcome, Report};
+use crate::cli::Outcome;
+use crate::cli::commands::replay::find_session;
+use crate::cli::commands::summary::text::usage;
+use crate::cli::commands::summary::walk_log;
+use crate::cli::render::{describe, duration, one_line, time_of_day};
 use crate::error::{CliError, CliResult};
 use crate::event::{Event, Record};
 use crate::repo::Repo;
 
-const CSS: &str = include_str!("replay_html/page.css");
-const JS: &str = include_str!("replay_html/page.js");
+const CSS: &str = include_str!("html/page.css");
+const JS: &str = include_str!("html/page.js");
 /// Longest event detail embedded (the rest is cut, marked with `…`).
 const DETAIL_MAX: usize = 300;
 

@@ -7,8 +7,8 @@
 use clap::Args;
 use serde_json::json;
 
-use super::Outcome;
-use super::paths::display_path;
+use crate::cli::Outcome;
+use crate::cli::paths::display_path;
 use crate::error::CliResult;
 use crate::event::record::chain_hex;
 use crate::log::{LogError, load};
@@ -130,6 +130,6 @@ fn problem_kind(problem: &crate::log::Problem) -> &'static str {
     }
 }
 
-pub(super) fn plural(n: u64) -> &'static str {
+pub(crate) fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }

@@ -6,13 +6,15 @@
 //! `crate::activity`; this file selects the sessions and prints. `--json` is `activity::Report`
 //! (schema/summary.schema.json, `"schema": "bdp.summary/1"`).
 
+pub mod text;
+
 use std::time::Duration;
 
 use clap::Args;
 
-use super::Outcome;
-use super::replay::{empty_log, find_session};
 use crate::activity::{ActivityBuilder, Report};
+use crate::cli::Outcome;
+use crate::cli::commands::replay::{empty_log, find_session};
 use crate::error::{CliError, CliResult};
 use crate::event::Record;
 use crate::log::load;
@@ -48,15 +50,15 @@ pub fn run(repo: &Repo, args: &SummaryArgs) -> CliResult<Outcome> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("the report serializes"));
     } else {
-        let window = args.since.map(|d| super::render::duration(d.as_millis() as u64));
-        print!("{}", super::summary_text::render(&report, window.as_deref()));
+        let window = args.since.map(|d| crate::cli::render::duration(d.as_millis() as u64));
+        print!("{}", crate::cli::commands::summary::text::render(&report, window.as_deref()));
     }
     Ok(Outcome::Ok)
 }
 
 /// Hands every record of the verified log to `each`; returns the fold (for session lookup). Refuses an
 /// empty log. Reads only.
-pub(super) fn walk_log(repo: &Repo, mut each: impl FnMut(&Record)) -> CliResult<crate::state::State> {
+pub(crate) fn walk_log(repo: &Repo, mut each: impl FnMut(&Record)) -> CliResult<crate::state::State> {
     let (state, summary) = load::fold_verified(&repo.events_dir(), None, |record, _| each(record))
         .map_err(|e| CliError::from(e).with_hint("`bdp verify` says exactly where the log is damaged"))?;
     if summary.records == 0 {

@@ -26,7 +26,7 @@ use ratatui::crossterm::{cursor, execute, terminal};
 
 use self::model::Model;
 use self::source::Source;
-use super::Outcome;
+use crate::cli::Outcome;
 use crate::error::{CliError, CliResult};
 use crate::repo::Repo;
 use crate::tracker::TrackerKind;

@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use crate::activity::{Outcome, Report, Stat, UsageSum};
 
-use super::render::{duration, one_line};
-use super::verify::plural;
+use crate::cli::commands::verify::plural;
+use crate::cli::render::{duration, one_line};
 
 /// Issues listed one per line at most; beyond, the costliest are listed.
 const ISSUE_LINES: usize = 20;

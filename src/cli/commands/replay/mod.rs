@@ -9,12 +9,14 @@
 //! Every form verifies the whole log's chain first (refusing a damaged log) and decodes what it needs.
 //! `--json` shapes are in schema/replay.schema.json.
 
+pub mod html;
+
 use clap::Args;
 use serde_json::json;
 
-use super::Outcome;
-use super::render::{claim_line, one_line, record_line, session_end};
-use super::verify::plural;
+use crate::cli::Outcome;
+use crate::cli::commands::verify::plural;
+use crate::cli::render::{claim_line, one_line, record_line, session_end};
 use crate::error::{CliError, CliResult};
 use crate::event::Record;
 use crate::log::{issue_index, load};
@@ -44,7 +46,7 @@ pub struct ReplayArgs {
 
 pub fn run(repo: &Repo, args: &ReplayArgs) -> CliResult<Outcome> {
     if let Some(file) = &args.html {
-        return super::replay_html::run(repo, args.session.as_deref(), file);
+        return crate::cli::commands::replay::html::run(repo, args.session.as_deref(), file);
     }
     let events_dir = repo.events_dir();
     if let Some(at) = args.at {
@@ -86,11 +88,11 @@ pub fn run(repo: &Repo, args: &ReplayArgs) -> CliResult<Outcome> {
     Ok(Outcome::Ok)
 }
 
-pub(super) fn empty_log() -> CliError {
+pub(crate) fn empty_log() -> CliError {
     CliError::user("the event log is empty: no sessions recorded yet").with_hint("`bdp run` writes the log")
 }
 
-pub(super) fn find_session<'a>(state: &'a State, wanted: &str) -> CliResult<&'a SessionInfo> {
+pub(crate) fn find_session<'a>(state: &'a State, wanted: &str) -> CliResult<&'a SessionInfo> {
     if let Some(exact) = state.session(wanted) {
         return Ok(exact);
     }
@@ -254,7 +256,7 @@ fn print_state(state: &State, json: bool) {
         }
         line.push_str(&format!(", {} attempt{}", issue.attempts, plural(issue.attempts as u64)));
         if let Some(c) = &issue.merged_commit {
-            line.push_str(&format!(", merged {}", super::render::short(c)));
+            line.push_str(&format!(", merged {}", crate::cli::render::short(c)));
         }
         if let Some(seq) = issue.closed_seq {
             line.push_str(&format!(", closed at seq {seq}"));

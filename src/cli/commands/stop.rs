@@ -10,7 +10,7 @@ use crate::error::{CliError, CliResult};
 use crate::log::lock::Holder;
 use crate::repo::Repo;
 
-use super::Outcome;
+use crate::cli::Outcome;
 
 #[derive(Debug, Args)]
 pub struct StopArgs {
@@ -59,7 +59,7 @@ pub fn run(repo: &Repo, args: &StopArgs) -> CliResult<Outcome> {
 
 /// Whether some process holds the orchestrator lock (a free flock means nobody runs, whatever the file says).
 fn lock_is_held(path: &std::path::Path) -> CliResult<bool> {
-    match super::live::flock_held(path) {
+    match crate::cli::live::flock_held(path) {
         Ok(held) => Ok(held),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(CliError::io("lock", path, &e)),

@@ -8,8 +8,8 @@ use crate::supervisor::options::{Isolation, RunOptions, run_order};
 use crate::supervisor::template::{Vars, substitute};
 use crate::tracker::ListFilter;
 
-use super::Outcome;
-use super::render::shell_words;
+use crate::cli::Outcome;
+use crate::cli::render::shell_words;
 
 pub fn print(
     repo: &Repo,

@@ -12,8 +12,8 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
-use super::Outcome;
-use super::live;
+use crate::cli::Outcome;
+use crate::cli::live;
 use crate::error::{CliError, CliResult};
 use crate::event::Event;
 use crate::log::index::Index;
@@ -87,10 +87,10 @@ pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &AuditArgs) -> CliResul
         Some(a) => a.clone(),
         None => crate::run_options::ConfigFile::load(&repo.config_path())
             .and_then(|file| file.actor())
-            .map_err(super::run::option_error)?
+            .map_err(crate::cli::commands::run::option_error)?
             .unwrap_or_else(|| "bdp".into()),
     };
-    let tracker = super::tracker::open(repo, tracker_kind)?;
+    let tracker = crate::cli::tracker::open(repo, tracker_kind)?;
     let orchestrator = live::OrchestratorSeen::look(repo);
     let live_pid = orchestrator.running.then(|| orchestrator.holder.as_ref().map_or(0, |h| h.pid));
     let (mut state, mut world, records) = look(repo, tracker.as_ref(), &actor, live_pid)?;
@@ -165,7 +165,7 @@ fn look(
     actor: &str,
     live_orchestrator: Option<u32>,
 ) -> CliResult<(State, World, u64)> {
-    let issues = tracker.list(&ListFilter::default()).map_err(super::tracker::to_cli_error)?;
+    let issues = tracker.list(&ListFilter::default()).map_err(crate::cli::tracker::to_cli_error)?;
     let events_dir = repo.events_dir();
     let index_path = repo.index_path();
     // Never create the index just to look at it.

@@ -2,6 +2,8 @@
 //! everything that can be checked before claiming anything, then start a session and hand over to the
 //! orchestrator (`supervisor::orchestrator`). Prints the summary at the end.
 
+pub mod dry;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ use crate::supervisor::orchestrator::{Msg, Orchestrator, RunSummary, Setup, Stop
 use crate::supervisor::template::resolve_program;
 use crate::tracker::{ListFilter, TrackerKind};
 
-use super::Outcome;
+use crate::cli::Outcome;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -79,15 +81,15 @@ fn resolve(repo: &Repo, args: &RunArgs) -> CliResult<RunOptions> {
 pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &RunArgs) -> CliResult<Outcome> {
     let mut opts = resolve(repo, args)?;
     let (base, git_dir) = git_setup(repo, &mut opts)?;
-    let tracker = super::tracker::open(repo, tracker_kind)?;
-    let issues = tracker.list(&ListFilter::default()).map_err(super::tracker::to_cli_error)?;
+    let tracker = crate::cli::tracker::open(repo, tracker_kind)?;
+    let issues = tracker.list(&ListFilter::default()).map_err(crate::cli::tracker::to_cli_error)?;
     if let Some(epic) = &opts.epic
         && !issues.iter().any(|i| &i.id == epic)
     {
         return Err(CliError::user(format!("--epic {epic}: no such issue in the {} tracker", tracker.name())));
     }
     if args.dry_run {
-        return super::run_dry::print(repo, &opts, &issues, &base, &git_dir, tracker.name());
+        return crate::cli::commands::run::dry::print(repo, &opts, &issues, &base, &git_dir, tracker.name());
     }
 
     prepare_bdp_dir(repo, &git_dir)?;
