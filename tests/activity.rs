@@ -5,7 +5,7 @@
 //! parsed (scraper), checked for self-containment and escaping, and screenshotted with headless Chromium
 //! when it is installed.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
@@ -18,14 +18,12 @@ const S1: &str = "s-20261125-060000-e1";
 const S2: &str = "s-20261125-061500-e2";
 
 fn started(recovers: Option<&str>) -> Event {
-    Event::SessionStarted {
-        pid: 4_194_999,
-        start_time: Some(1),
-        host: "sandbox".into(),
-        version: "0.1.0".into(),
-        config: serde_json::json!({"options": {"agents": 3}, "tracker": "jsonl"}),
-        recovers: recovers.map(String::from),
-    }
+    common::session_started(
+        4_194_999,
+        Some(1),
+        serde_json::json!({"options": {"agents": 3}, "tracker": "jsonl"}),
+        recovers,
+    )
 }
 
 /// `issue_done` without the merge lock (issues here run interleaved), with `usage` on its exit.

@@ -3,10 +3,9 @@
 //! `bdp audit` and `bdp audit --json` are snapshot-tested with their exit codes, and where there are safe
 //! repairs, `bdp audit --fix` followed by `bdp audit`, with the events the fix appended.
 //!
-//! Regenerate the committed fixtures after changing a builder: `BDP_BLESS=1 cargo test --test audit_fixtures`.
+//! Regenerate the committed fixtures after changing a builder: `BDP_BLESS=1 cargo test --test runner -- audit_fixtures::`.
 
-mod audit_support;
-mod common;
+use crate::audit_support;
 
 use std::path::Path;
 

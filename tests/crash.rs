@@ -10,6 +10,7 @@
 //! (`BDP_CRASH_ISSUES`, `BDP_CRASH_AGENTS`, `BDP_CRASH_KILLS`, `BDP_CRASH_SEED`, `BDP_CRASH_JOBS` change the
 //! sizes.) Crash points are read only by builds with debug assertions or the `failpoints` feature.
 
+mod common;
 mod run_support;
 
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@
 //!
 //! Each test runs its own tmux server (`tmux -L <unique socket>`), killed at the end whatever happens.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command};
@@ -113,14 +113,12 @@ fn live_repo(agent: &Agent) -> (tempfile::TempDir, OrchestratorLock, LogWriter) 
     let lock = OrchestratorLock::acquire(&root.join(".bdp/orchestrator.lock"), &holder.render()).unwrap();
     let bdp = root.join(".bdp");
     let (w, _) = LogWriter::open(&bdp.join("events"), &bdp.join("append.lock"), "s-live-0001", system_clock()).unwrap();
-    w.append(vec![Event::SessionStarted {
-        pid: std::process::id(),
-        start_time: bdp::process::start_time(std::process::id()),
-        host: "sandbox".into(),
-        version: "0.1.0".into(),
-        config: serde_json::json!({}),
-        recovers: None,
-    }])
+    w.append(vec![common::session_started(
+        std::process::id(),
+        bdp::process::start_time(std::process::id()),
+        serde_json::json!({}),
+        None,
+    )])
     .unwrap();
     w.append(common::issue_done("bd-done7", 1, 5301, "5555555555555555555555555555555555555555")).unwrap();
     let pid = agent.0.id();
@@ -223,12 +221,7 @@ fn a_finished_session_is_shown_and_a_panic_restores_the_terminal() {
 fn watch_refuses_without_a_terminal() {
     let tmp = tempfile::tempdir().unwrap();
     common::build_normal(tmp.path());
-    let out = Command::new(env!("CARGO_BIN_EXE_bdp"))
-        .arg("--repo")
-        .arg(tmp.path())
-        .args(["status", "--watch"])
-        .output()
-        .unwrap();
+    let out = common::bdp(tmp.path()).args(["status", "--watch"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     insta::assert_snapshot!("watch_without_a_terminal", stderr);

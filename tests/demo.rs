@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-mod common;
+use crate::common;
 
 struct Demo {
     dir: PathBuf,
@@ -211,9 +211,7 @@ fn a_reader_that_goes_away_ends_a_read_command_quietly() {
         // A pipe whose reading end is already closed: the first write fails.
         let (read, write) = std::io::pipe().unwrap();
         drop(read);
-        let out = Command::new(env!("CARGO_BIN_EXE_bdp"))
-            .arg("--repo")
-            .arg(&d.dir)
+        let out = common::bdp(&d.dir)
             .args(args)
             .stdout(std::process::Stdio::from(write))
             .stderr(std::process::Stdio::piped())

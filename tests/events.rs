@@ -2,11 +2,11 @@
 //! own records) and as a table (snapshot); `--after` as a cursor; `--follow` in a child process seeing
 //! records appended after it started; SIGTERM and a closed pipe ending it with exit 0; damage reported.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -39,15 +39,7 @@ fn as_json(records: &[Record]) -> Vec<serde_json::Value> {
 }
 
 fn show(root: &Path, args: &[&str]) -> String {
-    let out = bdp(root, args);
-    let mut text = format!("$ bdp {}\n", args.join(" "));
-    text.push_str(&String::from_utf8_lossy(&out.stdout));
-    if !out.stderr.is_empty() {
-        text.push_str("--- stderr\n");
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-    }
-    text.push_str(&format!("--- exit {}\n", out.status.code().unwrap_or(-1)));
-    text.replace(&root.display().to_string(), "[REPO]")
+    common::transcript(root, args)
 }
 
 #[test]
@@ -120,14 +112,7 @@ struct Follower {
 
 impl Follower {
     fn start(root: &Path, args: &[&str]) -> Follower {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bdp"))
-            .arg("--repo")
-            .arg(root)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = common::bdp(root).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {

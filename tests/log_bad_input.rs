@@ -1,7 +1,7 @@
 //! Bad input on disk: every kind of damage gets a clear message naming the place, never a panic.
 //! `bdp verify` exits 1 for damage (naming the first bad seq) and 2 for errors (no log, unreadable).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

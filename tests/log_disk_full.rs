@@ -6,7 +6,7 @@
 //! writer cuts the file back), and the same writer once the limit is lifted, and a new one afterwards,
 //! chain on from the last whole record; `bdp verify` then finds the log intact.
 
-mod common;
+use crate::common;
 use common::lock;
 
 use std::path::Path;
@@ -66,7 +66,7 @@ fn an_append_that_fills_the_disk_fails_cleanly_and_the_log_goes_on() {
     let last_seq = before.iter().filter(|b| **b == b'\n').count() as u64;
 
     let out = Command::new(std::env::current_exe().unwrap())
-        .args([CHILD, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([&common::test_name(module_path!(), CHILD), "--exact", "--ignored", "--nocapture", "--test-threads=1"])
         .env("BDP_FAULT_EVENTS", &events)
         .env("BDP_FAULT_LIMIT", (before.len() + 40).to_string())
         .output()

@@ -6,9 +6,9 @@
 //! - A single flipped bit anywhere is damage named by the seq of the record that holds it (`bdp verify`
 //!   exits 1), and `bdp run` refuses to start on it, pointing at `bdp verify`, without touching the log.
 
-mod common;
+use crate::common;
+use crate::run_support;
 use common::lock;
-mod run_support;
 
 use std::path::{Path, PathBuf};
 
@@ -239,12 +239,7 @@ struct Verified {
 }
 
 fn verify_json(root: &Path) -> Verified {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bdp"))
-        .arg("--repo")
-        .arg(root)
-        .args(["verify", "--json"])
-        .output()
-        .unwrap();
+    let out = common::bdp(root).args(["verify", "--json"]).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
     Verified { code: out.status.code().unwrap_or(-1), json, text }

@@ -2,7 +2,7 @@
 //! line being written waits for the next poll; a new segment is followed; damage in the new bytes is an
 //! error by seq; nothing under `.bdp/` is written.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

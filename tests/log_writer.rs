@@ -1,7 +1,7 @@
 //! The writer and recovery: torn tails, group commit under concurrency, other processes' appends,
 //! checkpoints that must never change an answer.
 
-mod common;
+use crate::common;
 use common::lock;
 
 use std::sync::Arc;

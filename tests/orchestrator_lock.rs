@@ -59,7 +59,8 @@ fn contender_process() {
 /// Runs a contender; it waits for the `go` file.
 fn spawn_contender(dir: &Path) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "contender_process", "--ignored", "--nocapture", "--test-threads=1"])
+        .args(["--exact", &crate::common::test_name(module_path!(), "contender_process")])
+        .args(["--ignored", "--nocapture", "--test-threads=1"])
         .env(DIR_VAR, dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

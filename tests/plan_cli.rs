@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use serde_json::Value;
+use std::process::Command;
 
 const NOW: &str = "2026-06-01T00:00:00Z";
 
@@ -31,8 +31,8 @@ fn shared_fixtures() -> PathBuf {
 }
 
 fn bdp(repo: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("bdp").unwrap();
-    cmd.arg("--repo").arg(repo).arg("--tracker").arg("jsonl").env("PATH", "/usr/bin:/bin");
+    let mut cmd = crate::common::bdp(repo);
+    cmd.arg("--tracker").arg("jsonl").env("PATH", "/usr/bin:/bin");
     cmd
 }
 
@@ -138,8 +138,7 @@ fn missing_beads_dir_is_a_clear_error() {
 fn auto_refuses_a_database_whose_binary_is_missing() {
     let repo = repo_with(&fixture("diamond.jsonl"));
     std::fs::write(repo.path().join(".beads/beads.db"), b"").unwrap();
-    let mut cmd = Command::cargo_bin("bdp").unwrap();
-    let out = cmd.arg("--repo").arg(repo.path()).args(["plan"]).env("PATH", "/nonexistent").output().unwrap();
+    let out = crate::common::bdp(repo.path()).args(["plan"]).env("PATH", "/nonexistent").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("br is not on PATH") && stderr.contains("--tracker jsonl"), "{stderr}");

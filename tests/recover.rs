@@ -3,7 +3,7 @@
 //! process group that is no longer the agent's; `bdp audit` leaves a live run's work alone and finds (and
 //! with `--fix` stops) a stray agent.
 
-mod run_support;
+use crate::run_support;
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
@@ -52,14 +52,7 @@ fn crashed_with_agent(sb: &Sandbox, id: &str, pid: u32, pgid: u32, start_time: O
     let lock = format!("issue:{id}");
     let w = crashed_log_writer(root);
     let events = vec![
-        Event::SessionStarted {
-            pid: DEAD_ORCHESTRATOR,
-            start_time: Some(1),
-            host: "sandbox".into(),
-            version: "0.1.0".into(),
-            config: serde_json::json!({}),
-            recovers: None,
-        },
+        crate::common::session_started(DEAD_ORCHESTRATOR, Some(1), serde_json::json!({}), None),
         Event::TrackerStatusSet {
             issue: id.into(),
             status: "in_progress".into(),

@@ -1,9 +1,9 @@
 //! The replay fixtures in `replay-fixtures/`: each is rebuilt from its builder (so they cannot drift) and
 //! `bdp verify` / `bdp replay` on it are snapshot-tested, human and `--json`.
 //!
-//! To regenerate the committed fixtures after changing a builder: `BDP_BLESS=1 cargo test --test replay_fixtures`.
+//! To regenerate the committed fixtures after changing a builder: `BDP_BLESS=1 cargo test --test runner -- replay_fixtures::`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
@@ -54,15 +54,7 @@ fn copy_fixture(name: &str) -> tempfile::TempDir {
 }
 
 fn run(root: &Path, args: &[&str]) -> String {
-    let out = common::bdp(root).args(args).output().unwrap();
-    let mut text = format!("$ bdp {}\n", args.join(" "));
-    text.push_str(&String::from_utf8_lossy(&out.stdout));
-    if !out.stderr.is_empty() {
-        text.push_str("--- stderr\n");
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-    }
-    text.push_str(&format!("--- exit {}\n", out.status.code().unwrap_or(-1)));
-    text.replace(&root.display().to_string(), "[REPO]")
+    common::transcript(root, args)
 }
 
 /// (fixture, a session to show, a seq for --at, an issue for --issue)

@@ -1,6 +1,6 @@
 //! `bdp run` end to end: real git, real processes, scripted agents, the embedded JSONL tracker.
 
-mod run_support;
+use crate::run_support;
 
 use std::time::{Duration, Instant};
 

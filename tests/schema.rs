@@ -3,10 +3,10 @@
 //! every fixture, and of `bdp audit` (and `--fix`) on every audit fixture, must validate against the
 //! committed schemas.
 //!
-//! After changing an event or the state: `BDP_BLESS=1 cargo test --test schema` rewrites the generated files.
+//! After changing an event or the state: `BDP_BLESS=1 cargo test --test runner -- schema::` rewrites the generated files.
 
-mod audit_support;
-mod common;
+use crate::audit_support;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
@@ -45,7 +45,7 @@ fn check_generated(file: &str, generated: &schemars::Schema) {
         std::fs::write(&path, &text).unwrap();
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(committed, text, "schema/{file} is out of date: BDP_BLESS=1 cargo test --test schema");
+    assert_eq!(committed, text, "schema/{file} is out of date: BDP_BLESS=1 cargo test --test runner -- schema::");
 }
 
 #[test]

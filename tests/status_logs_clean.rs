@@ -3,7 +3,7 @@
 //! and the `--json` output are snapshot-tested (pids, times and temp paths filtered out); what `clean`
 //! removes and keeps is asserted on the file system, in git and in the log.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -109,14 +109,7 @@ fn writer(root: &Path, session: &str) -> LogWriter {
 }
 
 fn started(pid: u32, start_time: Option<u64>) -> Event {
-    Event::SessionStarted {
-        pid,
-        start_time,
-        host: "sandbox".into(),
-        version: "0.1.0".into(),
-        config: serde_json::json!({}),
-        recovers: None,
-    }
+    common::session_started(pid, start_time, serde_json::json!({}), None)
 }
 
 /// Claim, worktree (made for real when `root` is a git repo), spawn request and, if `pid` is given, the
@@ -187,25 +180,13 @@ fn attempt_output(root: &Path, issue: &str, attempt: u32, stdout: &str, stderr: 
 // ---- running bdp -----------------------------------------------------------------------------------
 
 fn bdp_cmd(root: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bdp"));
-    cmd.arg("--repo").arg(root).args(args);
+    let mut cmd = common::bdp(root);
+    cmd.args(args);
     cmd
 }
 
-fn show(root: &Path, mut cmd: Command, args: &[&str]) -> String {
-    let out = cmd.output().unwrap();
-    let mut text = format!("$ bdp {}\n", args.join(" ").replace('\n', "\\n"));
-    text.push_str(&String::from_utf8_lossy(&out.stdout));
-    if !out.stderr.is_empty() {
-        text.push_str("--- stderr\n");
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-    }
-    text.push_str(&format!("--- exit {}\n", out.status.code().unwrap_or(-1)));
-    text.replace(&root.display().to_string(), "[REPO]")
-}
-
 fn run(root: &Path, args: &[&str]) -> String {
-    show(root, bdp_cmd(root, args), args)
+    common::transcript(root, args)
 }
 
 fn snapshot(name: &str, text: &str) {
@@ -287,9 +268,10 @@ fn status_of_a_running_session() {
     std::fs::write(root.join(".bdp/locks/stale.lock"), "").unwrap();
 
     let empty_path = tempfile::tempdir().unwrap();
-    let mut no_bd = bdp_cmd(root, &["--tracker", "bd", "status"]);
+    let mut no_bd = common::bdp(root);
     no_bd.env("PATH", empty_path.path());
-    let text = [run(root, &["status"]), show(root, no_bd, &["--tracker", "bd", "status"])].join("\n");
+    let text =
+        [run(root, &["status"]), common::transcript_of(root, &["--tracker", "bd", "status"], &mut no_bd)].join("\n");
     snapshot("status_running_session", &text);
     let json = status_json(root);
     validate_status(&json);

@@ -6,7 +6,7 @@
 //!
 //! Pids: `DEAD_*` pids (4194000 and up) are above any pid a test machine hands out, so they are gone.
 //! pid 1 with start time 999999999 is a reused pid: pid 1 runs, but it did not start then.
-//! Regenerate the committed fixtures after changing a builder: `BDP_BLESS=1 cargo test --test audit_fixtures`.
+//! Regenerate the committed fixtures after changing a builder: `BDP_BLESS=1 cargo test --test runner -- audit_fixtures::`.
 #![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
@@ -234,26 +234,16 @@ pub fn materialize(f: &AuditFixture) -> tempfile::TempDir {
 
 /// `bdp --repo ROOT ARGS`: (stdout, stderr, exit code).
 pub fn bdp(root: &Path, args: &[&str]) -> (String, String, i32) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bdp"))
-        .arg("--repo")
-        .arg(root)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
+    let out = crate::common::bdp(root).args(args).output().unwrap();
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (text(&out.stdout), text(&out.stderr), out.status.code().unwrap_or(-1))
 }
 
 /// The command, its output and its exit code, as a snapshot shows them.
 pub fn shown(root: &Path, args: &[&str]) -> (String, i32) {
-    let (stdout, stderr, code) = bdp(root, args);
-    let mut text = format!("$ bdp {}\n{stdout}", args.join(" "));
-    if !stderr.is_empty() {
-        text.push_str(&format!("--- stderr\n{stderr}"));
-    }
-    text.push_str(&format!("--- exit {code}\n"));
-    (text.replace(&root.display().to_string(), "[REPO]"), code)
+    let text = crate::common::transcript(root, args);
+    let code = text.rsplit("--- exit ").next().and_then(|c| c.trim().parse().ok()).unwrap_or(-1);
+    (text, code)
 }
 
 /// Validates a `bdp audit --json` report against schema/audit.schema.json.

@@ -13,14 +13,7 @@ use super::DEAD_ORCHESTRATOR;
 use crate::common::writer;
 
 pub fn started() -> Event {
-    Event::SessionStarted {
-        pid: DEAD_ORCHESTRATOR,
-        start_time: Some(1),
-        host: "sandbox".into(),
-        version: "0.1.0".into(),
-        config: json!({"agents": 2, "tracker": "jsonl"}),
-        recovers: None,
-    }
+    crate::common::session_started(DEAD_ORCHESTRATOR, Some(1), json!({"agents": 2, "tracker": "jsonl"}), None)
 }
 
 /// A session that crashed (never ended) after `events`.

@@ -16,6 +16,35 @@ pub fn bdp(root: &Path) -> std::process::Command {
     cmd
 }
 
+/// What a snapshot shows of one bdp command on `root`: `$ bdp ARGS`, its stdout, its stderr after
+/// `--- stderr`, then `--- exit N`; the repository's path is written `[REPO]`.
+pub fn transcript(root: &Path, args: &[&str]) -> String {
+    transcript_of(root, args, &mut bdp(root))
+}
+
+/// [`transcript`] of a command made by the caller from [`bdp`] (to add an environment, say); `args` are
+/// added to it.
+pub fn transcript_of(root: &Path, args: &[&str], cmd: &mut std::process::Command) -> String {
+    let out = cmd.args(args).output().unwrap();
+    let mut text = format!("$ bdp {}\n", args.join(" ").replace('\n', "\\n"));
+    text.push_str(&String::from_utf8_lossy(&out.stdout));
+    if !out.stderr.is_empty() {
+        text.push_str("--- stderr\n");
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    text.push_str(&format!("--- exit {}\n", out.status.code().unwrap_or(-1)));
+    text.replace(&root.display().to_string(), "[REPO]")
+}
+
+/// The harness's name for test `function` of `module` (the caller's `module_path!()`): `file::function` in
+/// the runner binary. For tests that run one of their own ignored tests in a child process (`--exact`).
+pub fn test_name(module: &str, function: &str) -> String {
+    match module.split_once("::") {
+        Some((_, inner)) => format!("{inner}::{function}"),
+        None => function.to_string(),
+    }
+}
+
 /// A lock taken by pid 1 for no issue: the smallest event, for tests that only need records.
 pub fn lock(name: &str) -> Event {
     Event::LockAcquired { lock: name.into(), holder_pid: 1, issue: None }
@@ -50,15 +79,20 @@ pub fn segment(root: &Path) -> PathBuf {
     root.join(".bdp/events/000001.jsonl")
 }
 
-fn started(pid: u32, recovers: Option<&str>) -> Event {
+/// `session_started` on the host `sandbox`, version 0.1.0: the one builder of it in the tests.
+pub fn session_started(pid: u32, start_time: Option<u64>, config: serde_json::Value, recovers: Option<&str>) -> Event {
     Event::SessionStarted {
         pid,
-        start_time: Some(1),
+        start_time,
         host: "sandbox".into(),
         version: "0.1.0".into(),
-        config: serde_json::json!({"agents": 3, "tracker": "jsonl"}),
+        config,
         recovers: recovers.map(String::from),
     }
+}
+
+fn started(pid: u32, recovers: Option<&str>) -> Event {
+    session_started(pid, Some(1), serde_json::json!({"agents": 3, "tracker": "jsonl"}), recovers)
 }
 
 /// The events of one issue going all the way: claim, worktree, spawn, exit 0, check, merge, close, release.

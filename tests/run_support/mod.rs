@@ -105,8 +105,7 @@ git commit -q -m "work on $BDP_ISSUE"
     /// `bdp --repo SANDBOX ARGS`; a `run` gets `--max-load 1000` so a busy test machine does not hold
     /// spawns back (the guard has its own test).
     pub fn bdp_cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bdp"));
-        cmd.arg("--repo").arg(self.root());
+        let mut cmd = crate::common::bdp(self.root());
         match args.split_first() {
             Some((&"run", rest)) if !rest.contains(&"--dry-run") => {
                 cmd.arg("run").args(["--max-load", "1000"]).args(rest);
