@@ -277,17 +277,7 @@ impl Sim {
     /// Whether a tracker call of this run waits for its answer.
     fn tracker_answers_due(&self) -> bool {
         self.due.values().any(|d| match d {
-            Due::Input { incarnation, input } => {
-                *incarnation == self.incarnation
-                    && matches!(
-                        input,
-                        Input::Claimed { .. }
-                            | Input::ClosesDone { .. }
-                            | Input::GaveBack { .. }
-                            | Input::LabelsDone { .. }
-                            | Input::TrackerRead { .. }
-                    )
-            }
+            Due::Input { incarnation, input } => *incarnation == self.incarnation && input.is_tracker_answer(),
             _ => false,
         })
     }

@@ -926,18 +926,17 @@ impl Model {
 
     /// A tracker call failed: claims pause (said once per distinct error), and the tracker is read again later.
     fn tracker_failed(&mut self, now: Ms, what: &str, cause: &str, out: &mut Out) {
-        let error = format!("{what}: {cause}");
         match &mut self.outage {
             Some(outage) => {
-                // The same failure met by another call is not news.
-                if !outage.error.ends_with(cause) && outage.note(&error) {
-                    out.report(RunEvent::TrackerStillDown { error });
+                if outage.note(what, cause) {
+                    out.report(RunEvent::TrackerStillDown { error: outage.error.clone() });
                 }
             }
             None => {
-                out.report(RunEvent::TrackerDown { error: error.clone(), retry_in: ms(FIRST_DELAY) });
-                out.defer(Event::TrackerDown { error: error.clone() });
-                self.outage = Some(Outage::new(error, clock(now)));
+                let outage = Outage::new(what, cause, clock(now));
+                out.report(RunEvent::TrackerDown { error: outage.error.clone(), retry_in: ms(FIRST_DELAY) });
+                out.defer(Event::TrackerDown { error: outage.error.clone() });
+                self.outage = Some(outage);
             }
         }
         self.tracker_timer(now, out);

@@ -274,6 +274,21 @@ impl Action {
     }
 }
 
+impl Input {
+    /// The answer to a tracker call ([`Action::is_tracker_call`]): the executor feeds these back from the
+    /// tracker's thread.
+    pub fn is_tracker_answer(&self) -> bool {
+        matches!(
+            self,
+            Input::Claimed { .. }
+                | Input::ClosesDone { .. }
+                | Input::GaveBack { .. }
+                | Input::LabelsDone { .. }
+                | Input::TrackerRead { .. }
+        )
+    }
+}
+
 /// What the user is told: typed, formatted by the progress output (and the dashboard).
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunEvent {

@@ -13,8 +13,11 @@ pub const MAX_DELAY: Duration = Duration::from_secs(30);
 pub struct Outage<T> {
     /// When it first failed.
     pub since: T,
-    /// The last error, as shown to the user.
+    /// The last error, as shown to the user: the call that met it, and its cause.
     pub error: String,
+    /// The last cause alone (the tracker's own words), to tell a new failure from the same one met by
+    /// another call.
+    pub cause: String,
     /// When to read it again.
     pub retry_at: T,
     /// The wait after the next failure.
@@ -36,16 +39,20 @@ impl<T> Outage<T>
 where
     T: Copy + Ord + std::ops::Add<Duration, Output = T> + std::ops::Sub<T, Output = Duration>,
 {
-    pub fn new(error: String, now: T) -> Self {
-        Outage { since: now, error, retry_at: now + FIRST_DELAY, delay: FIRST_DELAY * 2 }
+    /// The tracker failed at `now`: `what` was being done (`claiming bd-3`), `cause` is why.
+    pub fn new(what: &str, cause: &str, now: T) -> Self {
+        let (error, cause) = (format!("{what}: {cause}"), cause.to_string());
+        Outage { since: now, error, cause, retry_at: now + FIRST_DELAY, delay: FIRST_DELAY * 2 }
     }
 
-    /// Another failure with `error`: whether it is worth telling the user (it says something new).
-    pub fn note(&mut self, error: &str) -> bool {
-        if self.error == error {
+    /// Another failure: whether it is worth telling the user. Only a new cause is; the same cause met
+    /// by another call is not news.
+    pub fn note(&mut self, what: &str, cause: &str) -> bool {
+        if self.cause == cause {
             return false;
         }
-        self.error = error.to_string();
+        self.error = format!("{what}: {cause}");
+        self.cause = cause.to_string();
         true
     }
 
@@ -81,7 +88,7 @@ mod tests {
     #[test]
     fn reads_again_with_doubling_waits_then_gives_up_at_the_limit() {
         let limit = s(600);
-        let mut o = Outage::new("x".into(), s(100));
+        let mut o = Outage::new("reading the tracker", "x", s(100));
         assert_eq!(o.next(s(100), limit), Retry::Wait);
         assert_eq!(o.next(s(101), limit), Retry::TryNow);
         let mut at = s(101);
@@ -99,11 +106,16 @@ mod tests {
     }
 
     #[test]
-    fn only_a_new_error_is_worth_saying() {
-        let mut o = Outage::new("bad line 3".to_string(), s(0));
-        assert!(!o.note("bad line 3"));
-        assert!(o.note("bad line 4"));
-        assert_eq!(o.error, "bad line 4");
-        assert!(!o.note("bad line 4"));
+    fn only_a_new_cause_is_worth_saying() {
+        let mut o = Outage::new("reading the tracker", "bad line 3", s(0));
+        assert_eq!(o.error, "reading the tracker: bad line 3");
+        assert!(!o.note("reading the tracker", "bad line 3"));
+        // The same cause met by another call: not news.
+        assert!(!o.note("claiming bd-1", "bad line 3"));
+        assert!(o.note("claiming bd-1", "bad line 4"));
+        assert_eq!(o.error, "claiming bd-1: bad line 4");
+        assert!(!o.note("reading the tracker", "bad line 4"));
+        // A cause that merely ends like the last one is a new one.
+        assert!(o.note("closing bd-2", "line 4"));
     }
 }
