@@ -81,28 +81,14 @@ impl World {
             let mut dependencies = Vec::new();
             if i > 0 && rng.chance(0.25) {
                 let on = rng.below(i as u64);
-                dependencies.push(Dependency {
-                    depends_on_id: format!("sim-{on}"),
-                    dep_type: "blocks".into(),
-                    metadata: None,
-                });
+                dependencies.push(Dependency::on(&format!("sim-{on}"), "blocks"));
             }
             let issue = Issue {
-                id: id.clone(),
                 title: format!("issue {i}"),
-                status: "open".into(),
                 priority: rng.below(4) as i64,
-                issue_type: None,
-                assignee: None,
-                labels: vec![],
                 dependencies,
                 created_at: Some(format!("2026-01-01T00:00:{:02}Z", i % 60)),
-                defer_until: None,
-                pinned: false,
-                ephemeral: false,
-                estimated_minutes: None,
-                close_reason: None,
-                text: Default::default(),
+                ..Issue::open(&id)
             };
             world.issues.insert(id, SimIssue { issue, closes: 0 });
         }

@@ -6,50 +6,14 @@ use crate::dispatch::io::Started;
 use crate::dispatch::model::Rules;
 use crate::event::AgentUsage;
 use crate::plan::Issue;
-use crate::plan::issue::IssueText;
 use crate::state::State;
 
 fn issue(id: &str, labels: &[&str]) -> Issue {
-    Issue {
-        id: id.into(),
-        title: format!("title of {id}"),
-        status: "open".into(),
-        priority: 2,
-        issue_type: None,
-        assignee: None,
-        labels: labels.iter().map(|l| l.to_string()).collect(),
-        dependencies: vec![],
-        created_at: None,
-        defer_until: None,
-        pinned: false,
-        ephemeral: false,
-        estimated_minutes: None,
-        close_reason: None,
-        text: IssueText::default(),
-    }
+    Issue { title: format!("title of {id}"), labels: labels.iter().map(|l| l.to_string()).collect(), ..Issue::open(id) }
 }
 
 fn rules() -> Rules {
-    Rules {
-        agents: 2,
-        retries: 1,
-        retry_backoff: 1_000,
-        timeout: 60_000,
-        tracker_outage: 600_000,
-        isolation: Isolation::Worktree,
-        merge: MergeStrategy::Merge,
-        check: None,
-        max_issues: None,
-        phase_labels: true,
-        keep_worktrees: false,
-        base: "main".into(),
-        refresh_after: 5_000,
-        actor: "bdp".into(),
-        pid: 42,
-        epic: None,
-        label: None,
-        tracker: "br".into(),
-    }
+    Rules::sample()
 }
 
 fn model(ids: &[&str]) -> Model {

@@ -59,6 +59,32 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// Rules for the core's tests: two agents, one retry, worktrees, merge commits, phase labels, br.
+    /// A test changes the fields it is about (`Rules { agents: 1, ..Rules::sample() }`).
+    #[cfg(test)]
+    pub fn sample() -> Rules {
+        Rules {
+            agents: 2,
+            retries: 1,
+            retry_backoff: 1_000,
+            timeout: 60_000,
+            tracker_outage: 600_000,
+            isolation: Isolation::Worktree,
+            merge: crate::event::MergeStrategy::Merge,
+            check: None,
+            max_issues: None,
+            phase_labels: true,
+            keep_worktrees: false,
+            base: "main".into(),
+            refresh_after: 5_000,
+            actor: "bdp".into(),
+            pid: 42,
+            epic: None,
+            label: None,
+            tracker: "br".into(),
+        }
+    }
+
     /// Backoff before attempt `n + 1` after `n` failed ones under the claim.
     pub fn backoff(&self, failed: u32) -> Ms {
         self.retry_backoff.saturating_mul(1u64 << failed.saturating_sub(1).min(10))

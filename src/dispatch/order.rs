@@ -69,56 +69,19 @@ pub fn why_nothing_ready(issues: &[Issue], rules: &Rules, now: jiff::Timestamp) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::issue::IssueText;
 
     fn issue(id: &str, status: &str, labels: &[&str], blocked_by: Option<&str>) -> Issue {
         Issue {
-            id: id.into(),
-            title: id.into(),
             status: status.into(),
-            priority: 2,
-            issue_type: None,
             assignee: (status == "in_progress").then(|| "alice".to_string()),
             labels: labels.iter().map(|l| l.to_string()).collect(),
-            dependencies: blocked_by
-                .map(|on| crate::plan::issue::Dependency {
-                    depends_on_id: on.into(),
-                    dep_type: "blocks".into(),
-                    metadata: None,
-                })
-                .into_iter()
-                .collect(),
-            created_at: None,
-            defer_until: None,
-            pinned: false,
-            ephemeral: false,
-            estimated_minutes: None,
-            close_reason: None,
-            text: IssueText::default(),
+            dependencies: blocked_by.map(|on| crate::plan::issue::Dependency::on(on, "blocks")).into_iter().collect(),
+            ..Issue::open(id)
         }
     }
 
     fn rules(epic: Option<&str>, label: Option<&str>) -> Rules {
-        Rules {
-            agents: 1,
-            retries: 0,
-            retry_backoff: 0,
-            timeout: 0,
-            tracker_outage: 0,
-            isolation: super::super::Isolation::None,
-            merge: crate::event::MergeStrategy::None,
-            check: None,
-            max_issues: None,
-            phase_labels: false,
-            keep_worktrees: false,
-            base: "main".into(),
-            refresh_after: 0,
-            actor: "bdp".into(),
-            pid: 1,
-            epic: epic.map(str::to_string),
-            label: label.map(str::to_string),
-            tracker: "br".into(),
-        }
+        Rules { epic: epic.map(str::to_string), label: label.map(str::to_string), ..Rules::sample() }
     }
 
     #[test]

@@ -117,10 +117,6 @@ mod tests {
 
     fn claim(worktree: bool, attempt: Option<AttemptOutcome>, check: Option<bool>) -> Claim {
         Claim {
-            session: "s".into(),
-            seq: 1,
-            actor: "bdp".into(),
-            attempts_before: 0,
             worktree: worktree.then(|| Worktree { path: "/w/a".into(), branch: "bdp/a".into(), base: "main".into() }),
             attempt: attempt.map(|outcome| Attempt {
                 number: 2,
@@ -134,10 +130,7 @@ mod tests {
                 outcome: Some(outcome),
                 check_passed: check,
             }),
-            merge: None,
-            retry: None,
-            lost: None,
-            merge_failed: false,
+            ..Claim::new("s", 1, "bdp", 0)
         }
     }
 
@@ -213,26 +206,7 @@ mod moot_tests {
 
     #[test]
     fn a_repair_that_carries_a_claim_on_is_moot_once_the_claim_is_gone() {
-        let rules = crate::dispatch::Rules {
-            agents: 1,
-            retries: 0,
-            retry_backoff: 0,
-            timeout: 0,
-            tracker_outage: 0,
-            isolation: crate::dispatch::Isolation::Worktree,
-            merge: crate::event::MergeStrategy::Merge,
-            check: None,
-            max_issues: None,
-            phase_labels: false,
-            keep_worktrees: false,
-            base: "main".into(),
-            refresh_after: 0,
-            actor: "bdp".into(),
-            pid: 1,
-            epic: None,
-            label: None,
-            tracker: "br".into(),
-        };
+        let rules = crate::dispatch::Rules { agents: 1, retries: 0, ..crate::dispatch::Rules::sample() };
         let mut state = State::new();
         state.issues.insert("a".into(), crate::state::IssueState::default());
         let mut m = Model::new(rules, state, vec![], jiff::Timestamp::UNIX_EPOCH);
@@ -243,18 +217,7 @@ mod moot_tests {
         assert!(moot(&m, &resume));
         assert!(!moot(&m, &drop) && !moot(&m, &safe));
         // Claimed in the log but not held by this run (an earlier repair ended it): moot.
-        m.state.issues.get_mut("a").unwrap().claim = Some(crate::state::Claim {
-            session: "s".into(),
-            seq: 1,
-            actor: "bdp".into(),
-            attempts_before: 0,
-            worktree: None,
-            attempt: None,
-            merge: None,
-            retry: None,
-            lost: None,
-            merge_failed: false,
-        });
+        m.state.issues.get_mut("a").unwrap().claim = Some(crate::state::Claim::new("s", 1, "bdp", 0));
         assert!(moot(&m, &resume));
         m.decide(0, crate::dispatch::Input::TakeOver { issue: "a".into() });
         assert!(!moot(&m, &resume));

@@ -28,6 +28,11 @@ pub struct Dependency {
 }
 
 impl Dependency {
+    /// A dependency of type `kind` (`blocks`, `parent-child`, …) on `on`, without metadata.
+    pub fn on(on: &str, kind: &str) -> Dependency {
+        Dependency { depends_on_id: on.to_string(), dep_type: kind.to_string(), metadata: None }
+    }
+
     pub fn is_blocking(&self) -> bool {
         BLOCKING_DEP_TYPES.contains(&self.dep_type.as_str())
     }
@@ -119,6 +124,28 @@ fn opt_bool(obj: &serde_json::Map<String, Value>, field: &'static str) -> Result
 }
 
 impl Issue {
+    /// An open issue with nothing but its id (also its title) and bd's default priority (2): for the
+    /// simulator and tests, which set the fields they are about (`Issue { labels, ..Issue::open(id) }`).
+    pub fn open(id: &str) -> Issue {
+        Issue {
+            id: id.to_string(),
+            title: id.to_string(),
+            status: "open".into(),
+            priority: 2,
+            issue_type: None,
+            assignee: None,
+            labels: vec![],
+            dependencies: vec![],
+            created_at: None,
+            defer_until: None,
+            pinned: false,
+            ephemeral: false,
+            estimated_minutes: None,
+            close_reason: None,
+            text: IssueText::default(),
+        }
+    }
+
     /// Whether a JSON object is an issue record: no `_type`, or `_type: "issue"`. Other records
     /// (`"memory"`, …) are kept by the JSONL store but are not issues.
     pub fn is_issue_record(value: &Value) -> bool {

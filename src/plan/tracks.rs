@@ -240,26 +240,7 @@ mod tests {
     use crate::plan::issue::{Dependency, Issue};
 
     fn issue(id: &str, deps: &[(&str, &str)]) -> Issue {
-        Issue {
-            id: id.into(),
-            title: id.into(),
-            status: "open".into(),
-            priority: 2,
-            issue_type: None,
-            assignee: None,
-            labels: vec![],
-            dependencies: deps
-                .iter()
-                .map(|(t, k)| Dependency { depends_on_id: (*t).into(), dep_type: (*k).into(), metadata: None })
-                .collect(),
-            created_at: None,
-            defer_until: None,
-            pinned: false,
-            ephemeral: false,
-            estimated_minutes: None,
-            close_reason: None,
-            text: Default::default(),
-        }
+        Issue { dependencies: deps.iter().map(|(on, kind)| Dependency::on(on, kind)).collect(), ..Issue::open(id) }
     }
 
     #[test]

@@ -153,18 +153,7 @@ impl State {
                 if let Some(claim) = &entry.claim {
                     return Err(TransitionErrorKind::AlreadyClaimed { issue: issue.clone(), since_seq: claim.seq });
                 }
-                entry.claim = Some(Claim {
-                    session: session.to_string(),
-                    seq,
-                    actor: actor.clone(),
-                    attempts_before: entry.attempts,
-                    worktree: None,
-                    attempt: None,
-                    merge: None,
-                    retry: None,
-                    lost: None,
-                    merge_failed: false,
-                });
+                entry.claim = Some(Claim::new(session, seq, actor, entry.attempts));
                 entry.claims += 1;
                 entry.phase = Some(crate::event::Phase::Claimed);
                 self.count(session, |c| c.claims += 1);

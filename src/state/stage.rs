@@ -69,18 +69,7 @@ mod tests {
     use crate::state::AttemptOutcome;
 
     fn claim() -> Claim {
-        Claim {
-            session: "s".into(),
-            seq: 1,
-            actor: "bdp".into(),
-            attempts_before: 0,
-            worktree: None,
-            attempt: None,
-            merge: None,
-            retry: None,
-            lost: None,
-            merge_failed: false,
-        }
+        Claim::new("s", 1, "bdp", 0)
     }
 
     fn attempt(outcome: Option<AttemptOutcome>, check_passed: Option<bool>) -> Attempt {

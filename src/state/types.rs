@@ -127,6 +127,23 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl Claim {
+    /// A claim just taken (record `seq` of `session`, as `actor`), after `attempts_before` attempts of
+    /// earlier claims: no worktree, attempt or merge yet.
+    pub fn new(session: &str, seq: u64, actor: &str, attempts_before: u32) -> Claim {
+        Claim {
+            session: session.to_string(),
+            seq,
+            actor: actor.to_string(),
+            attempts_before,
+            worktree: None,
+            attempt: None,
+            merge: None,
+            retry: None,
+            lost: None,
+            merge_failed: false,
+        }
+    }
+
     /// Attempts made under this claim so far (the current one included).
     pub fn attempts_made(&self) -> u32 {
         self.attempt.as_ref().map_or(0, |a| a.number.saturating_sub(self.attempts_before))
