@@ -257,18 +257,24 @@ impl Orchestrator {
         let job = std::mem::take(&mut self.outbox);
         if let Err(job) = self.tracker_thread.send(job) {
             // No tracker thread (it could not be started): the calls are made here.
-            let done = super::tracker_thread::run_job(self.tracker.as_ref(), &self.opts.actor, job);
-            self.defer(done.events);
-            for input in done.inputs {
+            for input in self.call_tracker_here(job) {
                 self.feed(input)?;
             }
         }
         Ok(())
     }
 
+    /// Makes tracker calls on this thread (recovery, the end of a run, no tracker thread): what they
+    /// observed is recorded, their results come back.
+    fn call_tracker_here(&mut self, actions: Vec<Action>) -> Vec<Input> {
+        let done = super::tracker_thread::run_job(self.tracker.as_ref(), &self.opts.actor, actions);
+        self.defer(done.events);
+        done.inputs
+    }
+
     /// A job of the tracker's thread is done: what its calls observed is recorded, its results are inputs.
     fn tracker_job_done(&mut self, done: super::tracker_thread::Done, inputs: &mut Vec<Input>) {
-        self.tracker_thread.in_flight = self.tracker_thread.in_flight.saturating_sub(1);
+        self.tracker_thread.took_done();
         self.defer(done.events);
         inputs.extend(done.inputs);
     }
@@ -324,7 +330,7 @@ impl Orchestrator {
         if let Err(e) = self.feed(Input::Idle) {
             tracing::warn!("the phase labels at the end of the run: {e}");
         }
-        if self.tracker_thread.in_flight == 0 {
+        if self.tracker_thread.idle() {
             self.repair_again();
         }
         self.tracker_thread.finish();
@@ -364,7 +370,7 @@ impl Orchestrator {
                 self.feed(Input::Idle)?;
             }
             self.send_tracker_job()?;
-            if self.model.finished && self.tracker_thread.in_flight == 0 {
+            if self.model.finished && self.tracker_thread.idle() {
                 return Ok(());
             }
             self.append(Vec::new())?;
@@ -405,9 +411,7 @@ impl Orchestrator {
                     self.outbox.push(action);
                     return Ok(vec![]);
                 }
-                let done = super::tracker_thread::run_job(self.tracker.as_ref(), &self.opts.actor, vec![action]);
-                self.defer(done.events);
-                Ok(done.inputs)
+                Ok(self.call_tracker_here(vec![action]))
             }
             Action::StopAll => {
                 let _ = self.stop_now.send(true);

@@ -28,7 +28,7 @@ pub struct TrackerThread {
     jobs: Option<std::sync::mpsc::Sender<Vec<Action>>>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// Jobs sent whose `Done` has not been taken yet.
-    pub in_flight: usize,
+    in_flight: usize,
 }
 
 impl TrackerThread {
@@ -60,6 +60,16 @@ impl TrackerThread {
             },
             None => Err(actions),
         }
+    }
+
+    /// A job's `Done` was taken off the channel.
+    pub fn took_done(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// No job is out: every `Done` sent was taken.
+    pub fn idle(&self) -> bool {
+        self.in_flight == 0
     }
 
     /// Lets the thread end once its jobs are done.
