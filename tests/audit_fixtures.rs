@@ -1,11 +1,11 @@
 //! `bdp audit` on the audit fixtures (`replay-fixtures/audit-*`, one per finding kind that can be built
-//! statically; see tests/audit_support): each is rebuilt from its builder (so it cannot drift), then
+//! statically; see tests/common/audit_support): each is rebuilt from its builder (so it cannot drift), then
 //! `bdp audit` and `bdp audit --json` are snapshot-tested with their exit codes, and where there are safe
 //! repairs, `bdp audit --fix` followed by `bdp audit`, with the events the fix appended.
 //!
 //! Regenerate the committed fixtures after changing a builder: `BDP_BLESS=1 cargo test --test runner -- audit_fixtures::`.
 
-use crate::audit_support;
+use crate::common::audit_support;
 
 use std::path::Path;
 

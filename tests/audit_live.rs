@@ -4,8 +4,8 @@
 //! start time. Outputs are snapshot-tested (pids and start times filtered) and validated against
 //! schema/audit.schema.json.
 
-use crate::audit_support;
 use crate::common;
+use crate::common::audit_support;
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;

@@ -11,7 +11,6 @@
 //! sizes.) Crash points are read only by builds with debug assertions or the `failpoints` feature.
 
 mod common;
-mod run_support;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,7 +19,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use run_support::{Sandbox, stderr, stdout};
+use common::run_support::{Sandbox, stderr, stdout};
 
 /// `n` issues in chains of three (each blocked by the one before it in its chain).
 fn chained_issues(n: usize) -> Vec<(String, String, Vec<String>)> {

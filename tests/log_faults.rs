@@ -7,7 +7,7 @@
 //!   exits 1), and `bdp run` refuses to start on it, pointing at `bdp verify`, without touching the log.
 
 use crate::common;
-use crate::run_support;
+use crate::common::run_support;
 use common::lock;
 
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! process group that is no longer the agent's; `bdp audit` leaves a live run's work alone and finds (and
 //! with `--fix` stops) a stray agent.
 
-use crate::run_support;
+use crate::common::run_support;
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;

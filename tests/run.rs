@@ -1,6 +1,6 @@
 //! `bdp run` end to end: real git, real processes, scripted agents, the embedded JSONL tracker.
 
-use crate::run_support;
+use crate::common::run_support;
 
 use std::time::{Duration, Instant};
 
@@ -550,7 +550,7 @@ fn a_run_with_the_br_tracker_closes_in_br_and_labels_phases() {
     sb.assert_clean_end();
 }
 
-/// A FAKE bd (tests/support/fake_bd.py, not beads) holding the sandbox's issues, first on the PATH returned.
+/// A FAKE bd (tests/common/fake_bd.py, not beads) holding the sandbox's issues, first on the PATH returned.
 /// It logs every call to `fake_bd_calls.jsonl` and refuses flags bd does not have.
 fn fake_bd_on_path(sb: &Sandbox) -> std::ffi::OsString {
     let issues: Vec<serde_json::Value> = sb.issues().into_values().collect();
@@ -559,7 +559,7 @@ fn fake_bd_on_path(sb: &Sandbox) -> std::ffi::OsString {
     let mut text = std::fs::read_to_string(&exclude).unwrap_or_default();
     text.push_str("/fake_bd_state.json\n/fake_bd_calls.jsonl\n");
     std::fs::write(&exclude, text).unwrap();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_bd.py");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/fake_bd.py");
     let bd = sb.script("bd", &format!("exec python3 {} \"$@\"", script.display()));
     let mut path = std::ffi::OsString::from(bd.parent().unwrap());
     path.push(":");

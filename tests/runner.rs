@@ -4,12 +4,11 @@
 //! `sim.rs`, which compiles the simulator of `examples/sim/` as its crate root.
 //!
 //! Run one file's tests with `cargo test --test runner -- run::` (the module name is the file name).
-//! What they share is in `common/` (how to run bdp, builders of log events, the test repositories),
-//! `run_support/` (a sandbox repository with scripted agents) and `audit_support/` (audit's fixtures).
+//! What they share is in `common/`: how to run bdp and show its output, builders of log events,
+//! `common/run_support.rs` (a sandbox repository with scripted agents), `common/audit_support/` (audit's
+//! fixtures) and `common/fake_bd.py` (a bd-shaped stand-in).
 
-mod audit_support;
 mod common;
-mod run_support;
 
 mod activity;
 mod agent_supervise;

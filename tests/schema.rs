@@ -5,8 +5,8 @@
 //!
 //! After changing an event or the state: `BDP_BLESS=1 cargo test --test runner -- schema::` rewrites the generated files.
 
-use crate::audit_support;
 use crate::common;
+use crate::common::audit_support;
 
 use std::path::{Path, PathBuf};
 

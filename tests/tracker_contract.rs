@@ -1,5 +1,5 @@
 //! One contract, every backend: the embedded JSONL store (always), `bd` through a FAKE bd script
-//! (tests/support/fake_bd.py: bd-shaped JSON from a state file, not the real bd), and the real `br` when it
+//! (tests/common/fake_bd.py: bd-shaped JSON from a state file, not the real bd), and the real `br` when it
 //! is on PATH (CI installs it; without it the br case prints a notice and is skipped).
 
 use std::path::{Path, PathBuf};
@@ -204,7 +204,7 @@ fn fake_bd_with(knobs: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let state: Vec<serde_json::Value> = SEED.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     std::fs::write(dir.path().join("fake_bd_state.json"), serde_json::to_vec(&state).unwrap()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_bd.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/fake_bd.py");
     let bin = dir.path().join("bd");
     let env: String = knobs.iter().map(|k| format!("{k}=1 ")).collect();
     std::fs::write(&bin, format!("#!/bin/sh\n{env}exec python3 {} \"$@\"\n", script.display())).unwrap();

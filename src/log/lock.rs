@@ -163,7 +163,18 @@ mod tests {
             other => panic!("expected Locked, got {other:?}"),
         }
         drop(first);
-        OrchestratorLock::acquire(&path, "pid 2").unwrap();
+        // Free once dropped. Other tests of this process fork children, and a child holds a copy of the
+        // lock's descriptor from its fork to its exec (close-on-exec): a moment, waited out here.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match OrchestratorLock::acquire(&path, "pid 2") {
+                Ok(_) => break,
+                Err(LogError::Locked { .. }) if std::time::Instant::now() < until => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                Err(e) => panic!("the lock was not free after its holder dropped it: {e}"),
+            }
+        }
     }
 
     #[test]

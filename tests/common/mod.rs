@@ -1,5 +1,10 @@
-//! Shared test support: deterministic log builders for the replay fixtures and bad-input cases.
+//! The tests' one environment: how to run bdp on a repository and show its output as a snapshot does,
+//! deterministic log builders (the replay fixtures, bad input), and, below, the sandbox repository with
+//! scripted agents (`run_support`) and audit's fixtures (`audit_support`).
 #![allow(dead_code)]
+
+pub mod audit_support;
+pub mod run_support;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
