@@ -40,14 +40,7 @@ fn bdp(dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 fn records(dir: &Path) -> Vec<Value> {
-    let mut segments: Vec<PathBuf> =
-        std::fs::read_dir(dir.join(".bdp/events")).unwrap().map(|e| e.unwrap().path()).collect();
-    segments.sort();
-    segments
-        .iter()
-        .flat_map(|p| std::fs::read_to_string(p).unwrap().lines().map(str::to_string).collect::<Vec<_>>())
-        .map(|l| serde_json::from_str(&l).unwrap())
-        .collect()
+    common::records(dir)
 }
 
 fn events<'a>(records: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {

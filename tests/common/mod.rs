@@ -41,6 +41,18 @@ pub fn transcript_of(root: &Path, args: &[&str], cmd: &mut std::process::Command
     text.replace(&root.display().to_string(), "[REPO]")
 }
 
+/// Every record of the log under `root/.bdp/events`, in order, as JSON.
+pub fn records(root: &Path) -> Vec<serde_json::Value> {
+    let mut segments: Vec<PathBuf> =
+        std::fs::read_dir(root.join(".bdp/events")).unwrap().map(|e| e.unwrap().path()).collect();
+    segments.sort();
+    segments
+        .iter()
+        .flat_map(|p| std::fs::read_to_string(p).unwrap().lines().map(str::to_string).collect::<Vec<_>>())
+        .map(|l| serde_json::from_str(&l).unwrap())
+        .collect()
+}
+
 /// The harness's name for test `function` of `module` (the caller's `module_path!()`): `file::function` in
 /// the runner binary. For tests that run one of their own ignored tests in a child process (`--exact`).
 pub fn test_name(module: &str, function: &str) -> String {

@@ -130,14 +130,7 @@ git commit -q -m "work on $BDP_ISSUE"
 
     /// Every log record, in order.
     pub fn records(&self) -> Vec<Value> {
-        let mut segments: Vec<PathBuf> =
-            std::fs::read_dir(self.root().join(".bdp/events")).unwrap().map(|e| e.unwrap().path()).collect();
-        segments.sort();
-        segments
-            .iter()
-            .flat_map(|p| std::fs::read_to_string(p).unwrap().lines().map(str::to_string).collect::<Vec<_>>())
-            .map(|l| serde_json::from_str(&l).unwrap())
-            .collect()
+        crate::common::records(self.root())
     }
 
     /// Records of one event type.
