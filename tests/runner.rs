@@ -11,6 +11,7 @@
 mod common;
 
 mod activity;
+mod agent_cli;
 mod agent_supervise;
 mod audit_fixtures;
 mod audit_live;

@@ -10,11 +10,18 @@ use std::path::{Path, PathBuf};
 /// Agent CLIs bdp knows how to drive unattended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Preset {
-    /// Claude Code: `claude -p --output-format json --dangerously-skip-permissions PROMPT`.
+    /// Claude Code: `claude -p --output-format json --permission-mode dontAsk --allowedTools=<a coding
+    /// agent's tools> PROMPT` (works as root, where `--dangerously-skip-permissions` is refused).
     Claude,
     /// OpenAI Codex: `codex exec --json --sandbox workspace-write --add-dir GIT_DIR PROMPT`.
     Codex,
 }
+
+/// The tools the claude preset allows: shell, reading and editing files, and the task list; old names
+/// (`Glob`, `Grep`, `LS`, `MultiEdit`, `TodoWrite`) and new ones (`Task*`), as the CLI's versions name
+/// them (a name a version does not have is ignored). Not the web tools. One `=` argument: a space would
+/// let the variadic option swallow the prompt that follows.
+pub const CLAUDE_TOOLS: &str = "--allowedTools=Bash,Edit,MultiEdit,Write,Read,NotebookEdit,Glob,Grep,LS,TodoWrite,TaskCreate,TaskGet,TaskList,TaskUpdate";
 
 /// The instruction both presets pass as the prompt: the issue itself is in the prompt file.
 pub const PRESET_INSTRUCTION: &str =
@@ -25,8 +32,13 @@ impl Preset {
     pub fn template(self) -> Vec<String> {
         let words: &[&str] = match self {
             // `-p/--print` runs non-interactively; `--output-format json` prints one result object with
-            // `total_cost_usd` and `usage`; permissions must be bypassed, there is nobody to ask.
-            Preset::Claude => &["claude", "-p", "--output-format", "json", "--dangerously-skip-permissions"],
+            // `total_cost_usd`, `usage` and `session_id`. Nobody is there to grant a permission, and
+            // `--dangerously-skip-permissions` is refused as root ("cannot be used with root/sudo
+            // privileges"), which many containers are: the tools a coding agent needs are allowed by name,
+            // and `dontAsk` denies the others at once instead of waiting for an answer.
+            Preset::Claude => {
+                &["claude", "-p", "--output-format", "json", "--permission-mode", "dontAsk", CLAUDE_TOOLS]
+            }
             // `exec` runs non-interactively; `--json` prints JSONL events (`turn.completed` carries `usage`);
             // the sandbox may write the worktree, and `--add-dir` lets git write the repository's
             // `.git` (a worktree's commits land there).

@@ -5,6 +5,7 @@
 
 pub mod audit_support;
 pub mod run_support;
+pub mod standin;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

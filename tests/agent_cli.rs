@@ -1,0 +1,42 @@
+//! The real agent CLIs end to end, offline: `bdp run --agent claude` drives the real `claude` CLI
+//! (npm `@anthropic-ai/claude-code`) against a stand-in for its API (tests/common/standin_api.py), as
+//! root when the tests run as root, as they do in many containers and on CI here.
+
+use crate::common::run_support::{Sandbox, stderr, stdout};
+use crate::common::standin::{StandIn, commit_mode};
+
+/// The preset works where `--dangerously-skip-permissions` is refused (root): the model's Bash tool call
+/// writes and commits a file in each issue's worktree, bdp merges both branches, closes both issues, and
+/// records what the CLI reported (cost and tokens) on `agent_exited`.
+#[test]
+fn the_claude_preset_does_the_work_as_root_through_the_real_cli() {
+    let Some(api) = StandIn::start("the_claude_preset_does_the_work_as_root_through_the_real_cli") else { return };
+    let sb = Sandbox::new(&[("cl-1", "first", 2, &[]), ("cl-2", "second", 2, &[])]);
+    let mut cmd = sb.bdp_cmd(&["run", "--plain", "--agents", "2", "--agent", "claude", "--retries", "0"]);
+    api.env(&mut cmd, &commit_mode());
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let issues = sb.issues();
+    assert!(issues.values().all(|i| i["status"] == "closed"), "{issues:?}");
+    let subjects = sb.main_subjects();
+    assert!(
+        subjects.contains(&"agent: cl-1".to_string()) && subjects.contains(&"agent: cl-2".to_string()),
+        "{subjects:?}"
+    );
+    for id in ["cl-1", "cl-2"] {
+        assert!(sb.root().join(format!("done-{id}.txt")).exists(), "{id}'s file reached main");
+    }
+    // The CLI's own JSON result: $0.016 per run of two turns at the stand-in's token counts.
+    let exits = sb.events("agent_exited");
+    assert_eq!(exits.len(), 2);
+    for exit in &exits {
+        assert_eq!(exit["code"], 0);
+        assert_eq!(exit["usage"]["cost_micro_usd"], 16_000, "{exit}");
+        assert_eq!(exit["usage"]["output_tokens"], 160, "{exit}");
+    }
+    assert!(stdout(&out).contains("cost $0.03"), "{}", stdout(&out));
+    // Each CLI ran its tool and came back with the result: two requests per issue.
+    let requests = api.requests();
+    assert_eq!(requests.iter().filter(|r| r["tool_result"] == true).count(), 2, "{requests:?}");
+    sb.assert_clean_end();
+}

@@ -1,0 +1,86 @@
+//! The real agent CLIs, offline: `claude` pointed at a stand-in for the Messages API on loopback
+//! (`standin_api.py`, beside this file). A test that needs the CLI skips, saying so, when it is not
+//! installed (`.ci/run` installs it from npm).
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The stand-in API, running; killed when dropped.
+pub struct StandIn {
+    child: Child,
+    pub port: u16,
+    /// Every request it answered, one JSON line each.
+    pub log: PathBuf,
+    /// A HOME for the CLI (its sessions and settings), apart from the user's.
+    pub home: tempfile::TempDir,
+}
+
+impl StandIn {
+    /// Starts the stand-in, or `None` (and a notice) when `claude` or `python3` is not installed.
+    pub fn start(test: &str) -> Option<StandIn> {
+        for program in ["claude", "python3"] {
+            if which(program).is_none() {
+                eprintln!("{test}: skipped, `{program}` is not installed (.ci/run installs it)");
+                return None;
+            }
+        }
+        let home = tempfile::tempdir().unwrap();
+        let log = home.path().join("requests.jsonl");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/standin_api.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .env("STANDIN_LOG", &log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        let port = first.trim().strip_prefix("port ").and_then(|p| p.parse().ok()).expect("the stand-in's port");
+        Some(StandIn { child, port, log, home })
+    }
+
+    /// Points `cmd` (a `bdp run --agent claude`) at the stand-in, in `mode` (see standin_api.py).
+    pub fn env(&self, cmd: &mut Command, mode: &str) {
+        cmd.env("ANTHROPIC_BASE_URL", format!("http://127.0.0.1:{}/{mode}", self.port))
+            .env("ANTHROPIC_API_KEY", "sk-test-standin")
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+            .env("HOME", self.home.path());
+    }
+
+    /// The requests answered so far.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(program)).find(|p| p.is_file())
+}
+
+/// A Bash command for the stand-in's model (`commit:` mode), url-quoted: it commits a file named after
+/// the issue (from the agent's `BDP_ISSUE`), so agents of different issues never conflict.
+pub fn commit_mode() -> String {
+    let command =
+        r#"echo "done by the model" > "done-$BDP_ISSUE.txt" && git add -A && git commit -q -m "agent: $BDP_ISSUE""#;
+    let quoted: String = command
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("commit:{quoted}")
+}

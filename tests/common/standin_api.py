@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""A stand-in for Anthropic's Messages API on loopback, so the real `claude` CLI runs offline in tests.
+
+Start: `standin_api.py` prints `port N` on its first line, then serves until killed. Point the CLI at it
+with ANTHROPIC_BASE_URL=http://127.0.0.1:N/<mode> (any ANTHROPIC_API_KEY). The mode (the first path part)
+says what the "model" does:
+
+  commit    first turn: a Bash tool call that writes agent.txt and commits it; after the tool's result:
+            a final answer. (`commit:CMD` with CMD url-quoted runs CMD instead.)
+  answer    a final answer at once, no tool call.
+  overload  every request fails with HTTP 529 `overloaded_error`.
+  badkey    every request fails with HTTP 401 `authentication_error`.
+
+Every request is appended as one JSON line to the file named by STANDIN_LOG, if set (tests read which
+session asked what). Requests that are not for /v1/messages get a 404 the CLI tolerates.
+"""
+
+import json
+import os
+import sys
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+DEFAULT_COMMAND = "echo 'written by the model' > agent.txt && git add agent.txt && git commit -q -m 'agent: agent.txt'"
+USAGE = {"input_tokens": 1200, "output_tokens": 80, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+
+
+def sse(events):
+    out = []
+    for kind, data in events:
+        out.append(f"event: {kind}\ndata: {json.dumps(data)}\n\n")
+    return "".join(out).encode()
+
+
+def message(content, stop_reason, model):
+    return {
+        "id": "msg_standin",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": USAGE,
+    }
+
+
+def stream(content, stop_reason, model):
+    start = message([], None, model)
+    start["usage"] = {**USAGE, "output_tokens": 1}
+    events = [("message_start", {"type": "message_start", "message": start})]
+    for i, block in enumerate(content):
+        if block["type"] == "text":
+            events.append(("content_block_start", {"type": "content_block_start", "index": i,
+                                                   "content_block": {"type": "text", "text": ""}}))
+            events.append(("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                   "delta": {"type": "text_delta", "text": block["text"]}}))
+        else:
+            events.append(("content_block_start", {"type": "content_block_start", "index": i,
+                                                   "content_block": {"type": "tool_use", "id": block["id"],
+                                                                     "name": block["name"], "input": {}}}))
+            events.append(("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                   "delta": {"type": "input_json_delta",
+                                                             "partial_json": json.dumps(block["input"])}}))
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
+    events.append(("message_delta", {"type": "message_delta",
+                                     "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                                     "usage": {"output_tokens": USAGE["output_tokens"]}}))
+    events.append(("message_stop", {"type": "message_stop"}))
+    return sse(events)
+
+
+def has_tool_result(body):
+    for m in body.get("messages", []):
+        content = m.get("content")
+        if isinstance(content, list) and any(isinstance(c, dict) and c.get("type") == "tool_result" for c in content):
+            return True
+    return False
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def send(self, status, body, content_type="application/json"):
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        self.send(404, b'{"type":"error","error":{"type":"not_found_error","message":"not here"}}')
+
+    def do_HEAD(self):
+        self.send(200, b"")
+
+    def do_POST(self):
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length)
+        path = urllib.parse.urlparse(self.path).path
+        parts = [p for p in path.split("/") if p]
+        mode = parts[0] if parts and parts[0] != "v1" else "commit"
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = {}
+        log = os.environ.get("STANDIN_LOG")
+        if log:
+            with open(log, "a") as f:
+                f.write(json.dumps({"mode": mode, "path": path, "stream": body.get("stream", False),
+                                    "tool_result": has_tool_result(body),
+                                    "tools": [t.get("name") for t in body.get("tools", []) if isinstance(t, dict)],
+                                    "messages": len(body.get("messages", []))}) + "\n")
+        if not path.endswith("/v1/messages"):
+            # count_tokens and the like: a plausible answer.
+            self.send(200, json.dumps({"input_tokens": 100}).encode())
+            return
+        if mode == "overload":
+            self.send(529, b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}')
+            return
+        if mode == "badkey":
+            self.send(401, b'{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}')
+            return
+        model = body.get("model", "claude-standin")
+        tools = [t.get("name") for t in body.get("tools", []) if isinstance(t, dict)]
+        command = DEFAULT_COMMAND
+        if mode.startswith("commit:"):
+            command = urllib.parse.unquote(mode[len("commit:"):])
+        if mode.startswith("commit") and "Bash" in tools and not has_tool_result(body):
+            content = [{"type": "text", "text": "I will write the file and commit it."},
+                       {"type": "tool_use", "id": "toolu_standin_1", "name": "Bash",
+                        "input": {"command": command, "description": "Write agent.txt and commit it"}}]
+            stop = "tool_use"
+        else:
+            content = [{"type": "text", "text": "Done: agent.txt is written and committed."}]
+            stop = "end_turn"
+        if body.get("stream"):
+            self.send(200, stream(content, stop, model), "text/event-stream")
+        else:
+            self.send(200, json.dumps(message(content, stop, model)).encode())
+
+
+def main():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print(f"port {server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
