@@ -33,9 +33,16 @@ fn done(issue: &str, attempt: u32, pid: u32, usage: Option<AgentUsage>) -> Vec<E
         .into_iter()
         .filter(|e| !matches!(e, Event::LockAcquired { .. } | Event::LockReleased { .. }))
         .map(|e| match e {
-            Event::AgentExited { issue, attempt, code, signal, duration_ms, timed_out, .. } => {
-                Event::AgentExited { issue, attempt, code, signal, duration_ms, timed_out, usage: usage.clone() }
-            }
+            Event::AgentExited { issue, attempt, code, signal, duration_ms, timed_out, .. } => Event::AgentExited {
+                issue,
+                attempt,
+                code,
+                signal,
+                duration_ms,
+                timed_out,
+                usage: usage.clone(),
+                session: None,
+            },
             e => e,
         })
         .collect()
@@ -74,7 +81,7 @@ fn ran(events: Vec<Event>, ms: u64) -> Vec<Event> {
         .into_iter()
         .map(|e| match e {
             Event::AgentExited { issue, attempt, code, signal, timed_out, usage, .. } => {
-                Event::AgentExited { issue, attempt, code, signal, duration_ms: ms, timed_out, usage }
+                Event::AgentExited { issue, attempt, code, signal, duration_ms: ms, timed_out, usage, session: None }
             }
             e => e,
         })

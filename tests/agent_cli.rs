@@ -33,10 +33,32 @@ fn the_claude_preset_does_the_work_as_root_through_the_real_cli() {
         assert_eq!(exit["code"], 0);
         assert_eq!(exit["usage"]["cost_micro_usd"], 16_000, "{exit}");
         assert_eq!(exit["usage"]["output_tokens"], 160, "{exit}");
+        // The CLI's own session id, for a later attempt to resume.
+        assert_eq!(exit["session"].as_str().map(str::len), Some(36), "{exit}");
     }
     assert!(stdout(&out).contains("cost $0.03"), "{}", stdout(&out));
     // Each CLI ran its tool and came back with the result: two requests per issue.
     let requests = api.requests();
     assert_eq!(requests.iter().filter(|r| r["tool_result"] == true).count(), 2, "{requests:?}");
+    sb.assert_clean_end();
+}
+
+/// The CLI's error result is the failure's reason, in its words: here the API refuses the request as too
+/// long (HTTP 400), and the CLI prints `is_error: true` with its explanation and exits 1.
+#[test]
+fn a_claude_error_result_is_why_the_attempt_failed() {
+    let Some(api) = StandIn::start("a_claude_error_result_is_why_the_attempt_failed") else { return };
+    let sb = Sandbox::new(&[("cl-9", "too long", 2, &[])]);
+    let mut cmd = sb.bdp_cmd(&["run", "--plain", "--agent", "claude", "--retries", "0"]);
+    api.env(&mut cmd, "toolong");
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("agent exited 1: Prompt is too long"), "{text}");
+    let exit = &sb.events("agent_exited")[0];
+    assert_eq!(exit["code"], 1);
+    assert_eq!(exit["session"].as_str().map(str::len), Some(36), "{exit}");
+    let released = &sb.events("issue_released")[0];
+    assert!(released["detail"].as_str().unwrap().contains("Prompt is too long"), "{released}");
     sb.assert_clean_end();
 }

@@ -1045,3 +1045,44 @@ fn a_merge_that_git_refuses_gives_that_issue_back_and_the_run_goes_on() {
     assert!(!sb.main_subjects().iter().any(|s| s == "work on gm-1"));
     assert!(sb.bdp(&["verify"]).status.success());
 }
+
+/// A failed attempt says why in the agent's own words (the last line of its stderr here, cleaned of its
+/// colour codes): in the progress line, in `status` while the retry waits, in `replay` and in `summary`.
+#[test]
+fn a_failed_attempt_says_why_in_the_agents_own_words() {
+    let sb = Sandbox::new(&[("wy-1", "why", 2, &[])]);
+    let agent = sb.script(
+        "fail.sh",
+        r#"echo "loading the model" >&2
+printf '\033[31mfatal:\033[0m no model configured for %s\n' "$BDP_ISSUE" >&2
+exit 3"#,
+    );
+    let agent = agent.to_str().unwrap();
+    let words = "agent exited 3: fatal: no model configured for wy-1";
+    let child = sb.spawn_bdp(&["run", "--plain", "--retries", "1", "--retry-backoff", "60s", "--", agent]);
+    // While the retry waits, `status` says what the attempt before it said.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let text = stdout(&sb.bdp(&["status"]));
+        if text.contains("attempt 2 in") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.contains(&format!("the last one: {words}")), "{status}");
+    assert!(sb.bdp(&["stop", "--now"]).status.success());
+    let out = child.wait_with_output().unwrap();
+    // Given back at once, not when the 60 s backoff ends (the run is not timed here: a retry would fail it).
+    assert!(stdout(&out).contains("stopped while it waited to retry"), "{}", stdout(&out));
+    assert!(stdout(&out).contains(words), "the progress line\n{}", stdout(&out));
+    assert!(!stdout(&out).contains('\u{1b}'), "the agent's escape codes reached the terminal");
+    let session = sb.records()[0]["session"].as_str().unwrap().to_string();
+    let replay = stdout(&sb.bdp(&["replay", &session]));
+    assert!(replay.contains(words), "{replay}");
+
+    // Given up: the summary says why under the issue.
+    let out = sb.bdp(&["run", "--plain", "--retries", "0", "--", agent]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let summary = stdout(&sb.bdp(&["summary"]));
+    assert!(summary.contains(&format!("{words} (after 1 attempt)")), "{summary}");
+}

@@ -158,6 +158,7 @@ fn exited(issue: &str, attempt: u32, code: i32) -> Event {
         duration_ms: 1_000,
         timed_out: false,
         usage: None,
+        session: None,
     }
 }
 

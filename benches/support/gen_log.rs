@@ -346,6 +346,7 @@ impl Sim {
                         duration_ms,
                         timed_out,
                         usage: None,
+                        session: None,
                     },
                     Event::PhaseChanged { issue: i, phase: Phase::Exited },
                 ]

@@ -331,7 +331,7 @@ impl Sim {
                 duration_ms: exit.duration_ms,
                 timed_out: a.timed_out && !a.stopped,
                 stopped: a.stopped,
-                error: None,
+                ..AgentEnd::default()
             };
             self.feed(Input::AgentExited { issue: a.issue, attempt: a.attempt, end, usage: None })?;
         }

@@ -145,7 +145,7 @@ impl Sim {
                     });
                 }
                 self.repaired(&f);
-                let end = AgentEnd { code, signal, duration_ms, timed_out: false, stopped: false, error: None };
+                let end = AgentEnd { code, signal, duration_ms, ..AgentEnd::default() };
                 self.feed(Input::AgentExited { issue: id.clone(), attempt, end, usage: None })
             }
             Repair::RecordCrash { attempt, pgid } => {

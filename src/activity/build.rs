@@ -190,6 +190,7 @@ impl Fold {
             first_claim_ms: at_ms,
             released_ms: None,
             ending: None,
+            why: None,
             claims: 0,
             attempts: 0,
             sessions: Vec::new(),
@@ -261,9 +262,10 @@ impl Fold {
                 self.by_attempt.insert((issue.to_string(), *attempt), index);
                 return;
             }
-            Event::IssueReleased { reason, .. } => {
+            Event::IssueReleased { reason, detail, .. } => {
                 span.released_ms = Some(at_ms);
                 span.ending = Some(*reason);
+                span.why = detail.clone().filter(|_| matches!(reason, ReleaseReason::Failed | ReleaseReason::Timeout));
             }
             _ => {}
         }

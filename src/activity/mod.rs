@@ -216,6 +216,9 @@ pub struct IssueSpan {
     pub released_ms: Option<Millis>,
     /// The last release's reason; `None` while held.
     pub ending: Option<ReleaseReason>,
+    /// Why the last release gave it back, when it failed or timed out: its detail (the failure, in the
+    /// agent's own words when it said any).
+    pub why: Option<String>,
     pub claims: u32,
     pub attempts: u32,
     /// Sessions it had records in.

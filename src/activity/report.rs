@@ -161,6 +161,9 @@ pub struct IssueUsage {
     pub usage: UsageSum,
     /// Tracker calls about this issue (0 with the JSONL tracker).
     pub tracker_calls: u64,
+    /// Why it was given back, when it failed or timed out (the failure, in the agent's own words when it
+    /// said any); `null` otherwise.
+    pub why: Option<String>,
 }
 
 fn outcome_counts<'a>(attempts: impl Iterator<Item = &'a AttemptSpan>) -> BTreeMap<String, u64> {
@@ -306,6 +309,7 @@ fn issues(a: &Activity) -> Vec<IssueUsage> {
                 agent_ms: attempts.iter().filter_map(|t| t.agent_ms).sum(),
                 usage: UsageSum::of(attempts.iter().copied()),
                 tracker_calls: a.tracker_calls.iter().filter_map(|c| c.issues.get(id)).map(|&n| u64::from(n)).sum(),
+                why: i.why.clone(),
             }
         })
         .collect()

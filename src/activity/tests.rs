@@ -85,6 +85,7 @@ impl Log {
                 duration_ms: ms,
                 timed_out: false,
                 usage,
+                session: None,
             },
         )
         .at(secs, s, Event::PhaseChanged { issue: issue.into(), phase: Phase::Exited })

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::event::ReleaseReason;
 
 /// How an agent (or a check) ended, as its supervision saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AgentEnd {
     pub code: Option<i32>,
     pub signal: Option<i32>,
@@ -17,6 +17,10 @@ pub struct AgentEnd {
     pub stopped: bool,
     /// Set when the agent could not be started at all (from the wrapper).
     pub error: Option<String>,
+    /// What the agent said when it ended: its JSON error, else the last line of its stderr.
+    pub said: Option<String>,
+    /// The agent CLI's own session id (Claude's `session_id`, Codex's thread id), when it printed one.
+    pub session: Option<String>,
 }
 
 impl AgentEnd {
@@ -24,14 +28,19 @@ impl AgentEnd {
         self.code == Some(0) && !self.timed_out && !self.stopped
     }
 
-    /// Why a failed attempt failed, in a few words (`timed out after 30m00s`, `agent exited 3`).
+    /// Why a failed attempt failed, in a few words and then the agent's own (`agent exited 1: API Error:
+    /// Unable to connect to API`), or `timed out after 30m00s`.
     pub fn why_failed(&self, timeout: Duration) -> String {
-        match (self.timed_out, self.code, self.signal, &self.error) {
-            (true, ..) => format!("timed out after {}", crate::text::duration_of(timeout)),
-            (_, _, _, Some(error)) => error.clone(),
+        let how = match (self.timed_out, self.code, self.signal, &self.error) {
+            (true, ..) => return format!("timed out after {}", crate::text::duration_of(timeout)),
+            (_, _, _, Some(error)) => return error.clone(),
             (_, Some(code), ..) => format!("agent exited {code}"),
             (_, None, Some(sig), _) => format!("agent killed by signal {sig}"),
             _ => "agent ended without a status".to_string(),
+        };
+        match &self.said {
+            Some(said) => format!("{how}: {said}"),
+            None => how,
         }
     }
 }
@@ -115,7 +124,7 @@ mod tests {
     use super::*;
 
     fn end(code: Option<i32>, signal: Option<i32>, timed_out: bool, error: Option<&str>) -> AgentEnd {
-        AgentEnd { code, signal, duration_ms: 5, timed_out, stopped: false, error: error.map(String::from) }
+        AgentEnd { code, signal, duration_ms: 5, timed_out, error: error.map(String::from), ..AgentEnd::default() }
     }
 
     #[test]
@@ -127,6 +136,19 @@ mod tests {
             (end(None, Some(15), true, None), "timed out after 30m00s"),
             (end(Some(127), None, false, Some("cannot start: no such file")), "cannot start: no such file"),
             (end(None, None, false, None), "agent ended without a status"),
+            (
+                AgentEnd { said: Some("API Error: 529".into()), ..end(Some(1), None, false, None) },
+                "agent exited 1: API Error: 529",
+            ),
+            (
+                AgentEnd { said: Some("killed".into()), ..end(None, Some(9), false, None) },
+                "agent killed by signal 9: killed",
+            ),
+            // A timeout is the reason, whatever the agent was saying.
+            (
+                AgentEnd { said: Some("still thinking".into()), ..end(None, Some(15), true, None) },
+                "timed out after 30m00s",
+            ),
         ];
         for (e, want) in table {
             assert!(!e.success());

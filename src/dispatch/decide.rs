@@ -61,6 +61,9 @@ fn clock(ms: Ms) -> std::time::Duration {
 
 pub use crate::text::short;
 
+/// Why an issue waiting to retry is given back by a stop.
+const STOPPED_BEFORE_RETRY: &str = "stopped while it waited to retry";
+
 impl Model {
     /// Decides what `input` leads to at `now`.
     pub fn decide(&mut self, now: Ms, input: Input) -> Vec<Action> {
@@ -104,6 +107,7 @@ impl Model {
                     duration_ms: end.duration_ms,
                     timed_out: end.timed_out,
                     usage,
+                    session: end.session.clone(),
                 });
                 self.phase(&issue, Phase::Exited, &mut out);
                 self.after_exit(now, &issue, &end, &mut out);
@@ -130,6 +134,9 @@ impl Model {
                 let Some(held) = self.held.get_mut(&issue) else { return out.0 };
                 let backoff = held.backoff;
                 match result {
+                    Ok(()) if self.stop != StopLevel::None => {
+                        self.give_up(&issue, ReleaseReason::Shutdown, STOPPED_BEFORE_RETRY, false, &mut out);
+                    }
                     Ok(()) => {
                         held.stage = Stage::BackingOff;
                         out.act(Action::SetTimer { at: now + backoff, timer: Timer::Retry(issue) });
@@ -188,8 +195,7 @@ impl Model {
                     return out.0;
                 }
                 if self.stop != StopLevel::None {
-                    let why = "a retry was due, but bdp is stopping";
-                    self.give_up(&issue, ReleaseReason::Shutdown, why, false, &mut out);
+                    self.give_up(&issue, ReleaseReason::Shutdown, STOPPED_BEFORE_RETRY, false, &mut out);
                 } else {
                     self.spawn(vec![issue], &mut out);
                 }
@@ -1089,6 +1095,13 @@ impl Model {
         out.report(RunEvent::Stopping { level: next, running: self.held.len() });
         if next == StopLevel::Now {
             out.act(Action::StopAll);
+        }
+        // A retry is a new attempt, which a stop does not start: an issue waiting for one goes back now,
+        // not when its backoff ends.
+        let waiting: Vec<String> =
+            self.held.iter().filter(|(_, h)| h.stage == Stage::BackingOff).map(|(id, _)| id.clone()).collect();
+        for id in waiting {
+            self.give_up(&id, ReleaseReason::Shutdown, STOPPED_BEFORE_RETRY, false, out);
         }
     }
 

@@ -72,14 +72,7 @@ fn exited(id: &str, code: i32) -> Input {
     Input::AgentExited {
         issue: id.into(),
         attempt: 1,
-        end: AgentEnd {
-            code: Some(code),
-            signal: None,
-            duration_ms: 10,
-            timed_out: false,
-            stopped: false,
-            error: None,
-        },
+        end: AgentEnd { code: Some(code), duration_ms: 10, ..AgentEnd::default() },
         usage: None::<AgentUsage>,
     }
 }
@@ -296,10 +289,31 @@ fn stop_escalates_and_only_now_stops_the_agents() {
     let out = m.decide(20, Input::StopAsked(StopLevel::Drain));
     assert_eq!(acts(&out), vec![Action::StopAll]);
     // A stopped agent's issue is given back, not retried.
-    let stopped =
-        AgentEnd { code: None, signal: Some(15), duration_ms: 5, timed_out: false, stopped: true, error: None };
+    let stopped = AgentEnd { signal: Some(15), duration_ms: 5, stopped: true, ..AgentEnd::default() };
     let out = m.decide(30, Input::AgentExited { issue: "a".into(), attempt: 1, end: stopped, usage: None });
     assert!(matches!(&acts(&out)[..], [Action::GiveBack { .. }]));
+}
+
+/// Found by a test of the agent's words: `bdp stop --now` during a 60 s backoff ended the run only when the
+/// retry fell due. A retry is a new attempt, which a stop does not start: the issue goes back at once.
+#[test]
+fn a_stop_gives_an_issue_waiting_to_retry_back_at_once() {
+    for level in [StopLevel::Drain, StopLevel::Now] {
+        let mut m = running("a");
+        m.decide(10, exited("a", 1));
+        m.decide(11, Input::WorktreeReset { issue: "a".into(), result: Ok(()) });
+        let out = m.decide(12, Input::StopAsked(level));
+        assert!(acts(&out).iter().any(|a| matches!(a, Action::GiveBack { issue, .. } if issue == "a")), "{out:?}");
+        let out = m.decide(60_000, Input::TimerFired(Timer::Retry("a".into())));
+        assert!(acts(&out).is_empty(), "{out:?}");
+    }
+    // A stop that comes while the worktree is reset for the retry: given back once the reset is done.
+    let mut m = running("a");
+    m.decide(10, exited("a", 1));
+    m.decide(11, Input::StopAsked(StopLevel::Drain));
+    let out = m.decide(12, Input::WorktreeReset { issue: "a".into(), result: Ok(()) });
+    assert!(acts(&out).iter().any(|a| matches!(a, Action::GiveBack { .. })), "{out:?}");
+    assert!(!acts(&out).iter().any(|a| matches!(a, Action::SetTimer { .. })), "{out:?}");
 }
 
 #[test]
@@ -778,6 +792,7 @@ fn a_dropped_claim_keeps_its_branch_when_a_merge_of_it_did_not_land() {
             duration_ms: 1,
             timed_out: false,
             usage: None,
+            session: None,
         },
     ];
     let conflicted = Event::MergeConflicted { issue: "a".into(), detail: "conflict".into() };

@@ -77,8 +77,7 @@ pub fn resuming(id: &str, claim: &Claim, step: Step, worktree: WorktreeSeen) -> 
                         signal: *signal,
                         duration_ms: *duration_ms,
                         timed_out: *timed_out,
-                        stopped: false,
-                        error: None,
+                        ..AgentEnd::default()
                     },
                 }),
                 Some(AttemptOutcome::Abandoned { reason, .. }) => {
@@ -98,12 +97,8 @@ pub fn resuming(id: &str, claim: &Claim, step: Step, worktree: WorktreeSeen) -> 
 /// The end of an attempt that ended while no bdp watched it and left no exit file.
 pub fn crashed() -> AgentEnd {
     AgentEnd {
-        code: None,
-        signal: None,
-        duration_ms: 0,
-        timed_out: false,
-        stopped: false,
         error: Some("the agent ended while no bdp watched it and left no exit file (crashed or killed)".into()),
+        ..AgentEnd::default()
     }
 }
 

@@ -92,6 +92,7 @@ mirrors! {
         duration_ms: u64,
         #[serde(default)] timed_out: bool,
         #[serde(default)] usage: Option<AgentUsage>,
+        #[serde(default)] session: Option<String>,
     }
     "attempt_abandoned" => AttemptAbandoned { issue: IssueId, attempt: u32, reason: String }
     "phase_changed" => PhaseChanged { issue: IssueId, phase: Phase }
@@ -232,6 +233,7 @@ mod tests {
                     cached_input_tokens: 2,
                     output_tokens: 3,
                 }),
+                session: Some("0f6b2c1e-session".into()),
             },
             Event::AttemptAbandoned { issue: i(), attempt: 2, reason: "gone".into() },
             Event::PhaseChanged { issue: i(), phase: Phase::WorktreeReady },

@@ -219,6 +219,10 @@ pub enum Event {
         /// Tokens and cost, when the agent reported them (Claude Code's and Codex's JSON output).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         usage: Option<AgentUsage>,
+        /// The agent CLI's own session id, when it printed one (Claude's `session_id`, Codex's thread id):
+        /// what a later attempt resumes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
     },
     /// The attempt's outcome can never be learned (process gone, no exit file; or a spawn that never
     /// happened). It counts as a failed attempt.

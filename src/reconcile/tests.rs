@@ -65,6 +65,7 @@ fn exited(issue: &str, code: i32) -> Event {
         duration_ms: 5,
         timed_out: false,
         usage: None,
+        session: None,
     }
 }
 
@@ -511,6 +512,7 @@ fn what_each_finding_says() {
             duration_ms: 5,
             timed_out: false,
             usage: None,
+            session: None,
         },
         Event::AttemptAbandoned { issue: "a".into(), attempt: 1, reason: "no such agent".into() },
     ] {

@@ -246,7 +246,7 @@ impl State {
                 a.spawned = Some(Spawned { seq, pid: *pid, pgid: *pgid, start_time: *start_time });
                 self.count(session, |c| c.spawns += 1);
             }
-            Event::AgentExited { issue, attempt, code, signal, duration_ms, timed_out, usage } => {
+            Event::AgentExited { issue, attempt, code, signal, duration_ms, timed_out, usage, .. } => {
                 let a = self.attempt_mut(issue, *attempt)?;
                 if a.spawned.is_none() {
                     return Err(TransitionErrorKind::NotSpawned { issue: issue.clone(), attempt: *attempt });
@@ -363,7 +363,7 @@ impl State {
             }
             Event::ReconcileFinding { .. } => self.count(session, |c| c.findings += 1),
             Event::RepairApplied { .. } => self.count(session, |c| c.repairs += 1),
-            Event::RetryScheduled { issue, next_attempt, backoff_ms, .. } => {
+            Event::RetryScheduled { issue, next_attempt, backoff_ms, reason } => {
                 let attempts = self.issues.get(issue).map_or(0, |i| i.attempts);
                 let claim = self.claim_mut(issue)?;
                 if let Some(a) = claim.attempt.as_ref().filter(|a| a.is_open()) {
@@ -376,7 +376,8 @@ impl State {
                         found: *next_attempt,
                     });
                 }
-                claim.retry = Some(Retry { seq, next_attempt: *next_attempt, backoff_ms: *backoff_ms });
+                let (next_attempt, backoff_ms, reason) = (*next_attempt, *backoff_ms, reason.clone());
+                claim.retry = Some(Retry { seq, next_attempt, backoff_ms, reason });
             }
             Event::LogTruncated { .. } => self.truncations += 1,
         }

@@ -59,6 +59,7 @@ fn exited(issue: &str, attempt: u32, code: i32) -> Event {
         duration_ms: 5,
         timed_out: false,
         usage: None,
+        session: None,
     }
 }
 

@@ -232,6 +232,9 @@ pub struct Retry {
     pub seq: u64,
     pub next_attempt: u32,
     pub backoff_ms: u64,
+    /// Why the attempt before failed (in the agent's own words when it said any).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -125,7 +125,7 @@ pub async fn supervise(
         signal = record.signal;
         error = record.error;
     }
-    AgentEnd { code, signal, duration_ms, timed_out, stopped, error }
+    AgentEnd { code, signal, duration_ms, timed_out, stopped, error, ..AgentEnd::default() }
 }
 
 /// An agent a crashed orchestrator started: not our child, so it is watched by pid and start time (every
@@ -172,7 +172,8 @@ pub async fn supervise_adopted(
     let duration_ms = started.elapsed().as_millis() as u64;
     match read_exit_file(&attempt_dir) {
         Ok(Some(record)) => {
-            AgentEnd { code: record.code, signal: record.signal, duration_ms, timed_out, stopped, error: record.error }
+            let (code, signal, error) = (record.code, record.signal, record.error);
+            AgentEnd { code, signal, duration_ms, timed_out, stopped, error, ..AgentEnd::default() }
         }
         Ok(None) => AgentEnd {
             code: None,
@@ -182,7 +183,8 @@ pub async fn supervise_adopted(
             stopped,
             error: (!timed_out && !stopped)
                 .then(|| "the agent ended without an exit file (its wrapper was killed)".to_string()),
+            ..AgentEnd::default()
         },
-        Err(e) => AgentEnd { code: None, signal: None, duration_ms, timed_out, stopped, error: Some(e) },
+        Err(e) => AgentEnd { duration_ms, timed_out, stopped, error: Some(e), ..AgentEnd::default() },
     }
 }

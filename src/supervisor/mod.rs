@@ -10,6 +10,7 @@
 //!   (load and memory), [`progress`] (what the user sees).
 
 pub mod agent;
+pub mod agent_output;
 mod checkpointer;
 pub mod guard;
 pub mod options;
@@ -20,5 +21,4 @@ mod recover;
 mod steps;
 pub mod template;
 mod tracker_thread;
-pub mod usage;
 pub mod wrapper;

@@ -144,14 +144,15 @@ impl Orchestrator {
                 self.repaired(&f, f.repair.describe());
                 let dir = self.repo.attempt_dir(&id, *attempt);
                 let error = agent_error(&dir);
-                let usage = std::fs::read(dir.join("stdout")).ok().and_then(|out| super::usage::parse(&out));
+                let (usage, said, session) = super::agent_output::from_files(&dir);
                 let end = AgentEnd {
                     code: *code,
                     signal: *signal,
                     duration_ms: *duration_ms,
-                    timed_out: false,
-                    stopped: false,
                     error,
+                    said,
+                    session,
+                    ..AgentEnd::default()
                 };
                 self.feed(Input::AgentExited { issue: id, attempt: *attempt, end, usage })
             }

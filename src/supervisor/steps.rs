@@ -235,8 +235,9 @@ impl Orchestrator {
     ) {
         let (tx, issue) = (self.tx.clone(), id.to_string());
         tokio::spawn(async move {
-            let end = supervision.await;
-            let usage = std::fs::read(dir.join("stdout")).ok().and_then(|out| super::usage::parse(&out));
+            let mut end = supervision.await;
+            let (usage, said, session) = super::agent_output::from_files(&dir);
+            (end.said, end.session) = (said, session);
             let _ = tx.send(Input::AgentExited { issue, attempt, end, usage });
         });
     }

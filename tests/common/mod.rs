@@ -150,6 +150,7 @@ pub fn issue_done(issue: &str, attempt: u32, pid: u32, commit: &str) -> Vec<Even
             duration_ms: 12_345,
             timed_out: false,
             usage: None,
+            session: None,
         },
         Event::PhaseChanged { issue: i.clone(), phase: Phase::Exited },
         Event::CheckPassed { issue: i.clone(), attempt, command: "cargo test".into(), duration_ms: 2_500 },
@@ -213,6 +214,7 @@ pub fn issue_failed(issue: &str, pid: u32) -> Vec<Event> {
                 duration_ms: 1_800_000,
                 timed_out: attempt == 2,
                 usage: None,
+                session: None,
             },
         ]);
         if attempt == 1 {

@@ -10,6 +10,8 @@ says what the "model" does:
   answer    a final answer at once, no tool call.
   overload  every request fails with HTTP 529 `overloaded_error`.
   badkey    every request fails with HTTP 401 `authentication_error`.
+  toolong   every request fails with HTTP 400 `invalid_request_error`, "prompt is too long" (the context
+            is exhausted).
 
 Every request is appended as one JSON line to the file named by STANDIN_LOG, if set (tests read which
 session asked what). Requests that are not for /v1/messages get a 404 the CLI tolerates.
@@ -123,6 +125,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         if mode == "badkey":
             self.send(401, b'{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}')
+            return
+        if mode == "toolong":
+            self.send(400, b'{"type":"error","error":{"type":"invalid_request_error",'
+                           b'"message":"prompt is too long: 250000 tokens > 200000 maximum"}}')
             return
         model = body.get("model", "claude-standin")
         tools = [t.get("name") for t in body.get("tools", []) if isinstance(t, dict)]

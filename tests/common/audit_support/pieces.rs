@@ -90,6 +90,7 @@ pub fn exited(issue: &str, attempt: u32, code: i32) -> Vec<Event> {
             duration_ms: 42_000,
             timed_out: false,
             usage: None,
+            session: None,
         },
         Event::PhaseChanged { issue: issue.into(), phase: Phase::Exited },
     ]

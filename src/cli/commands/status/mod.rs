@@ -271,7 +271,8 @@ fn describe_claim(
                 Some(_) => "due now".to_string(),
                 None => format!("after {}", duration(r.backoff_ms)),
             };
-            ("waiting_retry", format!("attempt {} {when}", r.next_attempt))
+            let after = if r.reason.is_empty() { String::new() } else { format!("; the last one: {}", r.reason) };
+            ("waiting_retry", format!("attempt {} {when}{after}", r.next_attempt))
         }
         ClaimStage::CheckPassed(a) => {
             ("checked", format!("attempt {} ({}) passed the check, waiting to merge", a.number, exit(a)))

@@ -207,6 +207,9 @@ fn issue_lines(out: &mut String, r: &Report) {
             duration(i.agent_ms),
             usage(&i.usage)
         );
+        if let Some(why) = &i.why {
+            let _ = writeln!(out, "  {:<width$}  {}", "", one_line(why));
+        }
     }
 }
 

@@ -86,6 +86,7 @@ impl Log {
             duration_ms,
             timed_out: false,
             usage,
+            session: None,
         };
         self.push(session, exited);
         self.push(session, Event::IssueReleased { issue: i, reason, detail: None });
@@ -145,6 +146,7 @@ fn recovered_run() -> Log {
         duration_ms: 30_000,
         timed_out: false,
         usage: None,
+        session: None,
     };
     log.push("s-recovers", exited);
     log.push("s-recovers", Event::IssueReleased { issue: "bd-c3".into(), reason: ReleaseReason::Failed, detail: None });
