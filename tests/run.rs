@@ -1086,3 +1086,34 @@ exit 3"#,
     let summary = stdout(&sb.bdp(&["summary"]));
     assert!(summary.contains(&format!("{words} (after 1 attempt)")), "{summary}");
 }
+
+/// The crash-loop guard: an agent that cannot work at all (no API key, here) fails the first attempt of
+/// each of three issues the same way; bdp stops claiming, gives those back without burning their retries,
+/// leaves the rest of the backlog untouched, and exits 2 with the agent's line.
+#[test]
+fn a_broken_agent_setup_stops_the_run_instead_of_burning_the_backlog() {
+    let ids = ["cl-1", "cl-2", "cl-3", "cl-4", "cl-5", "cl-6"];
+    let issues: Vec<(&str, &str, i64, &[&str])> = ids.iter().map(|id| (*id, *id, 2, &[][..])).collect();
+    let sb = Sandbox::new(&issues);
+    let agent = sb.script("broken.sh", "echo 'error: ANTHROPIC_API_KEY is not set' >&2\nexit 1");
+    let out = sb.bdp(&["run", "--plain", "--agents", "3", "--retries", "2", "--", agent.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}\n{}", stdout(&out), stderr(&out));
+    let said = "agent exited 1: error: ANTHROPIC_API_KEY is not set";
+    assert!(
+        stdout(&out).contains(&format!("failed the same way, so the agent's setup is likely broken: {said}")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains(said), "{}", stderr(&out));
+    assert_eq!(sb.events("agent_spawned").len(), 3, "no retry, no fourth issue");
+    let issues = sb.issues();
+    assert!(
+        issues.values().all(|i| i["status"] == "open" && i.get("assignee").is_none_or(|a| a.is_null() || a == "")),
+        "{issues:?}"
+    );
+    assert!(
+        !issues.values().any(|i| i.to_string().contains("bdp:failed")),
+        "a broken setup is not the issues' failure"
+    );
+    sb.assert_clean_end();
+}

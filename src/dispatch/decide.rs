@@ -18,7 +18,8 @@ use super::Ms;
 use super::after_exit::{AfterFailure, AgentEnd, Landing, Work, after_failure, landing};
 use super::io::{Action, BranchFacts, Input, MergeOutcome, Resume, RunEvent, Timer, WriteError, phase_label};
 use super::model::{
-    CONFLICT_LABEL, CloseDue, Ending, FAILED_LABEL, GiveBack, Held, Isolation, Model, Release, Stage, Waiting,
+    CONFLICT_LABEL, CRASH_LOOP_ISSUES, CloseDue, Ending, FAILED_LABEL, GiveBack, Held, Isolation, Model, Release,
+    Stage, Waiting,
 };
 use super::outage::{FIRST_DELAY, Outage, Retry};
 use super::stop::{ClaimGate, StopLevel, escalate, may_claim};
@@ -543,6 +544,9 @@ impl Model {
         }
         if !end.success() {
             let why = end.why_failed(std::time::Duration::from_millis(self.rules.timeout));
+            if !end.timed_out && self.held.get(id).is_some_and(|h| h.attempt == 1) {
+                self.crash_loop_guard(id, &why, out);
+            }
             return self.failed_attempt(now, id, &why, end.timed_out, out);
         }
         match self.rules.isolation {
@@ -1103,6 +1107,20 @@ impl Model {
         for id in waiting {
             self.give_up(&id, ReleaseReason::Shutdown, STOPPED_BEFORE_RETRY, false, out);
         }
+    }
+
+    /// A first attempt failed with `why`: when the first attempts of [`CRASH_LOOP_ISSUES`] different issues
+    /// failed the same way, the agent's setup is broken, not the issues. Stop claiming and drain.
+    fn crash_loop_guard(&mut self, id: &str, why: &str, out: &mut Out) {
+        let issues = self.first_failures.entry(why.to_string()).or_default();
+        issues.insert(id.to_string());
+        if issues.len() < CRASH_LOOP_ISSUES || self.outcome.crash_loop.is_some() {
+            return;
+        }
+        let issues: Vec<String> = issues.iter().cloned().collect();
+        self.outcome.crash_loop = Some(why.to_string());
+        out.report(RunEvent::CrashLoop { why: why.to_string(), issues });
+        self.request_stop(StopLevel::Drain, out);
     }
 
     // ----- recovery -----

@@ -294,6 +294,51 @@ fn stop_escalates_and_only_now_stops_the_agents() {
     assert!(matches!(&acts(&out)[..], [Action::GiveBack { .. }]));
 }
 
+/// A model holding each of `ids` with its first attempt running.
+fn all_running(ids: &[&str]) -> Model {
+    let mut m = model(ids);
+    m.rules.agents = ids.len();
+    m.decide(0, step());
+    m.decide(0, Input::Claimed { results: ids.iter().map(|id| (id.to_string(), Ok(()))).collect() });
+    for id in ids {
+        m.decide(
+            0,
+            Input::WorktreeReady { issue: id.to_string(), result: Ok((format!("/wt/{id}"), format!("bdp/{id}"))) },
+        );
+        m.decide(
+            0,
+            Input::Spawned { issue: id.to_string(), attempt: 1, result: Ok(Started { pid: 7, start_time: None }) },
+        );
+    }
+    m
+}
+
+fn failed_saying(id: &str, said: &str) -> Input {
+    let end = AgentEnd { code: Some(1), duration_ms: 10, said: Some(said.into()), ..AgentEnd::default() };
+    Input::AgentExited { issue: id.into(), attempt: 1, end, usage: None }
+}
+
+/// The crash-loop guard: the first attempts of three different issues failing the same way (exit status and
+/// last words) stop the claiming and drain; two the same and one different do not.
+#[test]
+fn three_first_attempts_failing_the_same_way_stop_the_run() {
+    let mut m = all_running(&["a", "b", "c"]);
+    m.decide(1, failed_saying("a", "error: no API key"));
+    m.decide(2, failed_saying("b", "error: no API key"));
+    let out = m.decide(3, failed_saying("c", "error: rate limited"));
+    assert!(!reports(&out).iter().any(|r| matches!(r, RunEvent::CrashLoop { .. })), "{out:?}");
+    assert_eq!((m.stop, m.outcome.crash_loop.as_deref()), (StopLevel::None, None));
+
+    let mut m = all_running(&["a", "b", "c"]);
+    m.decide(1, failed_saying("a", "error: no API key"));
+    m.decide(2, failed_saying("b", "error: no API key"));
+    let out = m.decide(3, failed_saying("c", "error: no API key"));
+    let why = "agent exited 1: error: no API key";
+    let loops: Vec<_> = reports(&out).into_iter().filter(|r| matches!(r, RunEvent::CrashLoop { .. })).collect();
+    assert_eq!(loops, vec![RunEvent::CrashLoop { why: why.into(), issues: vec!["a".into(), "b".into(), "c".into()] }]);
+    assert_eq!((m.stop, m.outcome.crash_loop.as_deref()), (StopLevel::Drain, Some(why)));
+}
+
 /// Found by a test of the agent's words: `bdp stop --now` during a 60 s backoff ended the run only when the
 /// retry fell due. A retry is a new attempt, which a stop does not start: the issue goes back at once.
 #[test]

@@ -292,6 +292,11 @@ impl Input {
 /// What the user is told: typed, formatted by the progress output (and the dashboard).
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunEvent {
+    /// The first attempts of several issues failed the same way: the run stops claiming and drains.
+    CrashLoop {
+        why: String,
+        issues: Vec<String>,
+    },
     /// An attempt's agent runs (`adopted`: its pid, when a crashed orchestrator started it).
     Started {
         issue: String,

@@ -244,7 +244,14 @@ pub struct Outcome {
     pub tracker_outage: Option<String>,
     /// Issues whose close or give-back still waited for the tracker when the run ended.
     pub left_waiting: usize,
+    /// Set when the first attempts of [`CRASH_LOOP_ISSUES`] different issues failed the same way (exit
+    /// status and the agent's last words) and the run stopped claiming: that failure.
+    pub crash_loop: Option<String>,
 }
+
+/// How many different issues' first attempts must fail the same way before the run stops claiming: a
+/// broken agent setup must not burn through the backlog.
+pub const CRASH_LOOP_ISSUES: usize = 3;
 
 /// Everything the run loop decides on.
 #[derive(Debug, Clone)]
@@ -294,6 +301,9 @@ pub struct Model {
     pub phase_due: BTreeMap<String, Phase>,
     /// Why the machine had no room when last said (said once until it changes).
     pub busy_note: Option<String>,
+    /// First attempts that failed, by how they failed (exit status and the agent's last words): the
+    /// issues. For the crash-loop guard.
+    pub first_failures: BTreeMap<String, BTreeSet<String>>,
     /// The run is over: nothing runs and nothing more will start.
     pub finished: bool,
     pub outcome: Outcome,
@@ -328,6 +338,7 @@ impl Model {
             waiting: Vec::new(),
             phase_due: BTreeMap::new(),
             busy_note: None,
+            first_failures: BTreeMap::new(),
             finished: false,
             outcome: Outcome::default(),
         }

@@ -75,6 +75,8 @@ pub struct RunSummary {
     /// Issues whose close or give-back still waited for the tracker when the run ended (the next run makes
     /// those writes).
     pub left_waiting: usize,
+    /// Set when the run stopped claiming because first attempts kept failing the same way: that failure.
+    pub crash_loop: Option<String>,
 }
 
 pub struct Orchestrator {
@@ -354,6 +356,7 @@ impl Orchestrator {
         self.summary.nothing_ready.clone_from(&outcome.nothing_ready);
         self.summary.tracker_outage.clone_from(&outcome.tracker_outage);
         self.summary.left_waiting = outcome.left_waiting;
+        self.summary.crash_loop.clone_from(&outcome.crash_loop);
         (self.summary, result.and(ended))
     }
 

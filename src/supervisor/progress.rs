@@ -85,6 +85,11 @@ impl Progress {
         match event {
             RunEvent::Started { issue, attempt, title, adopted } => self.started(issue, *attempt, title, *adopted),
             RunEvent::Phase { issue, phase } => self.phase(issue, phase),
+            RunEvent::CrashLoop { why, issues } => self.line(&format!(
+                "stopping: the first attempts of {} issues ({}) failed the same way, so the agent's setup is likely broken: {why}",
+                issues.len(),
+                issues.join(", ")
+            )),
             RunEvent::Ended { issue, ending, detail, label, branch_kept, took } => {
                 self.finished(issue);
                 let word = match ending {

@@ -172,6 +172,13 @@ pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &RunArgs) -> CliResult<
         return Err(CliError::new(crate::error::ErrorKind::Io, format!("{why}{left}"))
             .with_hint("fix the tracker (the message names the file and line, or the command), then `bdp run` again: it carries on where this one stopped"));
     }
+    if let Some(why) = &summary.crash_loop {
+        return Err(CliError::new(
+            crate::error::ErrorKind::Io,
+            format!("the agent failed the same way on the first attempt of every issue it tried: {why}"),
+        )
+        .with_hint("the agent command or its setup is broken, not the issues: run it by hand in a worktree (`bdp logs --issue ID` shows what it printed), fix it, then `bdp run` again"));
+    }
     Ok(if summary.failed + summary.conflicted > 0 { Outcome::Found } else { Outcome::Ok })
 }
 
