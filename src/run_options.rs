@@ -293,6 +293,9 @@ run_options! { @munch [] []
     value merge: MergeStrategy = "merge" [];
     /// Time an attempt may take before its process group gets TERM.
     value timeout: Duration = "30m" [value_parser = parse_duration, value_name = "DURATION"];
+    /// An attempt that writes nothing (stdout or stderr) for this long is stopped and retried as stalled (a
+    /// permission prompt, a hung tool); 0 turns it off.
+    value stall: Duration = "10m" [value_parser = parse_duration, value_name = "DURATION"];
     /// Time between TERM and KILL.
     value grace: Duration = "10s" [value_parser = parse_duration, value_name = "DURATION"];
     /// Retries of a failed attempt before the issue is given back labelled bdp:failed.
@@ -370,7 +373,8 @@ mod tests {
         assert_eq!((opts.phase_labels, opts.actor.as_str()), (PhaseLabels::All, "bdp"));
         assert!(!opts.keep_worktrees && !opts.plain);
         assert_eq!((opts.agent, opts.check, opts.base, opts.max_issues), (None, None, None, None));
-        assert_eq!(KEYS.iter().filter(|(_, d)| d.is_some()).count(), 12);
+        assert_eq!(opts.stall, Duration::from_secs(600));
+        assert_eq!(KEYS.iter().filter(|(_, d)| d.is_some()).count(), 13);
     }
 
     #[test]

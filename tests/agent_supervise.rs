@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bdp::exit_file::read_exit_file;
 use bdp::process_group::group_alive;
-use bdp::supervisor::agent::{self, AgentSpec};
+use bdp::supervisor::agent::{self, AgentSpec, Limits};
 
 fn script(dir: &Path, body: &str) -> String {
     let path = dir.join("agent.sh");
@@ -25,6 +25,11 @@ fn run_with_grace(
     timeout_ms: u64,
     grace_ms: u64,
 ) -> (bdp::supervisor::agent::AgentEnd, tempfile::TempDir, u32) {
+    let ms = Duration::from_millis;
+    run_with(body, Limits { timeout: ms(timeout_ms), stall: None, grace: ms(grace_ms) })
+}
+
+fn run_with(body: &str, limits: Limits) -> (bdp::supervisor::agent::AgentEnd, tempfile::TempDir, u32) {
     let tmp = tempfile::tempdir().unwrap();
     let argv = vec![script(tmp.path(), body)];
     let spec = AgentSpec {
@@ -39,17 +44,7 @@ fn run_with_grace(
         let running = agent::spawn(&spec).unwrap();
         let pid = running.pid;
         let (_tx, rx) = tokio::sync::watch::channel(false);
-        (
-            agent::supervise(
-                running,
-                Duration::from_millis(timeout_ms),
-                Duration::from_millis(grace_ms),
-                spec.attempt_dir.clone(),
-                rx,
-            )
-            .await,
-            pid,
-        )
+        (agent::supervise(running, limits, spec.attempt_dir.clone(), rx).await, pid)
     });
     (end, tmp, pid)
 }
@@ -103,9 +98,31 @@ fn a_missing_agent_program_is_an_error_from_the_wrapper() {
     let end = rt.block_on(async {
         let running = agent::spawn(&spec).unwrap();
         let (_tx, rx) = tokio::sync::watch::channel(false);
-        agent::supervise(running, Duration::from_secs(10), Duration::from_millis(100), spec.attempt_dir.clone(), rx)
-            .await
+        let limits = Limits { timeout: Duration::from_secs(10), stall: None, grace: Duration::from_millis(100) };
+        agent::supervise(running, limits, spec.attempt_dir.clone(), rx).await
     });
     assert_eq!(end.code, Some(127));
     assert!(end.error.unwrap().contains("no-such-agent"));
+}
+
+/// An agent that writes nothing for its stall limit (a permission prompt, a hung tool) is stopped, and
+/// the attempt says it stalled.
+#[test]
+fn a_silent_agent_is_stopped_as_stalled() {
+    let ms = Duration::from_millis;
+    let (end, _tmp, pid) =
+        run_with("echo started\nexec sleep 30", Limits { timeout: ms(30_000), stall: Some(ms(400)), grace: ms(2_000) });
+    assert_eq!(end.stalled, Some(400), "{end:?}");
+    assert!(!end.timed_out && !end.success());
+    assert_eq!(end.why_failed(ms(30_000)), "stalled: no output for 400ms");
+    assert!(!bdp::process::is_alive(pid, None), "the stalled agent's wrapper is gone");
+}
+
+/// Output keeps an agent alive however long it runs, within its timeout.
+#[test]
+fn an_agent_that_keeps_writing_is_not_stalled() {
+    let ms = Duration::from_millis;
+    let body = "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo $i; sleep 0.1; done";
+    let (end, _tmp, _) = run_with(body, Limits { timeout: ms(30_000), stall: Some(ms(1_000)), grace: ms(300) });
+    assert_eq!((end.code, end.stalled), (Some(0), None), "{end:?}");
 }

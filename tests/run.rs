@@ -1117,3 +1117,34 @@ fn a_broken_agent_setup_stops_the_run_instead_of_burning_the_backlog() {
     );
     sb.assert_clean_end();
 }
+
+/// `--stall`: an attempt that writes nothing for that long (here its first, waiting on a prompt nobody
+/// answers) is stopped and retried as stalled; the retry does the work.
+#[test]
+fn a_stalled_attempt_is_stopped_and_retried() {
+    let sb = Sandbox::new(&[("st-1", "stall", 2, &[])]);
+    let agent = sb.committing_agent_after(
+        "stalls.sh",
+        r#"if [ "$BDP_ATTEMPT" = 1 ]; then echo "Allow this command? [y/N]"; exec sleep 60; fi"#,
+    );
+    let out = sb.bdp(&[
+        "run",
+        "--plain",
+        "--stall",
+        "1s",
+        "--retries",
+        "1",
+        "--retry-backoff",
+        "0",
+        "--",
+        agent.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("stalled: no output for 1.0s; attempt 2 of 2"), "{}", stdout(&out));
+    let exits = sb.events("agent_exited");
+    assert_eq!(exits.len(), 2);
+    assert!(exits[0]["code"] != 0 && exits[0]["timed_out"] == false, "{}", exits[0]);
+    assert_eq!(sb.events("retry_scheduled")[0]["reason"], "stalled: no output for 1.0s");
+    assert_eq!(sb.issues()["st-1"]["status"], "closed");
+    sb.assert_clean_end();
+}

@@ -57,7 +57,7 @@ pub enum Command {
     /// Inspect past sessions: list them, one session's timeline, the state at a seq, one issue's history.
     Replay(replay::ReplayArgs),
     /// Run agents in parallel over the ready issues: worktrees, timeouts, retries, merge queue.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Ask the running `bdp run` to stop: drain (default) or now.
     Stop(stop::StopArgs),
     /// Show the tracks of ready work and the estimated makespan with N agents.

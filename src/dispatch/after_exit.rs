@@ -17,6 +17,9 @@ pub struct AgentEnd {
     pub stopped: bool,
     /// Set when the agent could not be started at all (from the wrapper).
     pub error: Option<String>,
+    /// Set when it was stopped for writing nothing for this long (ms): stalled (a permission prompt, a
+    /// hung tool).
+    pub stalled: Option<u64>,
     /// What the agent said when it ended: its JSON error, else the last line of its stderr.
     pub said: Option<String>,
     /// The agent CLI's own session id (Claude's `session_id`, Codex's thread id), when it printed one.
@@ -31,6 +34,9 @@ impl AgentEnd {
     /// Why a failed attempt failed, in a few words and then the agent's own (`agent exited 1: API Error:
     /// Unable to connect to API`), or `timed out after 30m00s`.
     pub fn why_failed(&self, timeout: Duration) -> String {
+        if let Some(ms) = self.stalled.filter(|_| !self.timed_out) {
+            return format!("stalled: no output for {}", crate::text::duration(ms));
+        }
         let how = match (self.timed_out, self.code, self.signal, &self.error) {
             (true, ..) => return format!("timed out after {}", crate::text::duration_of(timeout)),
             (_, _, _, Some(error)) => return error.clone(),
@@ -144,6 +150,7 @@ mod tests {
                 AgentEnd { said: Some("killed".into()), ..end(None, Some(9), false, None) },
                 "agent killed by signal 9: killed",
             ),
+            (AgentEnd { stalled: Some(600_000), ..end(None, Some(15), false, None) }, "stalled: no output for 10m00s"),
             // A timeout is the reason, whatever the agent was saying.
             (
                 AgentEnd { said: Some("still thinking".into()), ..end(None, Some(15), true, None) },

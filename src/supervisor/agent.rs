@@ -1,6 +1,6 @@
 //! Spawning one agent (through the `bdp __wrap` wrapper, in a new session and process group) and
-//! supervising it to the end: exit, timeout (TERM to the group, a grace period, then KILL), or an
-//! immediate stop. Nothing of the agent's process group is left running when supervision ends.
+//! supervising it to the end: exit, timeout or stall (TERM to the group, a grace period, then KILL), or
+//! an immediate stop. Nothing of the agent's process group is left running when supervision ends.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -31,6 +31,53 @@ pub struct RunningAgent {
     /// Clock ticks since boot (from /proc), to tell the process from a later one with the same pid.
     pub start_time: Option<u64>,
     pub started: Instant,
+}
+
+/// What an attempt may take: its time, its silence (no new output on stdout or stderr; `None`: no limit),
+/// and the grace between TERM and KILL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub timeout: Duration,
+    pub stall: Option<Duration>,
+    pub grace: Duration,
+}
+
+/// Tells a stalled agent: how long its output files (`stdout`, `stderr` in the attempt directory) have
+/// not grown.
+struct Silence {
+    dir: PathBuf,
+    limit: Option<Duration>,
+    size: u64,
+    since: Instant,
+}
+
+impl Silence {
+    fn new(dir: &std::path::Path, limit: Option<Duration>) -> Silence {
+        let mut silence = Silence { dir: dir.to_path_buf(), limit, size: 0, since: Instant::now() };
+        silence.size = silence.written();
+        silence
+    }
+
+    fn written(&self) -> u64 {
+        ["stdout", "stderr"].iter().filter_map(|f| std::fs::metadata(self.dir.join(f)).ok()).map(|m| m.len()).sum()
+    }
+
+    /// How often to look: a tenth of the limit, between 50 ms and 1 s.
+    fn every(&self) -> Duration {
+        self.limit
+            .map_or(Duration::from_secs(3600), |l| (l / 10).clamp(Duration::from_millis(50), Duration::from_secs(1)))
+    }
+
+    /// Whether the agent has written nothing for the limit (looked at now).
+    fn stalled(&mut self) -> bool {
+        let Some(limit) = self.limit else { return false };
+        let size = self.written();
+        if size != self.size {
+            (self.size, self.since) = (size, Instant::now());
+            return false;
+        }
+        self.since.elapsed() >= limit
+    }
 }
 
 /// How an attempt ended (defined in the core, where what it leads to is decided).
@@ -76,19 +123,19 @@ pub fn wrapper_blocked_signals() -> nix::sys::signal::SigSet {
     set
 }
 
-/// Waits for the agent until it exits, `timeout` after its start passes, or `stop_now` turns true.
-/// Timeouts and stops send TERM to the group, wait `grace`, then KILL.
+/// Waits for the agent until it exits, its timeout passes, it writes nothing for its stall limit, or
+/// `stop_now` turns true. Timeouts, stalls and stops send TERM to the group, wait the grace, then KILL.
 pub async fn supervise(
     mut agent: RunningAgent,
-    timeout: Duration,
-    grace: Duration,
+    limits: Limits,
     attempt_dir: PathBuf,
     mut stop_now: watch::Receiver<bool>,
 ) -> AgentEnd {
+    let Limits { timeout, stall, grace } = limits;
     let deadline = tokio::time::Instant::from_std(agent.started + timeout);
     let pgid = agent.pid;
-    let mut timed_out = false;
-    let mut stopped = false;
+    let mut silence = Silence::new(&attempt_dir, stall);
+    let (mut timed_out, mut stopped, mut stalled) = (false, false, false);
     let status = loop {
         if *stop_now.borrow() && !stopped {
             stopped = true;
@@ -97,6 +144,12 @@ pub async fn supervise(
         tokio::select! {
             status = agent.child.wait() => break status.ok(),
             _ = tokio::time::sleep_until(deadline) => { timed_out = true; break None; }
+            _ = tokio::time::sleep(silence.every()) => {
+                if silence.stalled() {
+                    stalled = true;
+                    break None;
+                }
+            }
             changed = stop_now.changed() => {
                 if changed.is_err() {
                     // The sender is gone: keep waiting for the agent alone.
@@ -125,7 +178,8 @@ pub async fn supervise(
         signal = record.signal;
         error = record.error;
     }
-    AgentEnd { code, signal, duration_ms, timed_out, stopped, error, ..AgentEnd::default() }
+    let stalled = stalled.then_some(stall).flatten().map(|s| s.as_millis() as u64);
+    AgentEnd { code, signal, duration_ms, timed_out, stopped, error, stalled, ..AgentEnd::default() }
 }
 
 /// An agent a crashed orchestrator started: not our child, so it is watched by pid and start time (every
@@ -139,18 +193,20 @@ pub struct Adopted {
     pub elapsed: Duration,
 }
 
-/// Supervises an adopted agent like [`supervise`] does a child: to its end, its timeout, or a stop.
+/// Supervises an adopted agent like [`supervise`] does a child: to its end, its timeout, its stall limit
+/// (counted from the adoption), or a stop.
 pub async fn supervise_adopted(
     agent: Adopted,
-    timeout: Duration,
-    grace: Duration,
+    limits: Limits,
     attempt_dir: PathBuf,
     mut stop_now: watch::Receiver<bool>,
 ) -> AgentEnd {
+    let Limits { timeout, stall, grace } = limits;
     let started = Instant::now().checked_sub(agent.elapsed).unwrap_or_else(Instant::now);
     let deadline = started + timeout;
     let alive = || crate::process::is_running(agent.pid, agent.start_time);
-    let (mut timed_out, mut stopped) = (false, false);
+    let mut silence = Silence::new(&attempt_dir, stall);
+    let (mut timed_out, mut stopped, mut stalled) = (false, false, false);
     while alive() {
         if *stop_now.borrow() {
             stopped = true;
@@ -160,20 +216,25 @@ pub async fn supervise_adopted(
             timed_out = true;
             break;
         }
+        if silence.stalled() {
+            stalled = true;
+            break;
+        }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             _ = stop_now.changed() => {}
         }
     }
-    if timed_out || stopped {
+    if timed_out || stopped || stalled {
         terminate_group(agent.pgid, grace, || !alive()).await;
     }
+    let stalled = stalled.then_some(stall).flatten().map(|s| s.as_millis() as u64);
     terminate_group(agent.pgid, grace, || !group_alive(agent.pgid)).await;
     let duration_ms = started.elapsed().as_millis() as u64;
     match read_exit_file(&attempt_dir) {
         Ok(Some(record)) => {
             let (code, signal, error) = (record.code, record.signal, record.error);
-            AgentEnd { code, signal, duration_ms, timed_out, stopped, error, ..AgentEnd::default() }
+            AgentEnd { code, signal, duration_ms, timed_out, stopped, error, stalled, ..AgentEnd::default() }
         }
         Ok(None) => AgentEnd {
             code: None,
@@ -181,10 +242,11 @@ pub async fn supervise_adopted(
             duration_ms,
             timed_out,
             stopped,
-            error: (!timed_out && !stopped)
+            error: (!timed_out && !stopped && stalled.is_none())
                 .then(|| "the agent ended without an exit file (its wrapper was killed)".to_string()),
+            stalled,
             ..AgentEnd::default()
         },
-        Err(e) => AgentEnd { duration_ms, timed_out, stopped, error: Some(e), ..AgentEnd::default() },
+        Err(e) => AgentEnd { duration_ms, timed_out, stopped, error: Some(e), stalled, ..AgentEnd::default() },
     }
 }

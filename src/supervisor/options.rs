@@ -19,6 +19,12 @@ pub fn run_order(issues: &[crate::plan::Issue], opts: &RunOptions, now: jiff::Ti
 }
 
 impl RunOptions {
+    /// What each attempt may take (a `--stall` of 0 is no stall limit).
+    pub fn limits(&self) -> crate::supervisor::agent::Limits {
+        let stall = Some(self.stall).filter(|s| !s.is_zero());
+        crate::supervisor::agent::Limits { timeout: self.timeout, stall, grace: self.grace }
+    }
+
     /// The rules the run loop decides by: these options, the base branch, the tracker's name and the
     /// orchestrator's pid.
     pub fn rules(&self, base: &str, tracker: &str, pid: u32) -> crate::dispatch::Rules {

@@ -299,10 +299,10 @@ impl Orchestrator {
     /// Supervises an agent a crashed orchestrator started, to its end.
     fn adopt(&mut self, id: &str, attempt: u32, pid: u32, pgid: u32, start_time: Option<u64>) -> RunResult<()> {
         let elapsed = start_time.and_then(crate::process::age).unwrap_or_default();
-        let (stop, timeout, grace) = (self.stop_now.subscribe(), self.opts.timeout, self.opts.grace);
+        let stop = self.stop_now.subscribe();
         let dir = self.repo.attempt_dir(id, attempt);
         let adopted = Adopted { pid, pgid, start_time, elapsed };
-        let supervision = agent::supervise_adopted(adopted, timeout, grace, dir.clone(), stop);
+        let supervision = agent::supervise_adopted(adopted, self.opts.limits(), dir.clone(), stop);
         self.watch(id, attempt, dir, supervision);
         self.feed(Input::Adopted { issue: id.to_string(), attempt, pid })
     }

@@ -219,8 +219,8 @@ impl Orchestrator {
             Err(e) => return Input::Spawned { issue: id, attempt, result: Err(e.to_string()) },
         };
         let started = Started { pid: running.pid, start_time: running.start_time };
-        let (stop, timeout, grace) = (self.stop_now.subscribe(), self.opts.timeout, self.opts.grace);
-        self.watch(&id, attempt, dir.clone(), agent::supervise(running, timeout, grace, dir, stop));
+        let stop = self.stop_now.subscribe();
+        self.watch(&id, attempt, dir.clone(), agent::supervise(running, self.opts.limits(), dir, stop));
         Input::Spawned { issue: id, attempt, result: Ok(started) }
     }
 
@@ -267,11 +267,12 @@ impl Orchestrator {
             env: self.bdp_env(id, attempt, &self.workdir(id).display().to_string()),
         };
         let (tx, stop, issue) = (self.tx.clone(), self.stop_now.subscribe(), id.to_string());
-        let (timeout, grace) = (self.opts.timeout, self.opts.grace);
+        // A check may be quiet for long (a build, a test suite): only its time counts.
+        let limits = agent::Limits { stall: None, ..self.opts.limits() };
         tokio::spawn(async move {
             let input = match agent::spawn(&spec) {
                 Ok(running) => {
-                    let end = agent::supervise(running, timeout, grace, spec.attempt_dir.clone(), stop).await;
+                    let end = agent::supervise(running, limits, spec.attempt_dir.clone(), stop).await;
                     Input::CheckDone {
                         issue,
                         attempt,
