@@ -62,3 +62,34 @@ fn a_claude_error_result_is_why_the_attempt_failed() {
     assert!(released["detail"].as_str().unwrap().contains("Prompt is too long"), "{released}");
     sb.assert_clean_end();
 }
+
+/// A retry after a stall resumes the conversation: the first attempt's CLI waits forever on the API (the
+/// stand-in never answers a session's first request) and is stopped as stalled; the retry runs
+/// `claude --resume` with the session bdp gave the first attempt, and the stand-in sees the same session
+/// go on and do the work.
+#[test]
+fn a_stalled_claude_attempt_is_resumed() {
+    let Some(api) = StandIn::start("a_stalled_claude_attempt_is_resumed") else { return };
+    let sb = Sandbox::new(&[("cl-5", "stalls once", 2, &[])]);
+    let mut cmd =
+        sb.bdp_cmd(&["run", "--plain", "--agent", "claude", "--stall", "3s", "--retries", "1", "--retry-backoff", "0"]);
+    api.env(&mut cmd, "hangfirst");
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("stalled: no output for 3.0s"), "{}", stdout(&out));
+    let spawns = sb.events("spawn_requested");
+    assert_eq!(spawns.len(), 2);
+    let argv = |i: usize| -> Vec<String> {
+        spawns[i]["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect()
+    };
+    let session = bdp::supervisor::template::claude_session(&argv(0)).unwrap().to_string();
+    let (first, second) = (argv(0), argv(1));
+    assert!(first.windows(2).any(|w| w[0] == "--session-id" && w[1] == session), "{first:?}");
+    assert!(second.windows(2).any(|w| w[0] == "--resume" && w[1] == session), "{second:?}");
+    assert!(second.last().unwrap().contains("was stopped: stalled"), "{second:?}");
+    // The stand-in saw one session throughout: the hung request, then the resumed conversation's two.
+    let sessions: Vec<_> = api.requests().iter().map(|r| r["session"].clone()).collect();
+    assert!(sessions.len() >= 3 && sessions.iter().all(|s| s == &serde_json::json!(session)), "{sessions:?}");
+    assert_eq!(sb.issues()["cl-5"]["status"], "closed");
+    sb.assert_clean_end();
+}

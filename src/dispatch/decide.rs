@@ -448,6 +448,7 @@ impl Model {
                 head: None,
                 why: String::new(),
                 backoff: 0,
+                cut_short: false,
                 close: None,
                 release: None,
                 give_back: LabelChange::default(),
@@ -541,6 +542,9 @@ impl Model {
         }
         if end.stopped {
             return self.give_up(id, ReleaseReason::Shutdown, "stopped (bdp stop --now)", false, out);
+        }
+        if let Some(held) = self.held.get_mut(id) {
+            held.cut_short = end.timed_out || end.stalled.is_some() || end.signal.is_some();
         }
         if !end.success() {
             let why = end.why_failed(std::time::Duration::from_millis(self.rules.timeout));

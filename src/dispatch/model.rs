@@ -151,6 +151,9 @@ pub struct Held {
     /// Why the last attempt failed, and the backoff before the next (while its worktree is reset).
     pub why: String,
     pub backoff: Ms,
+    /// The last attempt was cut short (a timeout, a stall, killed by a signal), not failed by the agent:
+    /// a retry may resume its conversation.
+    pub cut_short: bool,
     /// This run wrote its issue lock.
     pub locked: bool,
     /// The branch is looked at for its head only (`--merge none` after a check or a recovery).

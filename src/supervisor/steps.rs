@@ -15,7 +15,7 @@ use crate::supervisor::agent::{self, AgentEnd, AgentSpec};
 use super::options::Isolation;
 use super::orchestrator::{Orchestrator, RunError, RunResult};
 use super::prompt::{PromptContext, render};
-use super::template::{Vars, substitute};
+use super::template::{Vars, agent_session_id, claude_session, resume_claude, substitute};
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RunError + use<> {
     let path = path.to_path_buf();
@@ -180,10 +180,25 @@ impl Orchestrator {
                     .map_err(|e| format!("cannot write {}: {e}", prompt_file.display()))
             });
         let (workdir_s, prompt_s) = (workdir.display().to_string(), prompt_file.display().to_string());
-        let argv = substitute(
-            &self.opts.template,
-            &Vars { id, prompt_file: &prompt_s, worktree: &workdir_s, attempt, git_dir: &self.git_dir },
-        );
+        let agent_session = agent_session_id(self.log.session(), id, attempt);
+        let vars = Vars {
+            id,
+            prompt_file: &prompt_s,
+            worktree: &workdir_s,
+            attempt,
+            git_dir: &self.git_dir,
+            agent_session: &agent_session,
+        };
+        let mut argv = substitute(&self.opts.template, &vars);
+        if let Some((session, why)) = self.resumable(id, attempt) {
+            let note = format!(
+                "Your previous attempt at this issue was stopped: {why}. Carry on from where it stopped. The task is \
+                 still in {prompt_s}. The worktree was reset to {} for this attempt: what you changed is gone, \
+                 but you know what you tried.",
+                self.base
+            );
+            argv = resume_claude(&argv, &session, &note);
+        }
         let marker = format!("{}/{}/{attempt}", self.log.session(), crate::repo::escape_path_component(id));
         self.defer(vec![Event::SpawnRequested {
             issue: id.to_string(),
@@ -206,6 +221,21 @@ impl Orchestrator {
                 .collect(),
         };
         SpawnPlan { id: id.to_string(), attempt, dir, spec, prepared }
+    }
+
+    /// The Claude session a retry resumes, and why the attempt before it failed: when that attempt ran the
+    /// claude preset and was cut short (a timeout, a stall, a crash: killed by a signal). After a crash of
+    /// bdp itself the retry starts afresh (the model knows how the attempt ended, the log does not say).
+    fn resumable(&self, id: &str, attempt: u32) -> Option<(String, String)> {
+        if self.opts.agent != Some(crate::supervisor::template::Preset::Claude) || attempt < 2 {
+            return None;
+        }
+        let claim = self.model.state.issues.get(id)?.claim.as_ref()?;
+        let before = claim.attempt.as_ref().filter(|a| a.number + 1 == attempt)?;
+        let cut_short = self.model.held.get(id).is_some_and(|h| h.cut_short);
+        let session = claude_session(&before.argv).filter(|_| cut_short)?;
+        let why = claim.retry.as_ref().map_or("it was cut short".to_string(), |r| r.reason.clone());
+        Some((session.to_string(), why))
     }
 
     /// Starts an agent whose spawn intent is durable, and hands it to a task that reports its end.

@@ -36,9 +36,19 @@ impl Preset {
             // `--dangerously-skip-permissions` is refused as root ("cannot be used with root/sudo
             // privileges"), which many containers are: the tools a coding agent needs are allowed by name,
             // and `dontAsk` denies the others at once instead of waiting for an answer.
-            Preset::Claude => {
-                &["claude", "-p", "--output-format", "json", "--permission-mode", "dontAsk", CLAUDE_TOOLS]
-            }
+            // bdp names the session (`--session-id`), so a retry can resume it even when the CLI was killed
+            // before it printed its own id (a timeout, a stall).
+            Preset::Claude => &[
+                "claude",
+                "-p",
+                "--output-format",
+                "json",
+                "--permission-mode",
+                "dontAsk",
+                CLAUDE_TOOLS,
+                "--session-id",
+                "{agent_session}",
+            ],
             // `exec` runs non-interactively; `--json` prints JSONL events (`turn.completed` carries `usage`);
             // the sandbox may write the worktree, and `--add-dir` lets git write the repository's
             // `.git` (a worktree's commits land there).
@@ -58,10 +68,45 @@ pub struct Vars<'a> {
     pub worktree: &'a str,
     pub attempt: u32,
     pub git_dir: &'a str,
+    /// A UUID for the attempt's agent session ([`agent_session_id`]).
+    pub agent_session: &'a str,
 }
 
 /// The placeholders a template may use.
-pub const PLACEHOLDERS: &[&str] = &["{id}", "{prompt_file}", "{worktree}", "{attempt}", "{git_dir}"];
+pub const PLACEHOLDERS: &[&str] = &["{id}", "{prompt_file}", "{worktree}", "{attempt}", "{git_dir}", "{agent_session}"];
+
+/// The session id bdp gives an attempt's agent (`claude --session-id`): a UUID (version 4 layout) made
+/// from the run's session, the issue and the attempt, so it is known before the agent prints anything and
+/// a retry can resume the conversation of an attempt that was killed before it could say its own.
+pub fn agent_session_id(run_session: &str, issue: &str, attempt: u32) -> String {
+    let hash = blake3::hash(format!("bdp agent session\0{run_session}\0{issue}\0{attempt}").as_bytes());
+    let mut b: [u8; 16] = hash.as_bytes()[..16].try_into().expect("a blake3 hash has 32 bytes");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
+/// The Claude session an attempt's argv started or resumed (`--session-id S` or `--resume S`).
+pub fn claude_session(argv: &[String]) -> Option<&str> {
+    argv.windows(2).find(|w| w[0] == "--session-id" || w[0] == "--resume").map(|w| w[1].as_str())
+}
+
+/// The claude argv of a retry that resumes `session`: `--resume S` instead of `--session-id`, and `note`
+/// as the new message (the last argument, where the preset puts its prompt).
+pub fn resume_claude(argv: &[String], session: &str, note: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(argv.len() + 2);
+    let mut args = argv[..argv.len().saturating_sub(1)].iter();
+    while let Some(arg) = args.next() {
+        if arg == "--session-id" || arg == "--resume" {
+            args.next();
+        } else {
+            out.push(arg.clone());
+        }
+    }
+    out.extend(["--resume".to_string(), session.to_string(), note.to_string()]);
+    out
+}
 
 /// Replaces every placeholder in every argument. Each argument stays one argument.
 pub fn substitute(template: &[String], vars: &Vars<'_>) -> Vec<String> {
@@ -79,6 +124,7 @@ pub fn substitute(template: &[String], vars: &Vars<'_>) -> Vec<String> {
                     ("{worktree}", vars.worktree),
                     ("{attempt}", attempt.as_str()),
                     ("{git_dir}", vars.git_dir),
+                    ("{agent_session}", vars.agent_session),
                 ] {
                     if let Some(after) = rest.strip_prefix(name) {
                         out.push_str(value);
@@ -135,7 +181,14 @@ mod tests {
     use super::*;
 
     fn vars() -> Vars<'static> {
-        Vars { id: "bd-1", prompt_file: "/r/p.md", worktree: "/r/wt", attempt: 2, git_dir: "/r/.git" }
+        Vars {
+            id: "bd-1",
+            prompt_file: "/r/p.md",
+            worktree: "/r/wt",
+            attempt: 2,
+            git_dir: "/r/.git",
+            agent_session: "u-1",
+        }
     }
 
     #[test]
@@ -171,5 +224,30 @@ mod tests {
         std::fs::write(dir.path().join("plain"), "x").unwrap();
         assert!(matches!(resolve_program("./plain", dir.path()), Err(ProgramError::NotExecutable(_))));
         assert!(matches!(resolve_program("no-such-program-bdp", dir.path()), Err(ProgramError::NotOnPath(_))));
+    }
+
+    #[test]
+    fn a_resumed_claude_attempt_names_the_session_and_says_why() {
+        let first = substitute(&Preset::Claude.template(), &vars());
+        assert_eq!(claude_session(&first), Some("u-1"));
+        let again = resume_claude(&first, "u-1", "carry on");
+        assert_eq!(claude_session(&again), Some("u-1"));
+        assert_eq!(again.iter().filter(|a| *a == "--session-id").count(), 0, "{again:?}");
+        assert_eq!(&again[again.len() - 3..], ["--resume", "u-1", "carry on"]);
+        assert_eq!(again[..again.len() - 3], first[..first.len() - 3], "the rest of the argv is kept");
+        // Resumed again: one `--resume`.
+        let third = resume_claude(&again, "u-1", "and again");
+        assert_eq!(third.iter().filter(|a| *a == "--resume").count(), 1, "{third:?}");
+    }
+
+    #[test]
+    fn agent_session_ids_are_uuids_of_the_attempt() {
+        let id = agent_session_id("s-1", "bd-1", 1);
+        assert_eq!(id.len(), 36);
+        assert_eq!(id.as_bytes()[14], b'4');
+        assert!(matches!(id.as_bytes()[19], b'8' | b'9' | b'a' | b'b'), "{id}");
+        assert_eq!(id, agent_session_id("s-1", "bd-1", 1));
+        assert_ne!(id, agent_session_id("s-1", "bd-1", 2));
+        assert_ne!(id, agent_session_id("s-1", "bd-2", 1));
     }
 }

@@ -10,6 +10,8 @@ says what the "model" does:
   answer    a final answer at once, no tool call.
   overload  every request fails with HTTP 529 `overloaded_error`.
   badkey    every request fails with HTTP 401 `authentication_error`.
+  hangfirst a session's first request is never answered (the CLI waits, silent: a stall); later
+            requests of the same session (the CLI's x-claude-code-session-id: a resume) as `commit`.
   toolong   every request fails with HTTP 400 `invalid_request_error`, "prompt is too long" (the context
             is exhausted).
 
@@ -20,10 +22,14 @@ session asked what). Requests that are not for /v1/messages get a 404 the CLI to
 import json
 import os
 import sys
+import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 DEFAULT_COMMAND = "echo 'written by the model' > agent.txt && git add agent.txt && git commit -q -m 'agent: agent.txt'"
+SEEN = set()
+SEEN_LOCK = threading.Lock()
 USAGE = {"input_tokens": 1200, "output_tokens": 80, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
 
 
@@ -115,7 +121,9 @@ class Handler(BaseHTTPRequestHandler):
                 f.write(json.dumps({"mode": mode, "path": path, "stream": body.get("stream", False),
                                     "tool_result": has_tool_result(body),
                                     "tools": [t.get("name") for t in body.get("tools", []) if isinstance(t, dict)],
-                                    "messages": len(body.get("messages", []))}) + "\n")
+                                    "messages": len(body.get("messages", [])),
+                                    "metadata": body.get("metadata"),
+                                    "session": self.headers.get("x-claude-code-session-id")}) + "\n")
         if not path.endswith("/v1/messages"):
             # count_tokens and the like: a plausible answer.
             self.send(200, json.dumps({"input_tokens": 100}).encode())
@@ -126,6 +134,15 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "badkey":
             self.send(401, b'{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}')
             return
+        if mode == "hangfirst":
+            first = self.headers.get("x-claude-code-session-id") or json.dumps(body.get("messages", [None])[0])
+            with SEEN_LOCK:
+                seen = first in SEEN
+                SEEN.add(first)
+            if not seen and body.get("stream"):
+                time.sleep(120)
+                return
+            mode = "commit"
         if mode == "toolong":
             self.send(400, b'{"type":"error","error":{"type":"invalid_request_error",'
                            b'"message":"prompt is too long: 250000 tokens > 200000 maximum"}}')

@@ -44,7 +44,9 @@ pub fn print(
         };
         let prompt = repo.attempt_dir(&issue.id, attempt).join("prompt.md");
         let (w, p) = (workdir.display().to_string(), prompt.display().to_string());
-        let argv = substitute(&opts.template, &Vars { id: &issue.id, prompt_file: &p, worktree: &w, attempt, git_dir });
+        let session = crate::supervisor::template::agent_session_id("(dry run)", &issue.id, attempt);
+        let vars = Vars { id: &issue.id, prompt_file: &p, worktree: &w, attempt, git_dir, agent_session: &session };
+        let argv = substitute(&opts.template, &vars);
         let when = if n < opts.agents { "starts at once" } else { "queued" };
         let title = crate::supervisor::progress::one_line(&issue.title, 60);
         println!("{:>4}  {}  P{}  {title}  ({when})", n + 1, issue.id, issue.priority);
