@@ -27,7 +27,7 @@ The agent command comes after `--`; these placeholders are replaced inside its a
   {id}           the issue id                {prompt_file}  the issue's prompt file (title, description, …)
   {worktree}     the directory it works in   {attempt}      the attempt number (1, 2, …)
   {git_dir}      the repository's .git
-  {agent_session}  a UUID naming the attempt's agent session (the claude preset resumes it on a retry)
+  {agent_session}  a UUID for the attempt's agent session (the claude preset's --session-id)
 Its environment has BDP_ISSUE, BDP_WORKTREE, BDP_SESSION, BDP_ATTEMPT, BDP_PROMPT_FILE and BDP_MARKER.
 
 Every option can also be set in .bdp/config.toml (same names, `_` for `-`; `command = [\"my-agent\", \"{prompt_file}\"]`); flags win.
