@@ -305,6 +305,12 @@ run_options! { @munch [] []
     /// How long the tracker may fail (unreadable, timing out) before the run drains and exits 2; until
     /// then claims pause and closes wait, and agents keep running.
     value tracker_outage: Duration = "10m" [value_parser = parse_duration, value_name = "DURATION"];
+    /// Stop claiming once the agents of this run reported spending this much, in US dollars (agents that
+    /// report a cost: the claude preset).
+    maybe max_cost: f64 [value_name = "USD"];
+    /// Give an issue back, labelled bdp:failed, once its attempts reported spending this much, in US
+    /// dollars; the claude preset also passes what is left to `claude --max-budget-usd`.
+    maybe max_issue_cost: f64 [value_name = "USD"];
     /// Take at most N issues in this run.
     maybe max_issues: usize [value_name = "N"];
     /// Only this epic's descendants.

@@ -12,7 +12,18 @@ use crate::common::standin::{StandIn, commit_mode};
 fn the_claude_preset_does_the_work_as_root_through_the_real_cli() {
     let Some(api) = StandIn::start("the_claude_preset_does_the_work_as_root_through_the_real_cli") else { return };
     let sb = Sandbox::new(&[("cl-1", "first", 2, &[]), ("cl-2", "second", 2, &[])]);
-    let mut cmd = sb.bdp_cmd(&["run", "--plain", "--agents", "2", "--agent", "claude", "--retries", "0"]);
+    let mut cmd = sb.bdp_cmd(&[
+        "run",
+        "--plain",
+        "--agents",
+        "2",
+        "--agent",
+        "claude",
+        "--retries",
+        "0",
+        "--max-issue-cost",
+        "5",
+    ]);
     api.env(&mut cmd, &commit_mode());
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
@@ -37,6 +48,11 @@ fn the_claude_preset_does_the_work_as_root_through_the_real_cli() {
         assert_eq!(exit["session"].as_str().map(str::len), Some(36), "{exit}");
     }
     assert!(stdout(&out).contains("cost $0.03"), "{}", stdout(&out));
+    // The CLI was given what is left of each issue's budget, and accepted it.
+    for spawn in sb.events("spawn_requested") {
+        let argv: Vec<&str> = spawn["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+        assert!(argv.windows(2).any(|w| w == ["--max-budget-usd", "5.00"]), "{argv:?}");
+    }
     // Each CLI ran its tool and came back with the result: two requests per issue.
     let requests = api.requests();
     assert_eq!(requests.iter().filter(|r| r["tool_result"] == true).count(), 2, "{requests:?}");

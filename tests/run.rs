@@ -1148,3 +1148,50 @@ fn a_stalled_attempt_is_stopped_and_retried() {
     assert_eq!(sb.issues()["st-1"]["status"], "closed");
     sb.assert_clean_end();
 }
+
+/// Budgets, with an agent that reports its cost as Claude Code does (`total_cost_usd` in its JSON result):
+/// `--max-issue-cost` gives an issue back once its attempts spent it, without more retries;
+/// `--max-cost` stops claiming once the run's agents spent it.
+#[test]
+fn budgets_stop_an_issue_and_then_the_run() {
+    let sb = Sandbox::new(&[("bu-1", "costly", 1, &[])]);
+    let failing = sb.script(
+        "costly.sh",
+        r#"echo '{"type":"result","is_error":true,"result":"not done yet","total_cost_usd":0.6,"session_id":"s"}'
+exit 1"#,
+    );
+    let out = sb.bdp(&[
+        "run",
+        "--plain",
+        "--max-issue-cost",
+        "1",
+        "--retries",
+        "5",
+        "--retry-backoff",
+        "0",
+        "--",
+        failing.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(sb.events("agent_spawned").len(), 2, "the third attempt would spend past the budget");
+    let released = &sb.events("issue_released")[0];
+    assert_eq!(released["reason"], "failed");
+    let detail = released["detail"].as_str().unwrap();
+    assert!(detail.contains("agent exited 1: not done yet; its budget is spent: $1.20 of $1.00"), "{detail}");
+    assert!(sb.issues()["bu-1"]["labels"].to_string().contains("bdp:failed"));
+
+    let issues: Vec<(&str, &str, i64, &[&str])> =
+        ["bu-2", "bu-3", "bu-4"].iter().map(|id| (*id, *id, 2, &[][..])).collect();
+    let sb = Sandbox::new(&issues);
+    let paying = sb.committing_agent_after(
+        "paying.sh",
+        r#"echo '{"type":"result","is_error":false,"result":"done","total_cost_usd":0.6,"session_id":"s"}'"#,
+    );
+    let out = sb.bdp(&["run", "--plain", "--agents", "1", "--max-cost", "1", "--", paying.to_str().unwrap()]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("--max-cost reached ($1.20 of $1.00)"), "{}", stdout(&out));
+    let issues = sb.issues();
+    let closed = issues.values().filter(|i| i["status"] == "closed").count();
+    assert_eq!((closed, issues.len() - closed), (2, 1), "two done, then no more claims: {issues:?}");
+    sb.assert_clean_end();
+}

@@ -129,6 +129,8 @@ fn rules(rng: &mut Rng) -> Rules {
         epic: None,
         label: None,
         tracker: "sim".into(),
+        max_cost: None,
+        max_issue_cost: None,
     }
 }
 

@@ -62,6 +62,11 @@ fn clock(ms: Ms) -> std::time::Duration {
 
 pub use crate::text::short;
 
+/// Micro-dollars for people: `$1.25`.
+fn usd(micro: u64) -> String {
+    format!("${:.2}", micro as f64 / 1e6)
+}
+
 /// Why an issue waiting to retry is given back by a stop.
 const STOPPED_BEFORE_RETRY: &str = "stopped while it waited to retry";
 
@@ -100,6 +105,7 @@ impl Model {
             },
             Input::Adopted { issue, attempt, pid } => self.watch(&issue, attempt, Some(pid), &mut out),
             Input::AgentExited { issue, attempt, end, usage } => {
+                let cost = usage.as_ref().and_then(|u| u.cost_micro_usd).unwrap_or(0);
                 out.defer(Event::AgentExited {
                     issue: issue.clone(),
                     attempt,
@@ -111,6 +117,7 @@ impl Model {
                     session: end.session.clone(),
                 });
                 self.phase(&issue, Phase::Exited, &mut out);
+                self.spend(&issue, cost, &mut out);
                 self.after_exit(now, &issue, &end, &mut out);
             }
             Input::BranchLooked { issue, result } => self.on_branch(now, &issue, result, &mut out),
@@ -545,6 +552,14 @@ impl Model {
         }
         if let Some(held) = self.held.get_mut(id) {
             held.cut_short = end.timed_out || end.stalled.is_some() || end.signal.is_some();
+        }
+        if !end.success()
+            && let (Some(limit), Some(&spent)) = (self.rules.max_issue_cost, self.issue_spent.get(id))
+            && spent >= limit
+        {
+            let why = end.why_failed(std::time::Duration::from_millis(self.rules.timeout));
+            let detail = format!("{why}; its budget is spent: {} of {}", usd(spent), usd(limit));
+            return self.give_up(id, ReleaseReason::Failed, &detail, true, out);
         }
         if !end.success() {
             let why = end.why_failed(std::time::Duration::from_millis(self.rules.timeout));
@@ -1110,6 +1125,24 @@ impl Model {
             self.held.iter().filter(|(_, h)| h.stage == Stage::BackingOff).map(|(id, _)| id.clone()).collect();
         for id in waiting {
             self.give_up(&id, ReleaseReason::Shutdown, STOPPED_BEFORE_RETRY, false, out);
+        }
+    }
+
+    /// An agent reported spending `cost` (micro-dollars) on `id`: counted for the issue and the run; once the
+    /// run's `--max-cost` is reached, no more issues are claimed.
+    fn spend(&mut self, id: &str, cost: u64, out: &mut Out) {
+        if cost == 0 {
+            return;
+        }
+        *self.issue_spent.entry(id.to_string()).or_default() += cost;
+        self.spent += cost;
+        if let Some(limit) = self.rules.max_cost
+            && self.spent >= limit
+            && self.outcome.budget_spent.is_none()
+        {
+            self.outcome.budget_spent = Some(format!("{} of {}", usd(self.spent), usd(limit)));
+            out.report(RunEvent::BudgetSpent { spent: self.spent, limit });
+            self.request_stop(StopLevel::Drain, out);
         }
     }
 

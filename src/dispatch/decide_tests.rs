@@ -339,6 +339,45 @@ fn three_first_attempts_failing_the_same_way_stop_the_run() {
     assert_eq!((m.stop, m.outcome.crash_loop.as_deref()), (StopLevel::Drain, Some(why)));
 }
 
+fn exited_costing(id: &str, attempt: u32, code: i32, micro_usd: u64) -> Input {
+    let usage = AgentUsage { cost_micro_usd: Some(micro_usd), ..AgentUsage::default() };
+    let end = AgentEnd { code: Some(code), duration_ms: 10, ..AgentEnd::default() };
+    Input::AgentExited { issue: id.into(), attempt, end, usage: Some(usage) }
+}
+
+/// `--max-issue-cost`: a failed attempt whose issue has spent its budget is not retried; the issue goes
+/// back labelled, saying what was spent.
+#[test]
+fn an_issue_whose_budget_is_spent_is_given_back_not_retried() {
+    let mut m = running("a");
+    m.rules.retries = 5;
+    m.rules.max_issue_cost = Some(1_000_000);
+    let out = m.decide(10, exited_costing("a", 1, 1, 600_000));
+    assert!(acts(&out).iter().any(|a| matches!(a, Action::ResetWorktree { .. })), "a retry: {out:?}");
+    m.decide(11, Input::WorktreeReset { issue: "a".into(), result: Ok(()) });
+    m.decide(12, Input::TimerFired(Timer::Retry("a".into())));
+    m.decide(13, Input::Spawned { issue: "a".into(), attempt: 2, result: Ok(Started { pid: 8, start_time: None }) });
+    let out = m.decide(14, exited_costing("a", 2, 1, 600_000));
+    let gave_back = acts(&out).into_iter().find(|a| matches!(a, Action::GiveBack { .. }));
+    assert!(gave_back.is_some(), "{out:?}");
+    let release = m.held["a"].release.as_ref().expect("being given back");
+    assert!(release.detail.ends_with("its budget is spent: $1.20 of $1.00"), "{}", release.detail);
+    assert_eq!(release.give_back, GiveBack::Labelled(FAILED_LABEL));
+}
+
+/// `--max-cost`: once the run's agents reported spending it, the run stops claiming (and drains).
+#[test]
+fn a_run_whose_budget_is_spent_stops_claiming() {
+    let mut m = all_running(&["a", "b"]);
+    m.rules.max_cost = Some(1_000_000);
+    let out = m.decide(10, exited_costing("a", 1, 0, 700_000));
+    assert!(!reports(&out).iter().any(|r| matches!(r, RunEvent::BudgetSpent { .. })));
+    assert_eq!(m.stop, StopLevel::None);
+    let out = m.decide(11, exited_costing("b", 1, 0, 400_000));
+    assert!(reports(&out).contains(&RunEvent::BudgetSpent { spent: 1_100_000, limit: 1_000_000 }), "{out:?}");
+    assert_eq!((m.stop, m.outcome.budget_spent.as_deref()), (StopLevel::Drain, Some("$1.10 of $1.00")));
+}
+
 /// Found by a test of the agent's words: `bdp stop --now` during a 60 s backoff ended the run only when the
 /// retry fell due. A retry is a new attempt, which a stop does not start: the issue goes back at once.
 #[test]

@@ -292,6 +292,11 @@ impl Input {
 /// What the user is told: typed, formatted by the progress output (and the dashboard).
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunEvent {
+    /// The run's `--max-cost` is spent: it stops claiming and drains.
+    BudgetSpent {
+        spent: u64,
+        limit: u64,
+    },
     /// The first attempts of several issues failed the same way: the run stops claiming and drains.
     CrashLoop {
         why: String,

@@ -56,6 +56,9 @@ pub struct Rules {
     pub label: Option<String>,
     /// The tracker's name (for the words of "nothing is ready").
     pub tracker: String,
+    /// `--max-cost` and `--max-issue-cost`, in micro-dollars.
+    pub max_cost: Option<u64>,
+    pub max_issue_cost: Option<u64>,
 }
 
 impl Rules {
@@ -82,6 +85,8 @@ impl Rules {
             epic: None,
             label: None,
             tracker: "br".into(),
+            max_cost: None,
+            max_issue_cost: None,
         }
     }
 
@@ -250,6 +255,8 @@ pub struct Outcome {
     /// Set when the first attempts of [`CRASH_LOOP_ISSUES`] different issues failed the same way (exit
     /// status and the agent's last words) and the run stopped claiming: that failure.
     pub crash_loop: Option<String>,
+    /// Set when the run stopped claiming because `--max-cost` was spent: what was spent, of what.
+    pub budget_spent: Option<String>,
 }
 
 /// How many different issues' first attempts must fail the same way before the run stops claiming: a
@@ -307,6 +314,9 @@ pub struct Model {
     /// First attempts that failed, by how they failed (exit status and the agent's last words): the
     /// issues. For the crash-loop guard.
     pub first_failures: BTreeMap<String, BTreeSet<String>>,
+    /// What agents of this run reported spending, in micro-dollars: in all, and per issue.
+    pub spent: u64,
+    pub issue_spent: BTreeMap<String, u64>,
     /// The run is over: nothing runs and nothing more will start.
     pub finished: bool,
     pub outcome: Outcome,
@@ -342,6 +352,8 @@ impl Model {
             phase_due: BTreeMap::new(),
             busy_note: None,
             first_failures: BTreeMap::new(),
+            spent: 0,
+            issue_spent: BTreeMap::new(),
             finished: false,
             outcome: Outcome::default(),
         }

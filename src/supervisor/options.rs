@@ -48,7 +48,14 @@ impl RunOptions {
             pid,
             epic: self.epic.clone(),
             label: self.label.clone(),
+            max_cost: self.max_cost.map(micro_usd),
+            max_issue_cost: self.max_issue_cost.map(micro_usd),
             tracker: tracker.to_string(),
         }
     }
+}
+
+/// Dollars as the micro-dollars agents' costs are counted in (negative is none).
+fn micro_usd(usd: f64) -> u64 {
+    (usd.max(0.0) * 1e6).round() as u64
 }

@@ -77,6 +77,8 @@ pub struct RunSummary {
     pub left_waiting: usize,
     /// Set when the run stopped claiming because first attempts kept failing the same way: that failure.
     pub crash_loop: Option<String>,
+    /// Set when the run stopped claiming because `--max-cost` was spent: what was spent, of what.
+    pub budget_spent: Option<String>,
 }
 
 pub struct Orchestrator {
@@ -357,6 +359,7 @@ impl Orchestrator {
         self.summary.tracker_outage.clone_from(&outcome.tracker_outage);
         self.summary.left_waiting = outcome.left_waiting;
         self.summary.crash_loop.clone_from(&outcome.crash_loop);
+        self.summary.budget_spent.clone_from(&outcome.budget_spent);
         (self.summary, result.and(ended))
     }
 

@@ -15,7 +15,7 @@ use crate::supervisor::agent::{self, AgentEnd, AgentSpec};
 use super::options::Isolation;
 use super::orchestrator::{Orchestrator, RunError, RunResult};
 use super::prompt::{PromptContext, render};
-use super::template::{Vars, agent_session_id, claude_session, resume_claude, substitute};
+use super::template::{Preset, Vars, agent_session_id, claude_session, resume_claude, substitute};
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RunError + use<> {
     let path = path.to_path_buf();
@@ -199,6 +199,12 @@ impl Orchestrator {
             );
             argv = resume_claude(&argv, &session, &note);
         }
+        if let (Some(Preset::Claude), Some(limit)) = (self.opts.agent, self.model.rules.max_issue_cost) {
+            // What is left of the issue's budget, for the CLI to stop itself at (before the prompt).
+            let left = limit.saturating_sub(self.model.issue_spent.get(id).copied().unwrap_or(0));
+            let at = argv.len().saturating_sub(1);
+            argv.splice(at..at, ["--max-budget-usd".to_string(), format!("{:.2}", left as f64 / 1e6)]);
+        }
         let marker = format!("{}/{}/{attempt}", self.log.session(), crate::repo::escape_path_component(id));
         self.defer(vec![Event::SpawnRequested {
             issue: id.to_string(),
@@ -227,7 +233,7 @@ impl Orchestrator {
     /// claude preset and was cut short (a timeout, a stall, a crash: killed by a signal). After a crash of
     /// bdp itself the retry starts afresh (the model knows how the attempt ended, the log does not say).
     fn resumable(&self, id: &str, attempt: u32) -> Option<(String, String)> {
-        if self.opts.agent != Some(crate::supervisor::template::Preset::Claude) || attempt < 2 {
+        if self.opts.agent != Some(Preset::Claude) || attempt < 2 {
             return None;
         }
         let claim = self.model.state.issues.get(id)?.claim.as_ref()?;

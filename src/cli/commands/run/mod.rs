@@ -321,5 +321,8 @@ fn print_summary(s: &RunSummary) {
     if s.usage_reports > 0 {
         println!("agents reported usage {} time(s), cost ${:.2}", s.usage_reports, s.cost_micro_usd as f64 / 1e6);
     }
+    if let Some(spent) = &s.budget_spent {
+        println!("--max-cost reached ({spent}): no new issue was claimed after that");
+    }
     println!("session {}: `bdp replay {}` shows every step", s.session, s.session);
 }
