@@ -1195,3 +1195,37 @@ exit 1"#,
     assert_eq!((closed, issues.len() - closed), (2, 1), "two done, then no more claims: {issues:?}");
     sb.assert_clean_end();
 }
+
+/// Context exhaustion: an attempt whose agent says it ran out of context (Claude's "Prompt is too long")
+/// leaves its uncommitted work; bdp commits it as work in progress and starts a continuation whose prompt
+/// says what the attempt did (its commits, the files they change, its last words). The continuation goes
+/// on from that work, and both land.
+#[test]
+fn an_attempt_out_of_context_is_continued_from_its_work() {
+    let sb = Sandbox::new(&[("cx-1", "long task", 2, &[])]);
+    let agent = sb.script(
+        "long.sh",
+        r#"set -e
+if [ "$BDP_ATTEMPT" = 1 ]; then
+  echo "first half" > half.txt
+  echo '{"type":"result","subtype":"success","is_error":true,"api_error_status":400,"result":"Prompt is too long: 210000 tokens > 200000 maximum","session_id":"s1"}'
+  exit 1
+fi
+grep -q "Where the previous attempt stopped" "$BDP_PROMPT_FILE"
+grep -q "half.txt" "$BDP_PROMPT_FILE"
+grep -q "Prompt is too long" "$BDP_PROMPT_FILE"
+test -f half.txt
+echo "second half" >> half.txt
+git add half.txt
+git commit -q -m "finish the long task""#,
+    );
+    let out = sb.bdp(&["run", "--plain", "--retries", "1", "--retry-backoff", "0", "--", agent.to_str().unwrap()]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let subjects = sb.main_subjects();
+    assert!(subjects.iter().any(|s| s.starts_with("bdp: work in progress")), "{subjects:?}");
+    assert!(subjects.iter().any(|s| s == "finish the long task"), "{subjects:?}");
+    let half = std::fs::read_to_string(sb.root().join("half.txt")).unwrap();
+    assert_eq!(half, "first half\nsecond half\n");
+    assert_eq!(sb.issues()["cx-1"]["status"], "closed");
+    sb.assert_clean_end();
+}

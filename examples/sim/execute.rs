@@ -197,7 +197,8 @@ impl Sim {
                 self.later(50, 3_000, input);
                 vec![]
             }
-            Action::ResetWorktree { issue } => {
+            // The simulated agents never run out of context: `keep` is never asked for.
+            Action::ResetWorktree { issue, .. } => {
                 self.reset(&issue);
                 vec![Input::WorktreeReset { issue, result: Ok(()) }]
             }

@@ -24,6 +24,8 @@ pub struct AgentEnd {
     pub said: Option<String>,
     /// The agent CLI's own session id (Claude's `session_id`, Codex's thread id), when it printed one.
     pub session: Option<String>,
+    /// The agent said it ran out of context (the conversation no longer fits the model's window).
+    pub context_exhausted: bool,
 }
 
 impl AgentEnd {

@@ -456,6 +456,7 @@ impl Model {
                 why: String::new(),
                 backoff: 0,
                 cut_short: false,
+                continuing: false,
                 close: None,
                 release: None,
                 give_back: LabelChange::default(),
@@ -552,6 +553,7 @@ impl Model {
         }
         if let Some(held) = self.held.get_mut(id) {
             held.cut_short = end.timed_out || end.stalled.is_some() || end.signal.is_some();
+            held.continuing = end.context_exhausted && !end.timed_out;
         }
         if !end.success()
             && let (Some(limit), Some(&spent)) = (self.rules.max_issue_cost, self.issue_spent.get(id))
@@ -648,7 +650,7 @@ impl Model {
         held.backoff = backoff;
         if worktree {
             held.stage = Stage::Resetting;
-            out.act(Action::ResetWorktree { issue: id.to_string() });
+            out.act(Action::ResetWorktree { issue: id.to_string(), keep: held.continuing });
         } else {
             held.stage = Stage::BackingOff;
             out.act(Action::SetTimer { at: now + backoff, timer: Timer::Retry(id.to_string()) });

@@ -110,7 +110,7 @@ fn what_an_attempts_end_leads_to() {
     // (exit code, attempts already failed, the actions in the world)
     let table: Vec<(i32, u32, Vec<Action>)> = vec![
         (0, 0, vec![Action::LookAtBranch { issue: "a".into() }]),
-        (3, 0, vec![Action::ResetWorktree { issue: "a".into() }]),
+        (3, 0, vec![Action::ResetWorktree { issue: "a".into(), keep: false }]),
         (
             3,
             1,
@@ -343,6 +343,24 @@ fn exited_costing(id: &str, attempt: u32, code: i32, micro_usd: u64) -> Input {
     let usage = AgentUsage { cost_micro_usd: Some(micro_usd), ..AgentUsage::default() };
     let end = AgentEnd { code: Some(code), duration_ms: 10, ..AgentEnd::default() };
     Input::AgentExited { issue: id.into(), attempt, end, usage: Some(usage) }
+}
+
+/// An attempt that ran out of context is continued from its work: the worktree is kept (committed as work
+/// in progress), not reset; the attempt after a plain failure resets it again.
+#[test]
+fn an_attempt_out_of_context_keeps_its_worktree_for_the_next() {
+    let mut m = running("a");
+    m.rules.retries = 3;
+    let end = AgentEnd { code: Some(1), context_exhausted: true, ..AgentEnd::default() };
+    let out = m.decide(10, Input::AgentExited { issue: "a".into(), attempt: 1, end, usage: None });
+    assert!(acts(&out).contains(&Action::ResetWorktree { issue: "a".into(), keep: true }), "{out:?}");
+    assert!(m.held["a"].continuing);
+    m.decide(11, Input::WorktreeReset { issue: "a".into(), result: Ok(()) });
+    m.decide(12, Input::TimerFired(Timer::Retry("a".into())));
+    m.decide(13, Input::Spawned { issue: "a".into(), attempt: 2, result: Ok(Started { pid: 8, start_time: None }) });
+    let end = AgentEnd { code: Some(1), ..AgentEnd::default() };
+    let out = m.decide(14, Input::AgentExited { issue: "a".into(), attempt: 2, end, usage: None });
+    assert!(acts(&out).contains(&Action::ResetWorktree { issue: "a".into(), keep: false }), "{out:?}");
 }
 
 /// `--max-issue-cost`: a failed attempt whose issue has spent its budget is not retried; the issue goes

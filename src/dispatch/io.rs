@@ -219,9 +219,11 @@ pub enum Action {
         attempt: u32,
         command: String,
     },
-    /// Reset the worktree to the base for a retry.
+    /// Reset the worktree to the base for a retry; or, with `keep` (a continuation after the agent ran out
+    /// of context), commit what it holds as work in progress instead, for the next attempt to go on from.
     ResetWorktree {
         issue: String,
+        keep: bool,
     },
     /// Merge (or rebase and merge) the issue's branch into the base; its intent is durable.
     Merge {

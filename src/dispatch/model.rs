@@ -159,6 +159,9 @@ pub struct Held {
     /// The last attempt was cut short (a timeout, a stall, killed by a signal), not failed by the agent:
     /// a retry may resume its conversation.
     pub cut_short: bool,
+    /// The last attempt ran out of context: the next one continues its work (kept, committed as work in
+    /// progress) with a summary of it, instead of starting over from the base.
+    pub continuing: bool,
     /// This run wrote its issue lock.
     pub locked: bool,
     /// The branch is looked at for its head only (`--merge none` after a check or a recovery).

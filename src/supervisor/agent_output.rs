@@ -23,6 +23,9 @@ pub struct Report {
     pub session: Option<String>,
     /// Its error, when it reported one (Claude's `is_error` result, Codex's `error` or `turn.failed`).
     pub error: Option<String>,
+    /// It ran out of context: the API's "prompt is too long" (HTTP 400), a `model_context_window_exceeded`
+    /// stop reason, or an error about the context window.
+    pub context_exhausted: bool,
 }
 
 /// Parses an agent's whole stdout. Only the last 1 MiB is looked at (results come last).
@@ -40,6 +43,7 @@ pub fn read(stdout: &[u8]) -> Report {
         match value.get("type").and_then(Value::as_str) {
             Some("result") => {
                 report.usage = Some(claude_result(&value));
+                report.context_exhausted |= str_of("stop_reason").as_deref() == Some("model_context_window_exceeded");
                 report.session = str_of("session_id").or(report.session.take());
                 let failed = value.get("is_error").and_then(Value::as_bool) == Some(true)
                     || str_of("subtype").is_some_and(|s| s.starts_with("error"));
@@ -68,6 +72,10 @@ pub fn read(stdout: &[u8]) -> Report {
         report.usage = Some(codex);
     }
     report.error = report.error.as_deref().and_then(one_line);
+    let said = report.error.as_deref().unwrap_or_default().to_lowercase();
+    report.context_exhausted |= ["prompt is too long", "context window", "context length", "context_window"]
+        .iter()
+        .any(|words| said.contains(words));
     report
 }
 
@@ -85,13 +93,23 @@ pub fn said(stdout: &[u8], stderr: &[u8]) -> Option<String> {
 }
 
 /// What the agent in attempt directory `dir` said on its `stdout` and `stderr` files: the usage it
-/// reported, why it failed in its own words (see [`said`]), and its session id.
-pub fn from_files(dir: &std::path::Path) -> (Option<AgentUsage>, Option<String>, Option<String>) {
+/// reported, why it failed in its own words (see [`said`]), its session id, and whether it ran out of
+/// context.
+pub fn from_files(dir: &std::path::Path) -> Words {
     let stdout = std::fs::read(dir.join("stdout")).unwrap_or_default();
     let stderr = std::fs::read(dir.join("stderr")).unwrap_or_default();
     let report = read(&stdout);
     let said = said(&stdout, &stderr);
-    (report.usage, said, report.session)
+    Words { usage: report.usage, said, session: report.session, context_exhausted: report.context_exhausted }
+}
+
+/// What [`from_files`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Words {
+    pub usage: Option<AgentUsage>,
+    pub said: Option<String>,
+    pub session: Option<String>,
+    pub context_exhausted: bool,
 }
 
 /// Agent output as one short line for a progress line or a log record: control characters (a terminal's
@@ -187,6 +205,20 @@ mod tests {
         assert_eq!((read(ok).error, read(ok).session.as_deref()), (None, Some("s1")));
         let max_turns = br#"{"type":"result","subtype":"error_max_turns","is_error":false,"session_id":"s2"}"#;
         assert_eq!(read(max_turns).error.as_deref(), Some("error_max_turns"));
+    }
+
+    /// As the real claude CLI (2.1.197) printed it when the API answered "prompt is too long" (HTTP 400).
+    #[test]
+    fn running_out_of_context_is_recognized() {
+        let out = br#"{"type":"result","subtype":"success","is_error":true,"api_error_status":400,"result":"Prompt is too long \u00b7 the request is ~250000 tokens (limit 200000)","session_id":"f1"}"#;
+        assert!(read(out).context_exhausted);
+        let stop =
+            br#"{"type":"result","is_error":false,"stop_reason":"model_context_window_exceeded","session_id":"f2"}"#;
+        assert!(read(stop).context_exhausted);
+        let codex = b"{\"type\":\"error\",\"message\":\"Your input exceeds the context window of this model\"}\n";
+        assert!(read(codex).context_exhausted);
+        let other = br#"{"type":"result","is_error":true,"result":"API Error: 529 overloaded","session_id":"f3"}"#;
+        assert!(!read(other).context_exhausted);
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub struct PromptContext<'a> {
     pub base: &'a str,
     pub attempt: u32,
     pub check: Option<&'a str>,
+    /// Set when this attempt continues one that ran out of context: what that one did (its commits,
+    /// the files it changed, its last words), as markdown.
+    pub continues: Option<String>,
 }
 
 pub fn render(issue: &Issue, ctx: &PromptContext<'_>) -> String {
@@ -51,11 +54,20 @@ pub fn render(issue: &Issue, ctx: &PromptContext<'_>) -> String {
         out.push_str(&format!("- Your commits must pass this check before they are merged: {check}\n"));
     }
     out.push_str("- Exit with status 0 when the work is done and committed; exit non-zero if you could not do it.\n");
-    if ctx.attempt > 1 {
-        out.push_str(&format!(
+    match &ctx.continues {
+        Some(before) => {
+            out.push_str(&format!(
+                "- This is attempt {}: it continues the one before it, which ran out of context. Its work is \
+                 committed on this branch; go on from there.\n\n## Where the previous attempt stopped\n\n{}\n",
+                ctx.attempt,
+                before.trim_end()
+            ));
+        }
+        None if ctx.attempt > 1 => out.push_str(&format!(
             "- This is attempt {}: an earlier attempt failed and its changes were discarded.\n",
             ctx.attempt
-        ));
+        )),
+        None => {}
     }
     out
 }

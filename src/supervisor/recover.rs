@@ -144,14 +144,16 @@ impl Orchestrator {
                 self.repaired(&f, f.repair.describe());
                 let dir = self.repo.attempt_dir(&id, *attempt);
                 let error = agent_error(&dir);
-                let (usage, said, session) = super::agent_output::from_files(&dir);
+                let words = super::agent_output::from_files(&dir);
+                let usage = words.usage;
                 let end = AgentEnd {
                     code: *code,
                     signal: *signal,
                     duration_ms: *duration_ms,
                     error,
-                    said,
-                    session,
+                    said: words.said,
+                    session: words.session,
+                    context_exhausted: words.context_exhausted,
                     ..AgentEnd::default()
                 };
                 self.feed(Input::AgentExited { issue: id, attempt: *attempt, end, usage })

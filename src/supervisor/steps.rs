@@ -63,11 +63,11 @@ impl Orchestrator {
                 self.spawn_check(&issue, attempt, command);
                 Ok(vec![])
             }
-            Action::ResetWorktree { issue } => {
+            Action::ResetWorktree { issue, keep } => {
                 let (workdir, base) = (self.workdir(&issue), self.base.clone());
                 self.in_background(move || {
-                    let result = reset_worktree(&workdir, &base).map_err(|e| e.to_string());
-                    Input::WorktreeReset { issue, result }
+                    let result = if keep { commit_work_in_progress(&workdir) } else { reset_worktree(&workdir, &base) };
+                    Input::WorktreeReset { issue, result: result.map_err(|e| e.to_string()) }
                 });
                 Ok(vec![])
             }
@@ -168,6 +168,7 @@ impl Orchestrator {
                     base: &self.base,
                     attempt,
                     check: self.opts.check.as_deref(),
+                    continues: self.continuation(id, &workdir),
                 },
             ),
             None => format!("# {id}\n"),
@@ -229,6 +230,24 @@ impl Orchestrator {
         SpawnPlan { id: id.to_string(), attempt, dir, spec, prepared }
     }
 
+    /// For an attempt that continues one that ran out of context: what that one left (its commits and the
+    /// files they change since the base, its last words).
+    fn continuation(&self, id: &str, workdir: &Path) -> Option<String> {
+        let held = self.model.held.get(id).filter(|h| h.continuing)?;
+        let range = format!("{}..HEAD", self.base);
+        let log = git::run(workdir, ["log", "--oneline", "--max-count=20", &range]).unwrap_or_default();
+        let stat = git::run(workdir, ["diff", "--stat", &format!("{}...HEAD", self.base)]).unwrap_or_default();
+        let stat: Vec<&str> = stat.lines().collect();
+        let stat = stat[stat.len().saturating_sub(30)..].join("\n");
+        Some(format!(
+            "Its commits on this branch since {}:\n\n```\n{}\n```\n\nThe files they change:\n\n```\n{}\n```\n\nIts last words: {}\n",
+            self.base,
+            log.trim_end(),
+            stat.trim_end(),
+            held.why
+        ))
+    }
+
     /// The Claude session a retry resumes, and why the attempt before it failed: when that attempt ran the
     /// claude preset and was cut short (a timeout, a stall, a crash: killed by a signal). After a crash of
     /// bdp itself the retry starts afresh (the model knows how the attempt ended, the log does not say).
@@ -272,9 +291,9 @@ impl Orchestrator {
         let (tx, issue) = (self.tx.clone(), id.to_string());
         tokio::spawn(async move {
             let mut end = supervision.await;
-            let (usage, said, session) = super::agent_output::from_files(&dir);
-            (end.said, end.session) = (said, session);
-            let _ = tx.send(Input::AgentExited { issue, attempt, end, usage });
+            let words = super::agent_output::from_files(&dir);
+            (end.said, end.session, end.context_exhausted) = (words.said, words.session, words.context_exhausted);
+            let _ = tx.send(Input::AgentExited { issue, attempt, end, usage: words.usage });
         });
     }
 
@@ -360,6 +379,21 @@ fn branch_facts(root: &Path, base: &str, workdir: &Path, id: &str) -> Result<Bra
     let ahead = git::commits_ahead(root, base, &branch)?;
     let dirty = ahead == 0 && !git::run(workdir, ["status", "--porcelain"])?.trim().is_empty();
     Ok(BranchFacts { ahead, dirty, head })
+}
+
+/// What the worktree holds, committed as work in progress (nothing when it is clean), for the attempt that
+/// continues it.
+fn commit_work_in_progress(workdir: &Path) -> Result<(), git::GitError> {
+    if git::run(workdir, ["status", "--porcelain"])?.trim().is_empty() {
+        return Ok(());
+    }
+    git::run(workdir, ["add", "-A"])?;
+    let message = "bdp: work in progress (the agent ran out of context; the next attempt goes on from here)";
+    git::run(
+        workdir,
+        ["-c", "user.name=bdp", "-c", "user.email=bdp@localhost", "commit", "-q", "--no-verify", "-m", message],
+    )?;
+    Ok(())
 }
 
 /// The worktree's branch back to the base, the worktree clean (ignored files are kept).
