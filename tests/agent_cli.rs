@@ -109,3 +109,35 @@ fn a_stalled_claude_attempt_is_resumed() {
     assert_eq!(sb.issues()["cl-5"]["status"], "closed");
     sb.assert_clean_end();
 }
+
+/// A budget stop with the real CLI: bdp passes the issue's budget to `claude --max-budget-usd`, the CLI
+/// stops itself once it is spent (`error_max_budget_usd`), and bdp gives the issue back instead of paying
+/// for another attempt.
+#[test]
+fn a_claude_attempt_stops_at_the_issue_budget_and_is_not_retried() {
+    let Some(api) = StandIn::start("a_claude_attempt_stops_at_the_issue_budget_and_is_not_retried") else { return };
+    let sb = Sandbox::new(&[("cl-7", "dear", 2, &[])]);
+    let mut cmd = sb.bdp_cmd(&[
+        "run",
+        "--plain",
+        "--agent",
+        "claude",
+        "--max-issue-cost",
+        "0.005",
+        "--retries",
+        "3",
+        "--retry-backoff",
+        "0",
+    ]);
+    api.env(&mut cmd, &commit_mode());
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(sb.events("agent_spawned").len(), 1, "no second attempt once the budget is spent");
+    let exit = &sb.events("agent_exited")[0];
+    let cost = exit["usage"]["cost_micro_usd"].as_u64().unwrap();
+    assert!(cost >= 5_000, "the CLI stops once past its budget: {exit}");
+    let detail = sb.events("issue_released")[0]["detail"].as_str().unwrap().to_string();
+    let spent = format!("${}", format!("{:.4}", cost as f64 / 1e6).trim_end_matches('0'));
+    assert!(detail.contains(&format!("error_max_budget_usd; its budget is spent: {spent} of $0.005")), "{detail}");
+    sb.assert_clean_end();
+}

@@ -62,9 +62,12 @@ fn clock(ms: Ms) -> std::time::Duration {
 
 pub use crate::text::short;
 
-/// Micro-dollars for people: `$1.25`.
+/// Micro-dollars for people: `$1.25`, `$0.008` (cents, or to the tenth of a cent below a dollar).
 fn usd(micro: u64) -> String {
-    format!("${:.2}", micro as f64 / 1e6)
+    let text = format!("{:.4}", micro as f64 / 1e6);
+    let trimmed = text.trim_end_matches('0');
+    let decimals = trimmed.split_once('.').map_or(0, |(_, d)| d.len());
+    if decimals < 2 { format!("${:.2}", micro as f64 / 1e6) } else { format!("${trimmed}") }
 }
 
 /// Why an issue waiting to retry is given back by a stop.
