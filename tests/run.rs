@@ -1106,6 +1106,16 @@ fn a_broken_agent_setup_stops_the_run_instead_of_burning_the_backlog() {
     );
     assert!(stderr(&out).contains(said), "{}", stderr(&out));
     assert_eq!(sb.events("agent_spawned").len(), 3, "no retry, no fourth issue");
+    let stopped = sb.events("claims_stopped");
+    assert_eq!(stopped.len(), 1);
+    assert!(
+        stopped[0]["reason"].as_str().unwrap().ends_with(&format!("failed the same way: {said}")),
+        "{}",
+        stopped[0]
+    );
+    let session = sb.records()[0]["session"].as_str().unwrap().to_string();
+    let replay = stdout(&sb.bdp(&["replay", &session]));
+    assert!(replay.contains("no more claims in this run: the first attempts of 3 issues"), "{replay}");
     let issues = sb.issues();
     assert!(
         issues.values().all(|i| i["status"] == "open" && i.get("assignee").is_none_or(|a| a.is_null() || a == "")),
@@ -1190,6 +1200,7 @@ exit 1"#,
     let out = sb.bdp(&["run", "--plain", "--agents", "1", "--max-cost", "1", "--", paying.to_str().unwrap()]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("--max-cost reached ($1.20 of $1.00)"), "{}", stdout(&out));
+    assert_eq!(sb.events("claims_stopped")[0]["reason"], "--max-cost reached: $1.20 of $1.00");
     let issues = sb.issues();
     let closed = issues.values().filter(|i| i["status"] == "closed").count();
     assert_eq!((closed, issues.len() - closed), (2, 1), "two done, then no more claims: {issues:?}");

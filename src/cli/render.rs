@@ -79,6 +79,7 @@ pub fn describe(event: &Event) -> String {
         }
         Event::TrackerIssueClosed { reason, backend, .. } => format!("{reason} ({backend})"),
         Event::TrackerDown { error } => format!("claims paused, writes wait: {error}"),
+        Event::ClaimsStopped { reason } => format!("no more claims in this run: {reason}"),
         Event::TrackerBack { down_ms, waiting } => {
             format!("after {}; {waiting} waiting write{} made", duration(*down_ms), plural(u64::from(*waiting)))
         }

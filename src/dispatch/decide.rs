@@ -1146,6 +1146,9 @@ impl Model {
             && self.outcome.budget_spent.is_none()
         {
             self.outcome.budget_spent = Some(format!("{} of {}", usd(self.spent), usd(limit)));
+            out.defer(Event::ClaimsStopped {
+                reason: format!("--max-cost reached: {} of {}", usd(self.spent), usd(limit)),
+            });
             out.report(RunEvent::BudgetSpent { spent: self.spent, limit });
             self.request_stop(StopLevel::Drain, out);
         }
@@ -1161,6 +1164,13 @@ impl Model {
         }
         let issues: Vec<String> = issues.iter().cloned().collect();
         self.outcome.crash_loop = Some(why.to_string());
+        out.defer(Event::ClaimsStopped {
+            reason: format!(
+                "the first attempts of {} issues ({}) failed the same way: {why}",
+                issues.len(),
+                issues.join(", ")
+            ),
+        });
         out.report(RunEvent::CrashLoop { why: why.to_string(), issues });
         self.request_stop(StopLevel::Drain, out);
     }

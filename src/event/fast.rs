@@ -130,6 +130,7 @@ mirrors! {
     }
     "tracker_down" => TrackerDown { error: String }
     "tracker_back" => TrackerBack { down_ms: u64, waiting: u32 }
+    "claims_stopped" => ClaimsStopped { reason: String }
     "reconcile_finding" => ReconcileFinding { kind: String, #[serde(default)] issue: Option<IssueId>, detail: String }
     "repair_applied" => RepairApplied { kind: String, #[serde(default)] issue: Option<IssueId>, action: String }
     "retry_scheduled" => RetryScheduled { issue: IssueId, next_attempt: u32, backoff_ms: u64, reason: String }
@@ -266,6 +267,7 @@ mod tests {
             Event::TrackerCalls { backend: "br".into(), issues: [(i(), 4)].into_iter().collect(), other: 1 },
             Event::TrackerDown { error: "x.jsonl:3: bad".into() },
             Event::TrackerBack { down_ms: 2500, waiting: 1 },
+            Event::ClaimsStopped { reason: "--max-cost reached: $1.20 of $1.00".into() },
             Event::ReconcileFinding { kind: "k".into(), issue: Some(i()), detail: "d".into() },
             Event::RepairApplied { kind: "k".into(), issue: Some(i()), action: "a".into() },
             Event::RetryScheduled { issue: i(), next_attempt: 3, backoff_ms: 5, reason: "r".into() },

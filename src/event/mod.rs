@@ -314,6 +314,11 @@ pub enum Event {
         down_ms: u64,
         waiting: u32,
     },
+    /// The run stopped claiming by itself (not asked to): the first attempts of several issues failed the
+    /// same way (a broken agent setup), or `--max-cost` was spent. `reason` says which, in words.
+    ClaimsStopped {
+        reason: String,
+    },
     /// Processes bdp started to talk to a CLI tracker (bd, br) since the last such record: per issue they
     /// concerned, and for no one issue (lists, exports). Written with the next append, never alone.
     TrackerCalls {
@@ -404,6 +409,7 @@ event_kinds! {
     TrackerCalls => "tracker_calls",
     TrackerDown => "tracker_down",
     TrackerBack => "tracker_back",
+    ClaimsStopped => "claims_stopped",
     ReconcileFinding => "reconcile_finding",
     RepairApplied => "repair_applied",
     RetryScheduled => "retry_scheduled",
@@ -443,6 +449,7 @@ impl Event {
             | Event::TrackerCalls { .. }
             | Event::TrackerDown { .. }
             | Event::TrackerBack { .. }
+            | Event::ClaimsStopped { .. }
             | Event::LogTruncated { .. } => None,
         }
     }

@@ -357,7 +357,8 @@ impl State {
             | Event::TrackerLabelsChanged { .. }
             | Event::TrackerCalls { .. }
             | Event::TrackerDown { .. }
-            | Event::TrackerBack { .. } => {}
+            | Event::TrackerBack { .. }
+            | Event::ClaimsStopped { .. } => {}
             Event::TrackerIssueClosed { issue, .. } => {
                 self.issues.entry(issue.clone()).or_default().closed_seq = Some(seq);
             }
