@@ -86,7 +86,12 @@ pub fn usage(stdout: &[u8]) -> Option<AgentUsage> {
 
 /// Why an agent failed, in its own words: the error its stdout reports, else the last line of its stderr.
 pub fn said(stdout: &[u8], stderr: &[u8]) -> Option<String> {
-    read(stdout).error.or_else(|| {
+    said_after(&read(stdout), stderr)
+}
+
+/// [`said`], for a stdout already read.
+fn said_after(report: &Report, stderr: &[u8]) -> Option<String> {
+    report.error.clone().or_else(|| {
         let tail = &stderr[stderr.len().saturating_sub(64 << 10)..];
         String::from_utf8_lossy(tail).lines().rev().find_map(one_line)
     })
@@ -99,7 +104,7 @@ pub fn from_files(dir: &std::path::Path) -> Words {
     let stdout = std::fs::read(dir.join("stdout")).unwrap_or_default();
     let stderr = std::fs::read(dir.join("stderr")).unwrap_or_default();
     let report = read(&stdout);
-    let said = said(&stdout, &stderr);
+    let said = said_after(&report, &stderr);
     Words { usage: report.usage, said, session: report.session, context_exhausted: report.context_exhausted }
 }
 
