@@ -30,6 +30,14 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     std::time::Duration::try_from(d).map_err(|_| format!("a duration cannot be negative: {text:?}"))
 }
 
+/// Micro-dollars for people: `$1.25`, `$0.008` (cents, or to the tenth of a cent below a dollar).
+pub fn usd(micro: u64) -> String {
+    let text = format!("{:.4}", micro as f64 / 1e6);
+    let trimmed = text.trim_end_matches('0');
+    let decimals = trimmed.split_once('.').map_or(0, |(_, d)| d.len());
+    if decimals < 2 { format!("${:.2}", micro as f64 / 1e6) } else { format!("${trimmed}") }
+}
+
 /// The first 12 characters of a commit id.
 pub fn short(commit: &str) -> &str {
     commit.get(..12).unwrap_or(commit)
@@ -49,6 +57,10 @@ mod tests {
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
         assert!(parse_duration("soon").is_err());
+        assert_eq!(
+            (usd(1_200_000), usd(1_000_000), usd(8_000), usd(16_000)),
+            ("$1.20".into(), "$1.00".into(), "$0.008".into(), "$0.016".into())
+        );
         assert!(parse_duration("-5s").is_err());
     }
 

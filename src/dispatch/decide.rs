@@ -13,6 +13,7 @@ use crate::event::{Event, MergeStrategy, Phase, ReleaseReason};
 use crate::plan::LabelChange;
 use crate::reconcile::issue_lock;
 use crate::repo::branch_name;
+use crate::text::usd;
 
 use super::Ms;
 use super::after_exit::{AfterFailure, AgentEnd, Landing, Work, after_failure, landing};
@@ -61,14 +62,6 @@ fn clock(ms: Ms) -> std::time::Duration {
 }
 
 pub use crate::text::short;
-
-/// Micro-dollars for people: `$1.25`, `$0.008` (cents, or to the tenth of a cent below a dollar).
-fn usd(micro: u64) -> String {
-    let text = format!("{:.4}", micro as f64 / 1e6);
-    let trimmed = text.trim_end_matches('0');
-    let decimals = trimmed.split_once('.').map_or(0, |(_, d)| d.len());
-    if decimals < 2 { format!("${:.2}", micro as f64 / 1e6) } else { format!("${trimmed}") }
-}
 
 /// Why an issue waiting to retry is given back by a stop.
 const STOPPED_BEFORE_RETRY: &str = "stopped while it waited to retry";

@@ -86,9 +86,9 @@ impl Progress {
             RunEvent::Started { issue, attempt, title, adopted } => self.started(issue, *attempt, title, *adopted),
             RunEvent::Phase { issue, phase } => self.phase(issue, phase),
             RunEvent::BudgetSpent { spent, limit } => self.line(&format!(
-                "stopping: agents of this run reported spending ${:.2}, the --max-cost is ${:.2}; no new issues",
-                *spent as f64 / 1e6,
-                *limit as f64 / 1e6
+                "stopping: agents of this run reported spending {}, the --max-cost is {}; no new issues",
+                crate::text::usd(*spent),
+                crate::text::usd(*limit)
             )),
             RunEvent::CrashLoop { why, issues } => self.line(&format!(
                 "stopping: the first attempts of {} issues ({}) failed the same way, so the agent's setup is likely broken: {why}",
