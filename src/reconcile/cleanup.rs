@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Finding, FindingKind, Repair, World, branch_issue, describe_unclaimed};
+use super::{BranchOwners, Finding, FindingKind, Repair, World, describe_unclaimed};
 use crate::event::ReleaseReason;
 use crate::repo::unescape_path_component;
 use crate::state::{IssueState, State};
@@ -94,8 +94,9 @@ pub fn cleanup(state: &State, world: &World, all: bool) -> Vec<Leftover> {
             kept,
         ));
     }
+    let branch_owners = BranchOwners::of(state);
     for branch in &world.branches {
-        let issue = branch_issue(state, branch);
+        let issue = branch_owners.issue(branch);
         let checked_out = world
             .worktrees
             .iter()

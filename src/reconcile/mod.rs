@@ -132,8 +132,9 @@ fn strays(state: &State, world: &World, out: &mut Vec<Finding>) {
             repair,
         });
     }
+    let owners = BranchOwners::of(state);
     for branch in &world.branches {
-        let id = branch_issue(state, branch);
+        let id = owners.issue(branch);
         let issue = id.as_ref().and_then(|id| state.issues.get(id));
         if issue.is_some_and(|i| i.claim.is_some()) || issue.is_some_and(kept_on_purpose) {
             continue;
@@ -150,15 +151,22 @@ fn strays(state: &State, world: &World, out: &mut Vec<Finding>) {
     }
 }
 
-/// The issue a `bdp/*` branch belongs to: one of the log's issues whose branch it is, else the id its
-/// name stands for.
-fn branch_issue(state: &State, branch: &str) -> Option<IssueId> {
-    state
-        .issues
-        .keys()
-        .find(|id| branch_name(id) == branch)
-        .cloned()
-        .or_else(|| branch.strip_prefix(BRANCH_PREFIX).and_then(unescape_path_component))
+/// Whose `bdp/*` branches are whose: the log's issues by their branch name, made once per look.
+struct BranchOwners<'a>(BTreeMap<String, &'a IssueId>);
+
+impl<'a> BranchOwners<'a> {
+    fn of(state: &'a State) -> Self {
+        BranchOwners(state.issues.keys().map(|id| (branch_name(id), id)).collect())
+    }
+
+    /// The issue a branch belongs to: one of the log's issues whose branch it is, else the id its name
+    /// stands for.
+    fn issue(&self, branch: &str) -> Option<IssueId> {
+        self.0
+            .get(branch)
+            .map(|id| (*id).clone())
+            .or_else(|| branch.strip_prefix(BRANCH_PREFIX).and_then(unescape_path_component))
+    }
 }
 
 /// bdp keeps the branch (and with --keep-worktrees the worktree) of a conflicted issue, or of one whose merge
