@@ -1,6 +1,7 @@
 //! The real agent CLIs end to end, offline: `bdp run --agent claude` drives the real `claude` CLI
-//! (npm `@anthropic-ai/claude-code`) against a stand-in for its API (tests/common/standin_api.py), as
-//! root when the tests run as root, as they do in many containers and on CI here.
+//! (npm `@anthropic-ai/claude-code`) and `bdp run --agent codex` the real `codex` CLI (npm
+//! `@openai/codex`) against a stand-in for their APIs (tests/common/standin_api.py), as root when the
+//! tests run as root, as they do in many containers and on CI here.
 
 use crate::common::run_support::{Sandbox, stderr, stdout};
 use crate::common::standin::{StandIn, commit_mode};
@@ -139,5 +140,125 @@ fn a_claude_attempt_stops_at_the_issue_budget_and_is_not_retried() {
     let detail = sb.events("issue_released")[0]["detail"].as_str().unwrap().to_string();
     let spent = format!("${}", format!("{:.4}", cost as f64 / 1e6).trim_end_matches('0'));
     assert!(detail.contains(&format!("error_max_budget_usd; its budget is spent: {spent} of $0.005")), "{detail}");
+    sb.assert_clean_end();
+}
+
+/// `bdp run --agent codex -- FLAGS`: the flags after `--` are the user's own settings for the CLI (here a
+/// model provider on the stand-in, as one points codex at a gateway). The real `codex exec` runs the
+/// model's shell call, which commits in the worktree: the preset names both git dirs a worktree's commit
+/// writes, which codex's sandbox would otherwise mount read-only. The thread id and the tokens codex
+/// reports are recorded.
+#[test]
+fn the_codex_preset_does_the_work_through_the_real_cli() {
+    let Some(api) = StandIn::start_for("the_codex_preset_does_the_work_through_the_real_cli", "codex") else {
+        return;
+    };
+    let sb = Sandbox::new(&[("cx-1", "first", 2, &[]), ("cx-2", "second", 2, &[])]);
+    let mut args = vec!["run", "--plain", "--agents", "2", "--agent", "codex", "--retries", "0", "--"];
+    let flags = api.codex_flags(&commit_mode());
+    args.extend(flags.iter().map(String::as_str));
+    let mut cmd = sb.bdp_cmd(&args);
+    api.codex_env(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(sb.issues().values().all(|i| i["status"] == "closed"), "{:?}", sb.issues());
+    for id in ["cx-1", "cx-2"] {
+        assert!(sb.main_subjects().contains(&format!("agent: {id}")), "{:?}", sb.main_subjects());
+        assert!(sb.root().join(format!("done-{id}.txt")).exists(), "{id}'s file reached main");
+    }
+    for exit in sb.events("agent_exited") {
+        assert_eq!(exit["code"], 0, "{exit}");
+        // Two turns' usage summed (the tool call and the answer); codex reports no cost.
+        assert_eq!(exit["usage"]["input_tokens"], 2400, "{exit}");
+        assert_eq!(exit["usage"]["cached_input_tokens"], 400, "{exit}");
+        assert_eq!(exit["usage"]["output_tokens"], 160, "{exit}");
+        assert!(exit["usage"].get("cost_micro_usd").is_none(), "{exit}");
+        assert_eq!(exit["session"].as_str().map(str::len), Some(36), "its thread id: {exit}");
+    }
+    // The user's flags went before the prompt, where codex reads them.
+    let spawn = &sb.events("spawn_requested")[0];
+    let argv: Vec<&str> = spawn["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert_eq!(argv[1], "exec");
+    assert!(argv.windows(2).any(|w| w == ["-c", "model_provider=\"standin\""]), "{argv:?}");
+    assert!(argv.last().unwrap().contains("prompt.md"), "{argv:?}");
+    assert_eq!(api.requests().iter().filter(|r| r["tool_result"] == true).count(), 2);
+    sb.assert_clean_end();
+}
+
+/// Codex's own words for a failure (its `turn.failed` event) are the reason, not its warnings: the stand-in
+/// refuses the key, and the progress line and the release say so.
+#[test]
+fn a_codex_error_is_why_the_attempt_failed() {
+    let Some(api) = StandIn::start_for("a_codex_error_is_why_the_attempt_failed", "codex") else { return };
+    let sb = Sandbox::new(&[("cx-9", "refused", 2, &[])]);
+    let mut args = vec!["run", "--plain", "--agent", "codex", "--retries", "0", "--"];
+    let flags = api.codex_flags("badkey");
+    args.extend(flags.iter().map(String::as_str));
+    let mut cmd = sb.bdp_cmd(&args);
+    api.codex_env(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("agent exited 1: unexpected status 401 Unauthorized: Incorrect API key provided"), "{text}");
+    let released = &sb.events("issue_released")[0];
+    assert!(released["detail"].as_str().unwrap().contains("Incorrect API key provided"), "{released}");
+    sb.assert_clean_end();
+}
+
+/// A retry after a stall resumes the codex thread: `codex exec … resume THREAD NOTE`, with exec's own
+/// flags (sandbox, writable git dirs, the user's provider) kept before `resume`. The stand-in sees the same
+/// session go on and do the work.
+#[test]
+fn a_stalled_codex_attempt_is_resumed() {
+    let Some(api) = StandIn::start_for("a_stalled_codex_attempt_is_resumed", "codex") else { return };
+    let sb = Sandbox::new(&[("cx-5", "stalls once", 2, &[])]);
+    let mut args =
+        vec!["run", "--plain", "--agent", "codex", "--stall", "3s", "--retries", "1", "--retry-backoff", "0", "--"];
+    let flags = api.codex_flags("hangfirst");
+    args.extend(flags.iter().map(String::as_str));
+    let mut cmd = sb.bdp_cmd(&args);
+    api.codex_env(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let exits = sb.events("agent_exited");
+    let thread = exits[0]["session"].as_str().expect("the stalled attempt's thread id").to_string();
+    let retry = &sb.events("retry_scheduled")[0];
+    assert_eq!(retry["carry_on"], serde_json::json!({ "resume": thread }), "{retry}");
+    let spawns = sb.events("spawn_requested");
+    let second: Vec<&str> = spawns[1]["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let n = second.len();
+    assert_eq!(second[n - 3..n - 1], ["resume", thread.as_str()], "{second:?}");
+    assert!(second[n - 1].contains("was stopped: stalled"), "{second:?}");
+    assert!(second.contains(&"--sandbox") && second.contains(&"model_provider=\"standin\""), "{second:?}");
+    let sessions: Vec<_> = api.requests().iter().map(|r| r["session"].clone()).collect();
+    assert!(sessions.len() >= 3 && sessions.iter().all(|s| s == &serde_json::json!(thread)), "{sessions:?}");
+    let resumed = api.requests().iter().rev().find_map(|r| r["last_user"].as_str().map(str::to_string));
+    assert!(resumed.is_some_and(|t| t.contains("was stopped: stalled")), "the note is the new message");
+    assert_eq!(sb.issues()["cx-5"]["status"], "closed");
+    sb.assert_clean_end();
+}
+
+/// Context exhaustion, recognized from what the real CLI prints ("ran out of room in the model's context
+/// window"): the retry continues the work instead of resuming the full conversation, and its record says
+/// so (the continuation's prompt is tested with scripted agents in tests/run.rs).
+#[test]
+fn a_codex_attempt_out_of_context_is_continued_afresh() {
+    let Some(api) = StandIn::start_for("a_codex_attempt_out_of_context_is_continued_afresh", "codex") else {
+        return;
+    };
+    let sb = Sandbox::new(&[("cx-3", "too big", 2, &[])]);
+    let mut args = vec!["run", "--plain", "--agent", "codex", "--retries", "1", "--retry-backoff", "0", "--"];
+    let flags = api.codex_flags("toolong");
+    args.extend(flags.iter().map(String::as_str));
+    let mut cmd = sb.bdp_cmd(&args);
+    api.codex_env(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("context window"), "{}", stdout(&out));
+    let retry = &sb.events("retry_scheduled")[0];
+    assert_eq!(retry["carry_on"], "continue", "{retry}");
+    let spawns = sb.events("spawn_requested");
+    let second: Vec<&str> = spawns[1]["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(!second.contains(&"resume"), "a full context is not resumed: {second:?}");
     sb.assert_clean_end();
 }

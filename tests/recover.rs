@@ -360,3 +360,54 @@ fn giving_up_a_claim_does_not_signal_a_process_group_that_is_no_longer_the_agent
     assert_eq!(sb.issues()["e1"]["assignee"], "alice");
     assert!(sb.events("spawn_requested").len() == 1, "e1 is alice's: nothing is started for it");
 }
+
+/// A retry decided before bdp was killed carries on as it was decided: the first attempt (a stand-in
+/// `claude` on PATH that hangs) is stopped as stalled, the retry that resumes its session is recorded, and
+/// bdp is SIGKILLed during the backoff. The next `bdp run` recovers and starts the retry with `--resume`
+/// and that session, as the record says, not afresh.
+#[test]
+fn a_retry_recorded_before_a_crash_still_resumes_the_agents_session() {
+    let sb = one_issue("r1");
+    // Resumed: do the work and print a result; otherwise hang (a stall).
+    let claude = sb.script(
+        "claude",
+        r#"case " $* " in
+  *" --resume "*) printf '%s\n' "$BDP_ISSUE" > r1.txt; git add r1.txt; git commit -q -m "work on $BDP_ISSUE"
+                  echo '{"type":"result","subtype":"success","is_error":false,"result":"done","total_cost_usd":0.01}';;
+  *) exec sleep 300;;
+esac"#,
+    );
+    let path = format!("{}:{}", claude.parent().unwrap().display(), std::env::var("PATH").unwrap());
+    let args = |backoff: &'static str| {
+        vec![
+            "run",
+            "--plain",
+            "--agent",
+            "claude",
+            "--stall",
+            "1s",
+            "--grace",
+            "1s",
+            "--retries",
+            "1",
+            "--retry-backoff",
+            backoff,
+        ]
+    };
+    let mut first =
+        sb.bdp_cmd(&args("10m")).env("PATH", &path).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_for("retry_scheduled", || sb.root().join(".bdp/events").exists() && !sb.events("retry_scheduled").is_empty());
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let session = sb.events("agent_exited")[0]["session"].as_str().expect("the session bdp named").to_string();
+    assert_eq!(sb.events("retry_scheduled")[0]["carry_on"], serde_json::json!({ "resume": session }));
+
+    let out = sb.bdp_cmd(&args("0")).env("PATH", &path).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let spawns = sb.events("spawn_requested");
+    let second: Vec<&str> = spawns[1]["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(second.windows(2).any(|w| w == ["--resume", session.as_str()]), "{second:?}");
+    assert!(second.last().unwrap().contains("was stopped: stalled"), "{second:?}");
+    assert_eq!(sb.issues()["r1"]["status"], "closed");
+    assert_eq!(sb.main_subjects().iter().filter(|s| *s == "work on r1").count(), 1);
+}

@@ -314,6 +314,14 @@ fn refusals_before_anything_is_claimed() {
     let out = sb.bdp(&["run"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no agent command"), "{}", stderr(&out));
+    // A preset and a command both name the agent: neither silently wins.
+    let out = sb.bdp(&["run", "--agent", "claude", "--", "./agent.sh", "{id}"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--agent claude and a command (./agent.sh …) both name the agent"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(std::fs::read(sb.root().join(".beads/issues.jsonl")).unwrap(), before);
     assert!(!sb.root().join(".bdp").exists(), "nothing was written");
     // Dry run: prints the plan, writes nothing.
@@ -322,6 +330,27 @@ fn refusals_before_anything_is_claimed() {
     assert!(stdout(&out).contains("/bin/true r1 "), "{}", stdout(&out));
     assert!(!sb.root().join(".bdp").exists(), "dry run wrote nothing");
     assert_eq!(std::fs::read(sb.root().join(".beads/issues.jsonl")).unwrap(), before);
+}
+
+/// `--agent codex -- FLAGS`: the flags go to the CLI, before the prompt; the preset names the worktree's
+/// own git dir beside the repository's (codex's sandbox lets a commit write only what is named).
+#[test]
+fn a_presets_own_flags_come_after_the_dashes() {
+    let sb = Sandbox::new(&[("p1", "p1", 2, &[][..])]);
+    let codex = sb.script("codex", "exit 0");
+    let path = format!("{}:{}", codex.parent().unwrap().display(), std::env::var("PATH").unwrap());
+    let out = sb
+        .bdp_cmd(&["run", "--dry-run", "--agent", "codex", "--", "-c", "model=\"o3\""])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let git_dir = sb.root().join(".git").canonicalize().unwrap().display().to_string();
+    let want = format!(
+        "exec --json --sandbox workspace-write --add-dir {git_dir} --add-dir {git_dir}/worktrees/p1 -c 'model=\"o3\"' 'Your task"
+    );
+    assert!(text.contains(&want), "{want}\n{text}");
 }
 
 #[test]

@@ -248,6 +248,7 @@ fn status_of_a_running_session() {
         next_attempt: 2,
         backoff_ms: 3_600_000,
         reason: "exit 3".into(),
+        carry_on: None,
     });
     w.append(retry).unwrap();
     let mut merge = running(root, "bd-merge", 1, Some((dead_pid(), Some(1))), false);
@@ -348,7 +349,13 @@ fn logs_repo() -> tempfile::TempDir {
     let mut a = running(root, "bd-a", 1, Some((dead_pid(), Some(1))), false);
     a.extend([
         exited("bd-a", 1, 1),
-        Event::RetryScheduled { issue: "bd-a".into(), next_attempt: 2, backoff_ms: 10, reason: "exit 1".into() },
+        Event::RetryScheduled {
+            issue: "bd-a".into(),
+            next_attempt: 2,
+            backoff_ms: 10,
+            reason: "exit 1".into(),
+            carry_on: None,
+        },
     ]);
     a.extend(attempt_events("bd-a", 2, Some((dead_pid(), Some(1)))));
     a.extend([exited("bd-a", 2, 0), released("bd-a", ReleaseReason::Done)]);

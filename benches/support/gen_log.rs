@@ -377,6 +377,7 @@ impl Sim {
                     next_attempt: self.attempts[f.issue] + 1,
                     backoff_ms: 5_000 << f.tries,
                     reason: format!("attempt {a} failed"),
+                    carry_on: None,
                 }]
             }
             Stage::Merge => {

@@ -131,6 +131,7 @@ fn rules(rng: &mut Rng) -> Rules {
         tracker: "sim".into(),
         max_cost: None,
         max_issue_cost: None,
+        resumes: false,
     }
 }
 

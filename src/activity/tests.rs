@@ -218,7 +218,13 @@ fn a_failed_attempt_then_a_retry() {
     log.at(
         5.0,
         "s1",
-        Event::RetryScheduled { issue: "r".into(), next_attempt: 2, backoff_ms: 2_000, reason: "x".into() },
+        Event::RetryScheduled {
+            issue: "r".into(),
+            next_attempt: 2,
+            backoff_ms: 2_000,
+            reason: "x".into(),
+            carry_on: None,
+        },
     );
     log.spawn(7.0, "s1", "r", 2).exit(9.0, "s1", "r", 2, 0, 2_000).release(10.0, "s1", "r", ReleaseReason::Done);
     log.end(10.0, "s1");

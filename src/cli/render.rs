@@ -95,8 +95,13 @@ pub fn describe(event: &Event) -> String {
         }
         Event::ReconcileFinding { kind, detail, .. } => format!("{kind}: {detail}"),
         Event::RepairApplied { kind, action, .. } => format!("{kind}: {action}"),
-        Event::RetryScheduled { next_attempt, backoff_ms, reason, .. } => {
-            format!("attempt {next_attempt} in {}: {reason}", duration(*backoff_ms))
+        Event::RetryScheduled { next_attempt, backoff_ms, reason, carry_on, .. } => {
+            let how = match carry_on {
+                None => String::new(),
+                Some(crate::event::CarryOn::Resume(session)) => format!(" (resumes session {session})"),
+                Some(crate::event::CarryOn::Continue) => " (continues its work, out of context)".to_string(),
+            };
+            format!("attempt {next_attempt} in {}: {reason}{how}", duration(*backoff_ms))
         }
         Event::LogTruncated { segment, offset, dropped_bytes } => {
             format!("cut {dropped_bytes} torn bytes from {segment} at byte {offset}")
@@ -191,4 +196,30 @@ pub fn claim_line(id: &str, issue: &IssueState, claim: &Claim) -> String {
 
 fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::CarryOn;
+
+    #[test]
+    fn a_retry_says_how_it_carries_on() {
+        let retry = |carry_on| Event::RetryScheduled {
+            issue: "a".into(),
+            next_attempt: 2,
+            backoff_ms: 5_000,
+            reason: "stalled: no output for 10m".into(),
+            carry_on,
+        };
+        assert_eq!(describe(&retry(None)), "attempt 2 in 5.0s: stalled: no output for 10m");
+        assert_eq!(
+            describe(&retry(Some(CarryOn::Resume("u-1".into())))),
+            "attempt 2 in 5.0s: stalled: no output for 10m (resumes session u-1)"
+        );
+        assert_eq!(
+            describe(&retry(Some(CarryOn::Continue))),
+            "attempt 2 in 5.0s: stalled: no output for 10m (continues its work, out of context)"
+        );
+    }
 }

@@ -9,7 +9,7 @@
 //! first), or the issue given back. A tracker that fails pauses claims ([`super::outage`]); the writes that
 //! needed it wait for it.
 
-use crate::event::{Event, MergeStrategy, Phase, ReleaseReason};
+use crate::event::{CarryOn, Event, MergeStrategy, Phase, ReleaseReason};
 use crate::plan::LabelChange;
 use crate::reconcile::issue_lock;
 use crate::repo::branch_name;
@@ -451,8 +451,7 @@ impl Model {
                 head: None,
                 why: String::new(),
                 backoff: 0,
-                cut_short: false,
-                continuing: false,
+                carry_on: None,
                 close: None,
                 release: None,
                 give_back: LabelChange::default(),
@@ -547,9 +546,17 @@ impl Model {
         if end.stopped {
             return self.give_up(id, ReleaseReason::Shutdown, "stopped (bdp stop --now)", false, out);
         }
+        let cut_short = end.timed_out || end.stalled.is_some() || end.signal.is_some();
+        let carry_on = if end.context_exhausted && !end.timed_out {
+            // A full context is not resumed: the next attempt starts a new one, with a summary.
+            Some(CarryOn::Continue)
+        } else if cut_short && self.rules.resumes {
+            end.session.clone().map(CarryOn::Resume)
+        } else {
+            None
+        };
         if let Some(held) = self.held.get_mut(id) {
-            held.cut_short = end.timed_out || end.stalled.is_some() || end.signal.is_some();
-            held.continuing = end.context_exhausted && !end.timed_out;
+            held.carry_on = carry_on;
         }
         if !end.success()
             && let (Some(limit), Some(&spent)) = (self.rules.max_issue_cost, self.issue_spent.get(id))
@@ -632,6 +639,7 @@ impl Model {
             next_attempt: next,
             backoff_ms: backoff,
             reason: why.to_string(),
+            carry_on: held.carry_on.clone(),
         });
         out.report(RunEvent::Retry {
             issue: id.to_string(),
@@ -646,7 +654,8 @@ impl Model {
         held.backoff = backoff;
         if worktree {
             held.stage = Stage::Resetting;
-            out.act(Action::ResetWorktree { issue: id.to_string(), keep: held.continuing });
+            let keep = held.carry_on == Some(CarryOn::Continue);
+            out.act(Action::ResetWorktree { issue: id.to_string(), keep });
         } else {
             held.stage = Stage::BackingOff;
             out.act(Action::SetTimer { at: now + backoff, timer: Timer::Retry(id.to_string()) });

@@ -354,13 +354,50 @@ fn an_attempt_out_of_context_keeps_its_worktree_for_the_next() {
     let end = AgentEnd { code: Some(1), context_exhausted: true, ..AgentEnd::default() };
     let out = m.decide(10, Input::AgentExited { issue: "a".into(), attempt: 1, end, usage: None });
     assert!(acts(&out).contains(&Action::ResetWorktree { issue: "a".into(), keep: true }), "{out:?}");
-    assert!(m.held["a"].continuing);
+    assert_eq!(carried_on(&out), Some(Some(CarryOn::Continue)), "the retry's record says so (for a recovery)");
     m.decide(11, Input::WorktreeReset { issue: "a".into(), result: Ok(()) });
     m.decide(12, Input::TimerFired(Timer::Retry("a".into())));
     m.decide(13, Input::Spawned { issue: "a".into(), attempt: 2, result: Ok(Started { pid: 8, start_time: None }) });
     let end = AgentEnd { code: Some(1), ..AgentEnd::default() };
     let out = m.decide(14, Input::AgentExited { issue: "a".into(), attempt: 2, end, usage: None });
     assert!(acts(&out).contains(&Action::ResetWorktree { issue: "a".into(), keep: false }), "{out:?}");
+}
+
+/// How the retry scheduled in `out` carries on, as recorded (`None`: no retry was scheduled).
+fn carried_on(out: &[Action]) -> Option<Option<CarryOn>> {
+    out.iter().find_map(|a| match a {
+        Action::Append { events, .. } => events.iter().find_map(|e| match e {
+            Event::RetryScheduled { carry_on, .. } => Some(carry_on.clone()),
+            _ => None,
+        }),
+        _ => None,
+    })
+}
+
+/// An attempt cut short (a timeout, a stall, a signal) is resumed by its retry, when the agent said its
+/// session and its CLI can resume one; an attempt that failed on its own starts afresh.
+#[test]
+fn a_retry_after_an_attempt_cut_short_resumes_its_session() {
+    let session = Some("s-1".to_string());
+    let cases = [
+        (AgentEnd { timed_out: true, session: session.clone(), ..AgentEnd::default() }, true, true),
+        (
+            AgentEnd { stalled: Some(600_000), signal: Some(15), session: session.clone(), ..AgentEnd::default() },
+            true,
+            true,
+        ),
+        (AgentEnd { signal: Some(9), session: session.clone(), ..AgentEnd::default() }, true, true),
+        (AgentEnd { code: Some(1), session: session.clone(), ..AgentEnd::default() }, true, false),
+        (AgentEnd { timed_out: true, ..AgentEnd::default() }, true, false),
+        (AgentEnd { timed_out: true, session: session.clone(), ..AgentEnd::default() }, false, false),
+    ];
+    for (end, resumes, resumed) in cases {
+        let mut m = running("a");
+        m.rules.resumes = resumes;
+        let out = m.decide(10, Input::AgentExited { issue: "a".into(), attempt: 1, end: end.clone(), usage: None });
+        let want = resumed.then(|| CarryOn::Resume("s-1".into()));
+        assert_eq!(carried_on(&out), Some(want), "{end:?} (resumes: {resumes})");
+    }
 }
 
 /// `--max-issue-cost`: a failed attempt whose issue has spent its budget is not retried; the issue goes

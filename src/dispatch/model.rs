@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::event::{MergeStrategy, Phase, ReleaseReason};
+use crate::event::{CarryOn, MergeStrategy, Phase, ReleaseReason};
 use crate::plan::Issue;
 use crate::state::State;
 
@@ -59,6 +59,9 @@ pub struct Rules {
     /// `--max-cost` and `--max-issue-cost`, in micro-dollars.
     pub max_cost: Option<u64>,
     pub max_issue_cost: Option<u64>,
+    /// The agent CLI can resume a conversation by its session id (the claude and codex presets): a retry
+    /// after an attempt was cut short resumes it.
+    pub resumes: bool,
 }
 
 impl Rules {
@@ -87,6 +90,7 @@ impl Rules {
             tracker: "br".into(),
             max_cost: None,
             max_issue_cost: None,
+            resumes: true,
         }
     }
 
@@ -156,12 +160,10 @@ pub struct Held {
     /// Why the last attempt failed, and the backoff before the next (while its worktree is reset).
     pub why: String,
     pub backoff: Ms,
-    /// The last attempt was cut short (a timeout, a stall, killed by a signal), not failed by the agent:
-    /// a retry may resume its conversation.
-    pub cut_short: bool,
-    /// The last attempt ran out of context: the next one continues its work (kept, committed as work in
-    /// progress) with a summary of it, instead of starting over from the base.
-    pub continuing: bool,
+    /// How a retry of the last attempt carries on from it (recorded with the retry): resuming its
+    /// conversation (it was cut short: a timeout, a stall, a signal), or continuing its work (it ran out
+    /// of context). `None`: afresh from the base.
+    pub carry_on: Option<CarryOn>,
     /// This run wrote its issue lock.
     pub locked: bool,
     /// The branch is looked at for its head only (`--merge none` after a check or a recovery).

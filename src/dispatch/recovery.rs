@@ -3,7 +3,7 @@
 //! the executor (`supervisor::recover`, and the simulator's copy of the world) looks at the world and
 //! carries the effects out, so the two cannot drift apart.
 
-use crate::event::{Event, IssueId};
+use crate::event::{CarryOn, Event, IssueId};
 use crate::reconcile::{Finding, Repair, Step};
 use crate::state::{AttemptOutcome, Claim, State};
 
@@ -62,7 +62,9 @@ pub fn resuming(id: &str, claim: &Claim, step: Step, worktree: WorktreeSeen) -> 
                 resume: Resume::Worktree,
             }),
             (Some(_), WorktreeSeen::Present) => {
-                Some(Resuming { record: vec![], reset_worktree: true, resume: Resume::Spawn })
+                // A retry that continues an attempt which ran out of context keeps that attempt's work.
+                let continues = claim.retry.as_ref().is_some_and(|r| r.carry_on == Some(CarryOn::Continue));
+                Some(Resuming { record: vec![], reset_worktree: !continues, resume: Resume::Spawn })
             }
             (None, _) => go(Resume::Worktree),
         },
@@ -138,6 +140,14 @@ mod tests {
         let c = claim(true, None, None);
         let r = resuming("a", &c, Step::Spawn, WorktreeSeen::Present).unwrap();
         assert_eq!(r, Resuming { record: vec![], reset_worktree: true, resume: Resume::Spawn });
+        // Unless the retry continues the work of an attempt that ran out of context.
+        let retry =
+            |carry_on| crate::state::Retry { seq: 4, next_attempt: 3, backoff_ms: 1, reason: "r".into(), carry_on };
+        let continuing = Claim { retry: Some(retry(Some(CarryOn::Continue))), ..c.clone() };
+        let r = resuming("a", &continuing, Step::Spawn, WorktreeSeen::Present).unwrap();
+        assert!(!r.reset_worktree, "{r:?}");
+        let resuming_session = Claim { retry: Some(retry(Some(CarryOn::Resume("s".into())))), ..c.clone() };
+        assert!(resuming("a", &resuming_session, Step::Spawn, WorktreeSeen::Present).unwrap().reset_worktree);
         let r = resuming("a", &c, Step::Spawn, WorktreeSeen::Missing).unwrap();
         assert_eq!(r.record, vec![Event::WorktreeRemoved { issue: "a".into(), path: "/w/a".into() }]);
         assert_eq!((r.reset_worktree, r.resume), (false, Resume::Worktree));

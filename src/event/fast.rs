@@ -133,7 +133,13 @@ mirrors! {
     "claims_stopped" => ClaimsStopped { reason: String }
     "reconcile_finding" => ReconcileFinding { kind: String, #[serde(default)] issue: Option<IssueId>, detail: String }
     "repair_applied" => RepairApplied { kind: String, #[serde(default)] issue: Option<IssueId>, action: String }
-    "retry_scheduled" => RetryScheduled { issue: IssueId, next_attempt: u32, backoff_ms: u64, reason: String }
+    "retry_scheduled" => RetryScheduled {
+        issue: IssueId,
+        next_attempt: u32,
+        backoff_ms: u64,
+        reason: String,
+        #[serde(default)] carry_on: Option<CarryOn>,
+    }
     "log_truncated" => LogTruncated { segment: String, offset: u64, dropped_bytes: u64 }
 }
 
@@ -270,7 +276,7 @@ mod tests {
             Event::ClaimsStopped { reason: "--max-cost reached: $1.20 of $1.00".into() },
             Event::ReconcileFinding { kind: "k".into(), issue: Some(i()), detail: "d".into() },
             Event::RepairApplied { kind: "k".into(), issue: Some(i()), action: "a".into() },
-            Event::RetryScheduled { issue: i(), next_attempt: 3, backoff_ms: 5, reason: "r".into() },
+            Event::RetryScheduled { issue: i(), next_attempt: 3, backoff_ms: 5, reason: "r".into(), carry_on: None },
             Event::LogTruncated { segment: "000001.jsonl".into(), offset: 1, dropped_bytes: 2 },
         ]
     }

@@ -113,6 +113,18 @@ pub enum MergeStrategy {
     None,
 }
 
+/// How a retry carries on from the attempt before it, instead of starting afresh from the base.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CarryOn {
+    /// That attempt was cut short (a timeout, a stall, a signal): the next one resumes its agent's
+    /// conversation, this session (`claude --resume`, `codex exec resume`).
+    Resume(String),
+    /// That attempt ran out of context: its work stays in the worktree (committed as work in progress)
+    /// and the next attempt's prompt summarizes it.
+    Continue,
+}
+
 /// What an agent reported it used. Costs are integer micro-dollars so events stay exactly comparable.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AgentUsage {
@@ -349,6 +361,9 @@ pub enum Event {
         next_attempt: u32,
         backoff_ms: u64,
         reason: String,
+        /// How the next attempt carries on from this one; absent: afresh, from the base.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        carry_on: Option<CarryOn>,
     },
 
     /// On open, a torn tail (a crash mid-write) was cut off the log.

@@ -220,7 +220,13 @@ fn interrupted_steps_resume_where_the_log_stood() {
     let mut failed = claim("a");
     failed.extend([requested("a"), spawned("a"), exited("a", 1)]);
     assert_eq!(step(failed.clone(), false), Repair::Resume { step: Step::AfterExit });
-    failed.push(Event::RetryScheduled { issue: "a".into(), next_attempt: 2, backoff_ms: 10, reason: "r".into() });
+    failed.push(Event::RetryScheduled {
+        issue: "a".into(),
+        next_attempt: 2,
+        backoff_ms: 10,
+        reason: "r".into(),
+        carry_on: None,
+    });
     assert_eq!(step(failed, false), Repair::Resume { step: Step::Spawn });
 }
 
@@ -520,7 +526,13 @@ fn what_each_finding_says() {
         events.push(end);
         let state = fold(events.clone());
         case("ended", &state, &world_for(&state));
-        events.push(Event::RetryScheduled { issue: "a".into(), next_attempt: 2, backoff_ms: 10, reason: "r".into() });
+        events.push(Event::RetryScheduled {
+            issue: "a".into(),
+            next_attempt: 2,
+            backoff_ms: 10,
+            reason: "r".into(),
+            carry_on: None,
+        });
         let state = fold(events);
         case("retry", &state, &world_for(&state));
     }

@@ -364,7 +364,7 @@ impl State {
             }
             Event::ReconcileFinding { .. } => self.count(session, |c| c.findings += 1),
             Event::RepairApplied { .. } => self.count(session, |c| c.repairs += 1),
-            Event::RetryScheduled { issue, next_attempt, backoff_ms, reason } => {
+            Event::RetryScheduled { issue, next_attempt, backoff_ms, reason, carry_on } => {
                 let attempts = self.issues.get(issue).map_or(0, |i| i.attempts);
                 let claim = self.claim_mut(issue)?;
                 if let Some(a) = claim.attempt.as_ref().filter(|a| a.is_open()) {
@@ -378,7 +378,7 @@ impl State {
                     });
                 }
                 let (next_attempt, backoff_ms, reason) = (*next_attempt, *backoff_ms, reason.clone());
-                claim.retry = Some(Retry { seq, next_attempt, backoff_ms, reason });
+                claim.retry = Some(Retry { seq, next_attempt, backoff_ms, reason, carry_on: carry_on.clone() });
             }
             Event::LogTruncated { .. } => self.truncations += 1,
         }

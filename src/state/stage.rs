@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn each_stage_follows_from_what_the_log_recorded() {
-        let retry = Retry { seq: 9, next_attempt: 2, backoff_ms: 10, reason: "agent exited 1".into() };
+        let retry = Retry { seq: 9, next_attempt: 2, backoff_ms: 10, reason: "agent exited 1".into(), carry_on: None };
         let wt = Worktree { path: "/w".into(), branch: "bdp/x".into(), base: "main".into() };
         let c = claim();
         assert_eq!(c.stage(None), ClaimStage::Preparing { worktree: None });

@@ -158,7 +158,13 @@ fn an_abandoned_spawn_intent_lets_a_retry_go_ahead() {
             claimed("a"),
             spawn_req("a", 1),
             Event::AttemptAbandoned { issue: "a".into(), attempt: 1, reason: "never spawned".into() },
-            Event::RetryScheduled { issue: "a".into(), next_attempt: 2, backoff_ms: 10, reason: "crash".into() },
+            Event::RetryScheduled {
+                issue: "a".into(),
+                next_attempt: 2,
+                backoff_ms: 10,
+                reason: "crash".into(),
+                carry_on: None,
+            },
             spawn_req("a", 2),
             spawned("a", 2),
         ],
@@ -251,6 +257,7 @@ fn lifecycle(issue: &str, fail: bool) -> Vec<Event> {
             next_attempt: 2,
             backoff_ms: 1,
             reason: "exit 1".into(),
+            carry_on: None,
         });
         events.extend([spawn_req(issue, 2), spawned(issue, 2), exited(issue, 2, 0)]);
     } else {

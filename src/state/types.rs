@@ -235,6 +235,9 @@ pub struct Retry {
     /// Why the attempt before failed (in the agent's own words when it said any).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// How the next attempt carries on from the one before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carry_on: Option<crate::event::CarryOn>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

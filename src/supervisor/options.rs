@@ -50,6 +50,7 @@ impl RunOptions {
             label: self.label.clone(),
             max_cost: self.max_cost.map(micro_usd),
             max_issue_cost: self.max_issue_cost.map(micro_usd),
+            resumes: self.agent.is_some(),
             tracker: tracker.to_string(),
         }
     }

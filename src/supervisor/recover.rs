@@ -152,7 +152,7 @@ impl Orchestrator {
                     duration_ms: *duration_ms,
                     error,
                     said: words.said,
-                    session: words.session,
+                    session: words.session.or_else(|| self.named_session(&id, *attempt)),
                     context_exhausted: words.context_exhausted,
                     ..AgentEnd::default()
                 };

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::dispatch::{Action, BranchFacts, Input, MergeOutcome, Started};
-use crate::event::{Event, MergeStrategy};
+use crate::event::{CarryOn, Event, MergeStrategy};
 use crate::git;
 use crate::repo::branch_name;
 use crate::supervisor::agent::{self, AgentEnd, AgentSpec};
@@ -15,7 +15,7 @@ use crate::supervisor::agent::{self, AgentEnd, AgentSpec};
 use super::options::Isolation;
 use super::orchestrator::{Orchestrator, RunError, RunResult};
 use super::prompt::{PromptContext, render};
-use super::template::{Preset, Vars, agent_session_id, claude_session, resume_claude, substitute};
+use super::template::{Preset, Vars, agent_session_id, claude_session, substitute, worktree_git_dir};
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RunError + use<> {
     let path = path.to_path_buf();
@@ -182,23 +182,25 @@ impl Orchestrator {
             });
         let (workdir_s, prompt_s) = (workdir.display().to_string(), prompt_file.display().to_string());
         let agent_session = agent_session_id(self.log.session(), id, attempt);
+        let worktree_git_dir = worktree_git_dir(&workdir, &self.git_dir);
         let vars = Vars {
             id,
             prompt_file: &prompt_s,
             worktree: &workdir_s,
             attempt,
             git_dir: &self.git_dir,
+            worktree_git_dir: &worktree_git_dir,
             agent_session: &agent_session,
         };
         let mut argv = substitute(&self.opts.template, &vars);
-        if let Some((session, why)) = self.resumable(id, attempt) {
+        if let Some((preset, session, why)) = self.resumable(id, attempt) {
             let note = format!(
                 "Your previous attempt at this issue was stopped: {why}. Carry on from where it stopped. The task is \
                  still in {prompt_s}. The worktree was reset to {} for this attempt: what you changed is gone, \
                  but you know what you tried.",
                 self.base
             );
-            argv = resume_claude(&argv, &session, &note);
+            argv = preset.resume(&argv, &session, &note);
         }
         if let (Some(Preset::Claude), Some(limit)) = (self.opts.agent, self.model.rules.max_issue_cost) {
             // What is left of the issue's budget, for the CLI to stop itself at (before the prompt).
@@ -233,7 +235,10 @@ impl Orchestrator {
     /// For an attempt that continues one that ran out of context: what that one left (its commits and the
     /// files they change since the base, its last words).
     fn continuation(&self, id: &str, workdir: &Path) -> Option<String> {
-        let held = self.model.held.get(id).filter(|h| h.continuing)?;
+        let retry = self.model.state.issues.get(id)?.claim.as_ref()?.retry.as_ref()?;
+        if retry.carry_on != Some(CarryOn::Continue) {
+            return None;
+        }
         let range = format!("{}..HEAD", self.base);
         let log = git::run(workdir, ["log", "--oneline", "--max-count=20", &range]).unwrap_or_default();
         let stat = git::run(workdir, ["diff", "--stat", &format!("{}...HEAD", self.base)]).unwrap_or_default();
@@ -244,23 +249,21 @@ impl Orchestrator {
             self.base,
             log.trim_end(),
             stat.trim_end(),
-            held.why
+            retry.reason
         ))
     }
 
-    /// The Claude session a retry resumes, and why the attempt before it failed: when that attempt ran the
-    /// claude preset and was cut short (a timeout, a stall, a crash: killed by a signal). After a crash of
-    /// bdp itself the retry starts afresh (the model knows how the attempt ended, the log does not say).
-    fn resumable(&self, id: &str, attempt: u32) -> Option<(String, String)> {
-        if self.opts.agent != Some(Preset::Claude) || attempt < 2 {
-            return None;
+    /// The preset whose conversation a retry resumes, its session and why the attempt before it failed:
+    /// as the retry's record says (`carry_on`), so a retry scheduled before bdp crashed resumes too.
+    fn resumable(&self, id: &str, attempt: u32) -> Option<(Preset, String, String)> {
+        let preset = self.opts.agent?;
+        let retry = self.model.state.issues.get(id)?.claim.as_ref()?.retry.as_ref()?;
+        match &retry.carry_on {
+            Some(CarryOn::Resume(session)) if retry.next_attempt == attempt => {
+                Some((preset, session.clone(), retry.reason.clone()))
+            }
+            _ => None,
         }
-        let claim = self.model.state.issues.get(id)?.claim.as_ref()?;
-        let before = claim.attempt.as_ref().filter(|a| a.number + 1 == attempt)?;
-        let cut_short = self.model.held.get(id).is_some_and(|h| h.cut_short);
-        let session = claude_session(&before.argv).filter(|_| cut_short)?;
-        let why = claim.retry.as_ref().map_or("it was cut short".to_string(), |r| r.reason.clone());
-        Some((session.to_string(), why))
     }
 
     /// Starts an agent whose spawn intent is durable, and hands it to a task that reports its end.
@@ -289,12 +292,22 @@ impl Orchestrator {
         supervision: impl std::future::Future<Output = AgentEnd> + Send + 'static,
     ) {
         let (tx, issue) = (self.tx.clone(), id.to_string());
+        let named = self.named_session(id, attempt);
         tokio::spawn(async move {
             let mut end = supervision.await;
             let words = super::agent_output::from_files(&dir);
-            (end.said, end.session, end.context_exhausted) = (words.said, words.session, words.context_exhausted);
+            (end.said, end.context_exhausted) = (words.said, words.context_exhausted);
+            end.session = words.session.or(named);
             let _ = tx.send(Input::AgentExited { issue, attempt, end, usage: words.usage });
         });
+    }
+
+    /// The session bdp named in an attempt's argv (`claude --session-id`), for when the agent was killed
+    /// before it printed its own.
+    pub(super) fn named_session(&self, id: &str, attempt: u32) -> Option<String> {
+        let claim = self.model.state.issues.get(id)?.claim.as_ref()?;
+        let a = claim.attempt.as_ref().filter(|a| a.number == attempt)?;
+        claude_session(&a.argv).map(str::to_string)
     }
 
     /// Runs git work (a look at a branch, a reset, a removal) in a blocking task, so the dispatcher never waits

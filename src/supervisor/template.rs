@@ -13,7 +13,8 @@ pub enum Preset {
     /// Claude Code: `claude -p --output-format json --permission-mode dontAsk --allowedTools=<a coding
     /// agent's tools> PROMPT` (works as root, where `--dangerously-skip-permissions` is refused).
     Claude,
-    /// OpenAI Codex: `codex exec --json --sandbox workspace-write --add-dir GIT_DIR PROMPT`.
+    /// OpenAI Codex: `codex exec --json --sandbox workspace-write --add-dir GIT_DIR --add-dir
+    /// WORKTREE_GIT_DIR PROMPT`.
     Codex,
 }
 
@@ -49,14 +50,47 @@ impl Preset {
                 "--session-id",
                 "{agent_session}",
             ],
-            // `exec` runs non-interactively; `--json` prints JSONL events (`turn.completed` carries `usage`);
-            // the sandbox may write the worktree, and `--add-dir` lets git write the repository's
-            // `.git` (a worktree's commits land there).
-            Preset::Codex => &["codex", "exec", "--json", "--sandbox", "workspace-write", "--add-dir", "{git_dir}"],
+            // `exec` runs non-interactively; `--json` prints JSONL events (`thread.started` names the
+            // thread, `turn.completed` carries `usage`); the sandbox may write the worktree. A commit writes
+            // the repository's `.git` (objects, refs) and the worktree's own git dir under it (index,
+            // HEAD), which the Linux sandbox mounts read-only unless each is named: two `--add-dir`.
+            Preset::Codex => &[
+                "codex",
+                "exec",
+                "--json",
+                "--sandbox",
+                "workspace-write",
+                "--add-dir",
+                "{git_dir}",
+                "--add-dir",
+                "{worktree_git_dir}",
+            ],
         };
         let mut argv: Vec<String> = words.iter().map(|w| w.to_string()).collect();
         argv.push(PRESET_INSTRUCTION.to_string());
         argv
+    }
+
+    /// The preset's template with the user's own flags (`bdp run --agent codex -- -c model="o3"`) added
+    /// before the prompt, where the CLI reads them as its own.
+    pub fn template_with(self, extra: &[String]) -> Vec<String> {
+        let mut argv = self.template();
+        let at = argv.len() - 1;
+        argv.splice(at..at, extra.iter().cloned());
+        argv
+    }
+
+    /// The argv of a retry that resumes the conversation `session` of the attempt before it, with `note`
+    /// as the new message: `claude … --resume S NOTE`, `codex exec … resume S NOTE`.
+    pub fn resume(self, argv: &[String], session: &str, note: &str) -> Vec<String> {
+        match self {
+            Preset::Claude => resume_claude(argv, session, note),
+            Preset::Codex => {
+                let mut out = argv[..argv.len().saturating_sub(1)].to_vec();
+                out.extend(["resume".to_string(), session.to_string(), note.to_string()]);
+                out
+            }
+        }
     }
 }
 
@@ -68,12 +102,16 @@ pub struct Vars<'a> {
     pub worktree: &'a str,
     pub attempt: u32,
     pub git_dir: &'a str,
+    /// The worktree's own git dir (`.git/worktrees/NAME`, where its index and HEAD live); the
+    /// repository's `.git` when the agent works in the checkout itself.
+    pub worktree_git_dir: &'a str,
     /// A UUID for the attempt's agent session ([`agent_session_id`]).
     pub agent_session: &'a str,
 }
 
 /// The placeholders a template may use.
-pub const PLACEHOLDERS: &[&str] = &["{id}", "{prompt_file}", "{worktree}", "{attempt}", "{git_dir}", "{agent_session}"];
+pub const PLACEHOLDERS: &[&str] =
+    &["{id}", "{prompt_file}", "{worktree}", "{attempt}", "{git_dir}", "{worktree_git_dir}", "{agent_session}"];
 
 /// The session id bdp gives an attempt's agent (`claude --session-id`): a UUID (version 4 layout) made
 /// from the run's session, the issue and the attempt, so it is known before the agent prints anything and
@@ -124,6 +162,7 @@ pub fn substitute(template: &[String], vars: &Vars<'_>) -> Vec<String> {
                     ("{worktree}", vars.worktree),
                     ("{attempt}", attempt.as_str()),
                     ("{git_dir}", vars.git_dir),
+                    ("{worktree_git_dir}", vars.worktree_git_dir),
                     ("{agent_session}", vars.agent_session),
                 ] {
                     if let Some(after) = rest.strip_prefix(name) {
@@ -139,6 +178,21 @@ pub fn substitute(template: &[String], vars: &Vars<'_>) -> Vec<String> {
             out
         })
         .collect()
+}
+
+/// The git dir of the checkout at `workdir`: what its `.git` file points to (a linked worktree), the
+/// `.git` directory itself, or `fallback` when it has neither (not a git checkout, unreadable).
+pub fn worktree_git_dir(workdir: &Path, fallback: &str) -> String {
+    let dot_git = workdir.join(".git");
+    if dot_git.is_dir() {
+        return dot_git.display().to_string();
+    }
+    let Ok(text) = std::fs::read_to_string(&dot_git) else { return fallback.to_string() };
+    match text.trim_end().strip_prefix("gitdir: ") {
+        // Relative with `worktree.useRelativePaths`: relative to the worktree.
+        Some(dir) => workdir.join(dir).display().to_string(),
+        None => fallback.to_string(),
+    }
 }
 
 /// Why an agent program cannot be run.
@@ -187,6 +241,7 @@ mod tests {
             worktree: "/r/wt",
             attempt: 2,
             git_dir: "/r/.git",
+            worktree_git_dir: "/r/.git/worktrees/wt",
             agent_session: "u-1",
         }
     }
@@ -213,7 +268,38 @@ mod tests {
             let argv = substitute(&preset.template(), &vars());
             assert!(argv.last().unwrap().contains("/r/p.md"), "{argv:?}");
         }
-        assert!(substitute(&Preset::Codex.template(), &vars()).contains(&"/r/.git".to_string()));
+        let codex = substitute(&Preset::Codex.template(), &vars());
+        assert!(codex.contains(&"/r/.git".to_string()) && codex.contains(&"/r/.git/worktrees/wt".to_string()));
+    }
+
+    #[test]
+    fn a_presets_extra_flags_go_before_the_prompt() {
+        let extra = ["-c".to_string(), "model=\"o3\"".to_string()];
+        let argv = Preset::Codex.template_with(&extra);
+        assert_eq!(argv[argv.len() - 3..argv.len() - 1], extra);
+        assert_eq!(argv.last().unwrap(), PRESET_INSTRUCTION);
+        assert_eq!(argv.len(), Preset::Codex.template().len() + 2);
+    }
+
+    #[test]
+    fn a_resumed_codex_attempt_resumes_its_thread() {
+        let first = substitute(&Preset::Codex.template(), &vars());
+        let again = Preset::Codex.resume(&first, "t-1", "carry on");
+        assert_eq!(&again[again.len() - 3..], ["resume", "t-1", "carry on"]);
+        assert_eq!(again[..again.len() - 3], first[..first.len() - 1], "exec's own flags stay before `resume`");
+    }
+
+    #[test]
+    fn a_worktrees_git_dir_is_read_from_its_dot_git() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(worktree_git_dir(dir.path(), "/fb"), "/fb");
+        std::fs::write(dir.path().join(".git"), "gitdir: /r/.git/worktrees/a\n").unwrap();
+        assert_eq!(worktree_git_dir(dir.path(), "/fb"), "/r/.git/worktrees/a");
+        std::fs::write(dir.path().join(".git"), "gitdir: ../r/.git/worktrees/a\n").unwrap();
+        assert_eq!(worktree_git_dir(dir.path(), "/fb"), dir.path().join("../r/.git/worktrees/a").display().to_string());
+        std::fs::remove_file(dir.path().join(".git")).unwrap();
+        std::fs::create_dir(dir.path().join(".git")).unwrap();
+        assert_eq!(worktree_git_dir(dir.path(), "/fb"), dir.path().join(".git").display().to_string());
     }
 
     #[test]

@@ -223,6 +223,7 @@ pub fn issue_failed(issue: &str, pid: u32) -> Vec<Event> {
                 next_attempt: 2,
                 backoff_ms: 5_000,
                 reason: "exit 3".into(),
+                carry_on: None,
             });
         }
     }

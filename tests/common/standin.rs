@@ -1,6 +1,6 @@
-//! The real agent CLIs, offline: `claude` pointed at a stand-in for the Messages API on loopback
-//! (`standin_api.py`, beside this file). A test that needs the CLI skips, saying so, when it is not
-//! installed (`.ci/run` installs it from npm).
+//! The real agent CLIs, offline: `claude` pointed at a stand-in for the Messages API on loopback, `codex`
+//! at the same stand-in's Responses API (`standin_api.py`, beside this file). A test that needs a CLI
+//! skips, saying so, when it is not installed (`.ci/run` installs them from npm).
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -19,7 +19,13 @@ pub struct StandIn {
 impl StandIn {
     /// Starts the stand-in, or `None` (and a notice) when `claude` or `python3` is not installed.
     pub fn start(test: &str) -> Option<StandIn> {
-        for program in ["claude", "python3"] {
+        StandIn::start_for(test, "claude")
+    }
+
+    /// Starts the stand-in for the agent CLI `cli`, or `None` (and a notice) when it or `python3` is not
+    /// installed.
+    pub fn start_for(test: &str, cli: &str) -> Option<StandIn> {
+        for program in [cli, "python3"] {
             if which(program).is_none() {
                 eprintln!("{test}: skipped, `{program}` is not installed (.ci/run installs it)");
                 return None;
@@ -47,6 +53,26 @@ impl StandIn {
             .env("ANTHROPIC_API_KEY", "sk-test-standin")
             .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
             .env("HOME", self.home.path());
+    }
+
+    /// Points `cmd` (a `bdp run --agent codex`) at the stand-in: codex's home (its sessions) apart from
+    /// the user's, and the key its provider reads. The provider itself is in [`StandIn::codex_flags`].
+    pub fn codex_env(&self, cmd: &mut Command) {
+        cmd.env("CODEX_HOME", self.home.path()).env("STANDIN_API_KEY", "sk-test-standin");
+    }
+
+    /// Flags for `bdp run --agent codex -- FLAGS`: a model provider on the stand-in in `mode`, as a user
+    /// points codex at a gateway with `-c` (no retries, so a refused request fails at once).
+    pub fn codex_flags(&self, mode: &str) -> Vec<String> {
+        let provider = format!(
+            "model_providers.standin={{name=\"standin\", base_url=\"http://127.0.0.1:{}/{mode}/v1\", \
+             env_key=\"STANDIN_API_KEY\", wire_api=\"responses\", request_max_retries=0, stream_max_retries=0}}",
+            self.port
+        );
+        ["-c", "model_provider=\"standin\"", "-c", &provider, "-c", "model=\"standin-model\""]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     }
 
     /// The requests answered so far.

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""A stand-in for Anthropic's Messages API on loopback, so the real `claude` CLI runs offline in tests.
+"""A stand-in for Anthropic's Messages API and OpenAI's Responses API on loopback, so the real `claude`
+and `codex` CLIs run offline in tests.
 
-Start: `standin_api.py` prints `port N` on its first line, then serves until killed. Point the CLI at it
-with ANTHROPIC_BASE_URL=http://127.0.0.1:N/<mode> (any ANTHROPIC_API_KEY). The mode (the first path part)
+Start: `standin_api.py` prints `port N` on its first line, then serves until killed. Point claude at it
+with ANTHROPIC_BASE_URL=http://127.0.0.1:N/<mode> (any ANTHROPIC_API_KEY), codex with a model provider
+whose base_url is http://127.0.0.1:N/<mode>/v1 and wire_api "responses". The mode (the first path part)
 says what the "model" does:
 
   commit    first turn: a Bash tool call that writes agent.txt and commits it; after the tool's result:
@@ -13,7 +15,9 @@ says what the "model" does:
   hangfirst a session's first request is never answered (the CLI waits, silent: a stall); later
             requests of the same session (the CLI's x-claude-code-session-id: a resume) as `commit`.
   toolong   every request fails with HTTP 400 `invalid_request_error`, "prompt is too long" (the context
-            is exhausted).
+            is exhausted; Responses: `context_length_exceeded`).
+
+For codex the tool call is `exec_command` (its shell tool) and the session is its `session-id` header.
 
 Every request is appended as one JSON line to the file named by STANDIN_LOG, if set (tests read which
 session asked what). Requests that are not for /v1/messages get a 404 the CLI tolerates.
@@ -116,14 +120,20 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = {}
         log = os.environ.get("STANDIN_LOG")
+        responses = path.endswith("/v1/responses")
+        session = self.headers.get("session-id" if responses else "x-claude-code-session-id")
         if log:
             with open(log, "a") as f:
                 f.write(json.dumps({"mode": mode, "path": path, "stream": body.get("stream", False),
-                                    "tool_result": has_tool_result(body),
+                                    "tool_result": has_tool_result(body) or has_call_output(body),
                                     "tools": [t.get("name") for t in body.get("tools", []) if isinstance(t, dict)],
-                                    "messages": len(body.get("messages", [])),
+                                    "messages": len(body.get("messages", body.get("input", []))),
                                     "metadata": body.get("metadata"),
-                                    "session": self.headers.get("x-claude-code-session-id")}) + "\n")
+                                    "last_user": last_user_text(body),
+                                    "session": session}) + "\n")
+        if responses:
+            self.answer_responses_api(mode, body, session)
+            return
         if not path.endswith("/v1/messages"):
             # count_tokens and the like: a plausible answer.
             self.send(200, json.dumps({"input_tokens": 100}).encode())
@@ -164,6 +174,72 @@ class Handler(BaseHTTPRequestHandler):
             self.send(200, stream(content, stop, model), "text/event-stream")
         else:
             self.send(200, json.dumps(message(content, stop, model)).encode())
+
+
+def has_call_output(body):
+    return any(isinstance(i, dict) and i.get("type") == "function_call_output" for i in body.get("input", []))
+
+
+def last_user_text(body):
+    """The text of the last user message (a resume's new message), Messages or Responses shaped."""
+    for m in reversed(body.get("messages", body.get("input", []))):
+        if not isinstance(m, dict) or m.get("role") != "user":
+            continue
+        content = m.get("content")
+        if isinstance(content, str):
+            return content
+        texts = [c.get("text", "") for c in content or [] if isinstance(c, dict) and c.get("type") in ("text", "input_text")]
+        if texts:
+            return texts[-1]
+    return None
+
+
+RESPONSES_USAGE = {"input_tokens": 1200, "input_tokens_details": {"cached_tokens": 200}, "output_tokens": 80,
+                   "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 1280}
+
+
+def responses_sse(events):
+    return "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
+
+
+def _responses(self, mode, body, session):
+    """The Responses API (codex): the same modes, as `response.*` stream events."""
+    if mode == "overload":
+        self.send(503, b'{"error":{"message":"Service overloaded","type":"server_error","code":"overloaded"}}')
+        return
+    if mode == "badkey":
+        self.send(401, b'{"error":{"message":"Incorrect API key provided","type":"invalid_request_error",'
+                       b'"code":"invalid_api_key"}}')
+        return
+    if mode == "toolong":
+        self.send(400, b'{"error":{"message":"Your input exceeds the context window of this model.",'
+                       b'"type":"invalid_request_error","param":"input","code":"context_length_exceeded"}}')
+        return
+    if mode == "hangfirst":
+        with SEEN_LOCK:
+            seen = session in SEEN
+            SEEN.add(session)
+        if not seen:
+            time.sleep(120)
+            return
+        mode = "commit"
+    command = DEFAULT_COMMAND
+    if mode.startswith("commit:"):
+        command = urllib.parse.unquote(mode[len("commit:"):])
+    tools = [t.get("name") for t in body.get("tools", []) if isinstance(t, dict)]
+    events = [{"type": "response.created", "response": {"id": "resp_standin"}}]
+    if mode.startswith("commit") and "exec_command" in tools and not has_call_output(body):
+        item = {"type": "function_call", "id": "fc_standin_1", "call_id": "call_standin_1", "name": "exec_command",
+                "arguments": json.dumps({"cmd": command})}
+    else:
+        item = {"type": "message", "role": "assistant", "id": "msg_standin",
+                "content": [{"type": "output_text", "text": "Done: agent.txt is written and committed."}]}
+    events.append({"type": "response.output_item.done", "item": item})
+    events.append({"type": "response.completed", "response": {"id": "resp_standin", "usage": RESPONSES_USAGE}})
+    self.send(200, responses_sse(events), "text/event-stream")
+
+
+Handler.answer_responses_api = _responses
 
 
 def main():

@@ -161,6 +161,7 @@ pub fn build_step_interrupted(root: &Path) {
         next_attempt: 2,
         backoff_ms: 10_000,
         reason: "exit 3".into(),
+        carry_on: None,
     });
     crashed_session(root, s, events);
     let mut issues: Vec<(&str, &str, Option<&str>, &[&str])> = Vec::new();

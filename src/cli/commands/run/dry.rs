@@ -45,7 +45,20 @@ pub fn print(
         let prompt = repo.attempt_dir(&issue.id, attempt).join("prompt.md");
         let (w, p) = (workdir.display().to_string(), prompt.display().to_string());
         let session = crate::supervisor::template::agent_session_id("(dry run)", &issue.id, attempt);
-        let vars = Vars { id: &issue.id, prompt_file: &p, worktree: &w, attempt, git_dir, agent_session: &session };
+        // Where git puts a new worktree's own git dir (it is made when the worktree is).
+        let worktree_git_dir = match (opts.isolation, workdir.file_name()) {
+            (Isolation::Worktree, Some(name)) => format!("{git_dir}/worktrees/{}", name.to_string_lossy()),
+            _ => git_dir.to_string(),
+        };
+        let vars = Vars {
+            id: &issue.id,
+            prompt_file: &p,
+            worktree: &w,
+            attempt,
+            git_dir,
+            worktree_git_dir: &worktree_git_dir,
+            agent_session: &session,
+        };
         let argv = substitute(&opts.template, &vars);
         let when = if n < opts.agents { "starts at once" } else { "queued" };
         let title = crate::supervisor::progress::one_line(&issue.title, 60);

@@ -27,6 +27,7 @@ The agent command comes after `--`; these placeholders are replaced inside its a
   {id}           the issue id                {prompt_file}  the issue's prompt file (title, description, …)
   {worktree}     the directory it works in   {attempt}      the attempt number (1, 2, …)
   {git_dir}      the repository's .git
+  {worktree_git_dir}  the worktree's own git dir (where its index and HEAD live)
   {agent_session}  a UUID for the attempt's agent session (the claude preset's --session-id)
 Its environment has BDP_ISSUE, BDP_WORKTREE, BDP_SESSION, BDP_ATTEMPT, BDP_PROMPT_FILE and BDP_MARKER.
 
@@ -36,14 +37,15 @@ Exit status: 0 when every issue taken was done, 1 when some failed or conflicted
 Examples:
   bdp run --agents 3 -- ./agent.sh {id} {prompt_file}
   bdp run --agent claude --check 'cargo test' --epic bd-12
-  bdp run --dry-run --agent codex")]
+  bdp run --dry-run --agent codex
+  bdp run --agent codex -- -c model=\"o3\"    (after `--` with --agent: flags for the agent CLI)")]
 pub struct RunArgs {
     #[command(flatten)]
     pub flags: RunFlags,
     /// Print what would run, in what order, with which argv; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// The agent command and its arguments.
+    /// The agent command and its arguments; with --agent, flags added to the preset's.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
@@ -57,7 +59,14 @@ pub fn option_error(e: OptionError) -> CliError {
 fn resolve(repo: &Repo, args: &RunArgs) -> CliResult<RunOptions> {
     let file = ConfigFile::load(&repo.config_path()).map_err(option_error)?;
     let mut opts = RunOptions::resolve(&args.flags, &file).map_err(option_error)?;
-    let mut template = if !args.command.is_empty() {
+    let extra_flags = args.command.first().is_some_and(|w| w.starts_with('-'));
+    let mut template = if let (Some(preset), true) = (opts.agent, extra_flags) {
+        // `--agent X -- FLAGS`: flags for the agent CLI, added to the preset's.
+        preset.template_with(&args.command)
+    } else if let (Some(preset), Some(first)) = (args.flags.agent, args.command.first()) {
+        return Err(CliError::user(format!("--agent {} and a command ({first} …) both name the agent", preset_name(preset)))
+            .with_hint("after `--`, --agent takes flags for its CLI (bdp run --agent codex -- -c model=\"o3\"); or drop --agent and give the whole command"));
+    } else if !args.command.is_empty() {
         args.command.clone()
     } else if let Some(preset) = opts.agent {
         preset.template()
@@ -77,6 +86,11 @@ fn resolve(repo: &Repo, args: &RunArgs) -> CliResult<RunOptions> {
         return Err(CliError::user("--agents must be at least 1"));
     }
     Ok(opts)
+}
+
+fn preset_name(preset: crate::supervisor::template::Preset) -> String {
+    use clap::ValueEnum;
+    preset.to_possible_value().map_or_else(String::new, |v| v.get_name().to_string())
 }
 
 pub fn run(repo: &Repo, tracker_kind: TrackerKind, args: &RunArgs) -> CliResult<Outcome> {
