@@ -147,14 +147,15 @@ fn a_claude_attempt_stops_at_the_issue_budget_and_is_not_retried() {
 /// model provider on the stand-in, as one points codex at a gateway). The real `codex exec` runs the
 /// model's shell call, which commits in the worktree: the preset names both git dirs a worktree's commit
 /// writes, which codex's sandbox would otherwise mount read-only. The thread id and the tokens codex
-/// reports are recorded.
+/// reports are recorded; with a budget, that codex reports no cost is said.
 #[test]
 fn the_codex_preset_does_the_work_through_the_real_cli() {
     let Some(api) = StandIn::start_for("the_codex_preset_does_the_work_through_the_real_cli", "codex") else {
         return;
     };
     let sb = Sandbox::new(&[("cx-1", "first", 2, &[]), ("cx-2", "second", 2, &[])]);
-    let mut args = vec!["run", "--plain", "--agents", "2", "--agent", "codex", "--retries", "0", "--"];
+    let mut args =
+        vec!["run", "--plain", "--agents", "2", "--agent", "codex", "--retries", "0", "--max-cost", "5", "--"];
     let flags = api.codex_flags(&commit_mode());
     args.extend(flags.iter().map(String::as_str));
     let mut cmd = sb.bdp_cmd(&args);
@@ -175,6 +176,13 @@ fn the_codex_preset_does_the_work_through_the_real_cli() {
         assert!(exit["usage"].get("cost_micro_usd").is_none(), "{exit}");
         assert_eq!(exit["session"].as_str().map(str::len), Some(36), "its thread id: {exit}");
     }
+    // A budget cannot count what codex does not report: said once.
+    assert_eq!(
+        stdout(&out).matches("did not report what it cost (codex reports tokens only)").count(),
+        1,
+        "{}",
+        stdout(&out)
+    );
     // The user's flags went before the prompt, where codex reads them.
     let spawn = &sb.events("spawn_requested")[0];
     let argv: Vec<&str> = spawn["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();

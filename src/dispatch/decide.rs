@@ -101,7 +101,13 @@ impl Model {
             },
             Input::Adopted { issue, attempt, pid } => self.watch(&issue, attempt, Some(pid), &mut out),
             Input::AgentExited { issue, attempt, end, usage } => {
-                let cost = usage.as_ref().and_then(|u| u.cost_micro_usd).unwrap_or(0);
+                let reported = usage.as_ref().and_then(|u| u.cost_micro_usd);
+                let budget = self.rules.max_cost.is_some() || self.rules.max_issue_cost.is_some();
+                if budget && reported.is_none() && self.outcome.cost_unreported.is_none() {
+                    self.outcome.cost_unreported = Some(issue.clone());
+                    out.report(RunEvent::CostUnreported { issue: issue.clone() });
+                }
+                let cost = reported.unwrap_or(0);
                 out.defer(Event::AgentExited {
                     issue: issue.clone(),
                     attempt,

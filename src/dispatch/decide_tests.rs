@@ -433,6 +433,29 @@ fn a_run_whose_budget_is_spent_stops_claiming() {
     assert_eq!((m.stop, m.outcome.budget_spent.as_deref()), (StopLevel::Drain, Some("$1.10 of $1.00")));
 }
 
+/// A budget cannot count what an agent does not report (codex reports tokens, not cost): the run says so,
+/// once, naming the first such issue; without a budget it says nothing.
+#[test]
+fn an_agent_that_reports_no_cost_under_a_budget_is_said_once() {
+    let unreported =
+        |out: &[Action]| reports(out).into_iter().filter(|r| matches!(r, RunEvent::CostUnreported { .. })).count();
+    let mut m = all_running(&["a", "b"]);
+    assert_eq!(unreported(&m.decide(10, exited("a", 0))), 0, "no budget, nothing to say");
+    let mut m2 = all_running(&["a", "b"]);
+    m2.rules.max_issue_cost = Some(1_000_000);
+    let out = m2.decide(10, exited("a", 0));
+    assert!(reports(&out).contains(&RunEvent::CostUnreported { issue: "a".into() }), "{out:?}");
+    assert_eq!(
+        unreported(
+            &m2.decide(11, Input::AgentExited { issue: "b".into(), attempt: 1, end: AgentEnd::default(), usage: None })
+        ),
+        0
+    );
+    assert_eq!(m2.outcome.cost_unreported.as_deref(), Some("a"));
+    m.rules.max_cost = Some(1);
+    assert_eq!(unreported(&m.decide(12, exited_costing("b", 1, 0, 5))), 0, "a reported cost is counted");
+}
+
 /// Found by a test of the agent's words: `bdp stop --now` during a 60 s backoff ended the run only when the
 /// retry fell due. A retry is a new attempt, which a stop does not start: the issue goes back at once.
 #[test]

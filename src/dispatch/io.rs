@@ -299,6 +299,10 @@ pub enum RunEvent {
         spent: u64,
         limit: u64,
     },
+    /// A budget is set and this issue's agent ended without reporting its cost (said once per run).
+    CostUnreported {
+        issue: String,
+    },
     /// The first attempts of several issues failed the same way: the run stops claiming and drains.
     CrashLoop {
         why: String,

@@ -262,6 +262,9 @@ pub struct Outcome {
     pub crash_loop: Option<String>,
     /// Set when the run stopped claiming because `--max-cost` was spent: what was spent, of what.
     pub budget_spent: Option<String>,
+    /// A budget is set and an agent ended without reporting its cost (codex reports tokens only): the
+    /// first such issue. Budgets count only what agents report.
+    pub cost_unreported: Option<String>,
 }
 
 /// How many different issues' first attempts must fail the same way before the run stops claiming: a

@@ -90,6 +90,10 @@ impl Progress {
                 crate::text::usd(*spent),
                 crate::text::usd(*limit)
             )),
+            RunEvent::CostUnreported { issue } => self.line(&format!(
+                "budget   {issue}: its agent did not report what it cost (codex reports tokens only); \
+                 --max-cost and --max-issue-cost count only the costs agents report"
+            )),
             RunEvent::CrashLoop { why, issues } => self.line(&format!(
                 "stopping: the first attempts of {} issues ({}) failed the same way, so the agent's setup is likely broken: {why}",
                 issues.len(),
