@@ -210,8 +210,8 @@ pub fn merge_into_base(
         match output.status.code() {
             Some(0) => {}
             Some(1) => {
-                let files: Vec<&str> = stdout.lines().skip(1).filter(|l| !l.is_empty()).collect();
-                return Ok(MergeOutcome::Refused { reason: format!("merge conflict in {}", files.join(", ")) });
+                let files = stdout.lines().skip(1).filter(|l| !l.is_empty()).map(str::to_string).collect();
+                return Ok(MergeOutcome::Conflicted { base_commit: old, files });
             }
             _ => {
                 return Err(GitError::Failed {
@@ -251,8 +251,10 @@ pub fn merge_into_base(
     Ok(MergeOutcome::Merged { commit: new })
 }
 
-/// Rebases `branch` (checked out in `worktree`) onto `base`; on conflict aborts and says which files.
-pub fn rebase_in_worktree(worktree: &Path, base: &str) -> GitResult<Result<(), String>> {
+/// Rebases `branch` (checked out in `worktree`) onto `base`; on conflict aborts and says where: the base
+/// commit and the conflicting files.
+pub fn rebase_in_worktree(worktree: &Path, base: &str) -> GitResult<Result<(), MergeOutcome>> {
+    let base_commit = rev_parse(worktree, &format!("refs/heads/{base}"))?.unwrap_or_default();
     let mut args = identity_args(worktree);
     args.extend(["rebase".into(), base.into()]);
     let (output, _) = raw(worktree, args)?;
@@ -261,5 +263,6 @@ pub fn rebase_in_worktree(worktree: &Path, base: &str) -> GitResult<Result<(), S
     }
     let conflicts = run(worktree, ["diff", "--name-only", "--diff-filter=U"]).unwrap_or_default();
     let _ = raw(worktree, ["rebase", "--abort"]);
-    Ok(Err(format!("rebase conflict in {}", conflicts.lines().collect::<Vec<_>>().join(", "))))
+    let files = conflicts.lines().filter(|l| !l.is_empty()).map(str::to_string).collect();
+    Ok(Err(MergeOutcome::Conflicted { base_commit, files }))
 }

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::dispatch::Isolation;
+use crate::dispatch::model::{OnConflict, RetryFrom};
 use crate::event::MergeStrategy;
 use crate::supervisor::template::Preset;
 use crate::text::parse_duration;
@@ -78,7 +79,7 @@ macro_rules! enum_values {
         }
     )*};
 }
-enum_values!(Isolation, MergeStrategy, PhaseLabels, Preset);
+enum_values!(Isolation, MergeStrategy, PhaseLabels, Preset, RetryFrom, OnConflict);
 
 /// Which phases a bd or br tracker is told about, as `phase:*` labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -302,6 +303,12 @@ run_options! { @munch [] []
     value retries: u32 = "2" [value_name = "N"];
     /// Wait before the first retry; doubled for each later one.
     value retry_backoff: Duration = "10s" [value_parser = parse_duration, value_name = "DURATION"];
+    /// Where a retry starts: afresh from the base (the failed attempt's story is in its prompt), or from
+    /// the failed attempt's commits.
+    value retry_from: RetryFrom = "base" [value_name = "FROM"];
+    /// A branch that conflicts with the base: one more attempt to merge the base in and resolve it, or
+    /// given back at once, labelled bdp:conflict.
+    value on_conflict: OnConflict = "resolve" [value_name = "HOW"];
     /// How long the tracker may fail (unreadable, timing out) before the run drains and exits 2; until
     /// then claims pause and closes wait, and agents keep running.
     value tracker_outage: Duration = "10m" [value_parser = parse_duration, value_name = "DURATION"];
@@ -380,7 +387,8 @@ mod tests {
         assert!(!opts.keep_worktrees && !opts.plain);
         assert_eq!((opts.agent, opts.check, opts.base, opts.max_issues), (None, None, None, None));
         assert_eq!(opts.stall, Duration::from_secs(600));
-        assert_eq!(KEYS.iter().filter(|(_, d)| d.is_some()).count(), 13);
+        assert_eq!((opts.retry_from, opts.on_conflict), (RetryFrom::Base, OnConflict::Resolve));
+        assert_eq!(KEYS.iter().filter(|(_, d)| d.is_some()).count(), 15);
     }
 
     #[test]

@@ -264,7 +264,7 @@ fn a_codex_attempt_out_of_context_is_continued_afresh() {
     assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("context window"), "{}", stdout(&out));
     let retry = &sb.events("retry_scheduled")[0];
-    assert_eq!(retry["carry_on"], "continue", "{retry}");
+    assert_eq!(retry["carry_on"], serde_json::json!({ "keep": true }), "{retry}");
     let spawns = sb.events("spawn_requested");
     let second: Vec<&str> = spawns[1]["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
     assert!(!second.contains(&"resume"), "a full context is not resumed: {second:?}");

@@ -75,7 +75,8 @@ fn a_conflict_is_refused_naming_the_file_and_nothing_changes() {
     assert!(matches!(git::merge_into_base(d, "main", "bdp/x", "m", false).unwrap(), MergeOutcome::Merged { .. }));
     let after_x = git::rev_parse(d, "main").unwrap().unwrap();
     let out = git::merge_into_base(d, "main", "bdp/y", "m", false).unwrap();
-    assert_eq!(out, MergeOutcome::Refused { reason: "merge conflict in a.txt".into() });
+    assert_eq!(out, MergeOutcome::Conflicted { base_commit: after_x.clone(), files: vec!["a.txt".into()] });
+    assert_eq!(out.refusal().as_deref(), Some("merge conflict in a.txt"));
     assert_eq!(git::rev_parse(d, "main").unwrap().unwrap(), after_x);
     assert_eq!(std::fs::read_to_string(d.join("a.txt")).unwrap(), "from x\n");
 }

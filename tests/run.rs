@@ -26,7 +26,8 @@ fn twelve_issues_in_three_tracks_with_three_agents() {
     let borrowed: Vec<(&str, &str, i64, &[&str])> =
         issues.iter().map(|(id, t, p, b)| (*id, *t, *p, b.as_slice())).collect();
     let sb = Sandbox::new(&borrowed);
-    let agent = sb.committing_agent();
+    // A moment of work each, so that agents overlap even on a loaded machine.
+    let agent = sb.committing_agent_after("agent.sh", "sleep 0.3");
     let out = sb.bdp(&["run", "--plain", "--agents", "3", "--", agent.to_str().unwrap(), "{id}", "{prompt_file}"]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
 
@@ -1251,7 +1252,7 @@ if [ "$BDP_ATTEMPT" = 1 ]; then
   echo '{"type":"result","subtype":"success","is_error":true,"api_error_status":400,"result":"Prompt is too long: 210000 tokens > 200000 maximum","session_id":"s1"}'
   exit 1
 fi
-grep -q "Where the previous attempt stopped" "$BDP_PROMPT_FILE"
+grep -q "What happened in attempt 1" "$BDP_PROMPT_FILE"
 grep -q "half.txt" "$BDP_PROMPT_FILE"
 grep -q "Prompt is too long" "$BDP_PROMPT_FILE"
 test -f half.txt
@@ -1268,4 +1269,144 @@ git commit -q -m "finish the long task""#,
     assert_eq!(half, "first half\nsecond half\n");
     assert_eq!(sb.issues()["cx-1"]["status"], "closed");
     sb.assert_clean_end();
+}
+
+/// Retries that learn: attempt 2's prompt says how attempt 1 ended, with the failing check's command and
+/// the end of its output, the end of the agent's own output, and the commits it made (discarded, as the
+/// retry starts from the base). With `--retry-from last` the retry goes on from those commits instead.
+#[test]
+fn a_retry_prompt_tells_what_the_attempt_before_it_did() {
+    let check =
+        r#"grep -q "attempt 2" work.txt || { echo "test result: FAILED. 1 failed (expected attempt 2)"; exit 1; }"#;
+    for (from, kept) in [("base", false), ("last", true)] {
+        let sb = Sandbox::new(&[("lr-1", "learns", 2, &[][..])]);
+        let prompts = sb.root().join(".scripts/prompts");
+        std::fs::create_dir_all(&prompts).unwrap();
+        let agent = sb.script(
+            "agent.sh",
+            &format!(
+                r#"cp "$BDP_PROMPT_FILE" "{}/prompt-$BDP_ATTEMPT.md"
+echo "agent: trying attempt $BDP_ATTEMPT"; echo "agent warning: flaky fixture" >&2
+echo "attempt $BDP_ATTEMPT" >> work.txt; git add work.txt; git commit -q -m "work, attempt $BDP_ATTEMPT""#,
+                prompts.display()
+            ),
+        );
+        let out = sb.bdp(&[
+            "run",
+            "--plain",
+            "--retries",
+            "1",
+            "--retry-backoff",
+            "0",
+            "--retry-from",
+            from,
+            "--check",
+            check,
+            "--",
+            agent.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+        let second = std::fs::read_to_string(prompts.join("prompt-2.md")).unwrap();
+        let story = &second[second.find("- This is attempt 2").expect("a retry's prompt says so")..];
+        if kept {
+            assert!(story.contains("its work is committed on this branch"), "{story}");
+            assert!(story.contains("Its commits:") && story.contains("work, attempt 1"), "{story}");
+            assert_eq!(sb.events("retry_scheduled")[0]["carry_on"], serde_json::json!({ "keep": true }));
+            // Both attempts' commits reached main.
+            assert_eq!(std::fs::read_to_string(sb.root().join("work.txt")).unwrap(), "attempt 1\nattempt 2\n");
+        } else {
+            let filters = vec![(r"[0-9a-f]{7,12} work, attempt 1", "[COMMIT] work, attempt 1")];
+            insta::with_settings!({ filters => filters }, {
+                insta::assert_snapshot!("retry_prompt_after_a_failed_check", story);
+            });
+            assert!(sb.events("retry_scheduled")[0].get("carry_on").is_none());
+            assert_eq!(std::fs::read_to_string(sb.root().join("work.txt")).unwrap(), "attempt 2\n");
+        }
+        sb.assert_clean_end();
+    }
+}
+
+/// The scripted agent of the conflict tests: each issue writes `shared.txt` (c2 a second later, so its
+/// branch conflicts with c1's once c1 is merged). An attempt told to resolve a conflict runs `resolve`.
+fn conflicting_agent(sb: &Sandbox, resolve: &str) -> std::path::PathBuf {
+    sb.script(
+        "conflicting.sh",
+        &format!(
+            r#"set -e
+if grep -q "but it conflicts with main" "$BDP_PROMPT_FILE"; then
+  {resolve}
+  exit 0
+fi
+[ "$BDP_ISSUE" = c2 ] && sleep 1
+echo "from $BDP_ISSUE" > shared.txt
+git add shared.txt; git commit -q -m "work on $BDP_ISSUE""#
+        ),
+    )
+}
+
+/// `--on-conflict resolve` (the default): a branch that conflicts with the base gets one more attempt on
+/// its own branch, whose prompt names the files and the base commit; it merges the base in, resolves, and
+/// the result is merged. The retry's record names the conflict.
+#[test]
+fn a_conflicting_branch_is_resolved_by_one_more_attempt() {
+    let sb = Sandbox::new(&[("c1", "one", 2, &[][..]), ("c2", "two", 2, &[][..])]);
+    let agent = conflicting_agent(
+        &sb,
+        r#"grep -q "in: shared.txt" "$BDP_PROMPT_FILE"
+git merge -q main || true
+printf 'from c1\nfrom c2\n' > shared.txt
+git add shared.txt; git commit -q --no-edit"#,
+    );
+    let out = sb.bdp(&["run", "--plain", "--agents", "2", "--retries", "0", "--", agent.to_str().unwrap()]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("conflict c2  its branch conflicts with the base in shared.txt; attempt 2 merges the base in"),
+        "{text}"
+    );
+    assert!(sb.issues().values().all(|i| i["status"] == "closed"), "{:?}", sb.issues());
+    assert_eq!(std::fs::read_to_string(sb.root().join("shared.txt")).unwrap(), "from c1\nfrom c2\n");
+    let retry = &sb.events("retry_scheduled")[0];
+    assert_eq!(retry["issue"], "c2");
+    assert_eq!(retry["carry_on"]["conflict"]["files"], serde_json::json!(["shared.txt"]), "{retry}");
+    assert_eq!(retry["carry_on"]["keep"], true);
+    assert_eq!(sb.events("merge_conflicted").len(), 1);
+    sb.assert_clean_end();
+}
+
+/// When the attempt to resolve fails too (here it gives up), the issue goes to a person: labelled
+/// bdp:conflict, its branch kept. With `--on-conflict label` there is no such attempt at all.
+#[test]
+fn a_conflict_the_extra_attempt_cannot_resolve_is_labelled() {
+    for (how, attempts) in [("resolve", 3), ("label", 2)] {
+        let sb = Sandbox::new(&[("c1", "one", 2, &[][..]), ("c2", "two", 2, &[][..])]);
+        let agent = conflicting_agent(&sb, "echo 'cannot make sense of it' >&2; exit 1");
+        let out = sb.bdp(&[
+            "run",
+            "--plain",
+            "--agents",
+            "2",
+            "--retries",
+            "2",
+            "--on-conflict",
+            how,
+            "--",
+            agent.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
+        assert_eq!(sb.events("spawn_requested").len(), attempts, "{how}: no retries beyond the one resolve attempt");
+        let issues = sb.issues();
+        assert_eq!(issues["c1"]["status"], "closed");
+        assert!(issues["c2"]["labels"].to_string().contains("bdp:conflict"), "{how}: {:?}", issues["c2"]);
+        let released = sb.events("issue_released").into_iter().find(|r| r["issue"] == "c2").unwrap();
+        assert_eq!(released["reason"], "conflict");
+        let detail = released["detail"].as_str().unwrap();
+        if how == "resolve" {
+            let want = "merge conflict in shared.txt; the attempt to resolve it failed: agent exited 1: cannot make sense of it";
+            assert_eq!(detail, want);
+        } else {
+            assert_eq!(detail, "merge conflict in shared.txt");
+        }
+        assert!(sb.bdp_branches().contains(&"bdp/c2".to_string()), "the branch is kept for a person");
+    }
 }

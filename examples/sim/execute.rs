@@ -197,15 +197,20 @@ impl Sim {
                 self.later(50, 3_000, input);
                 vec![]
             }
-            // The simulated agents never run out of context: `keep` is never asked for.
-            Action::ResetWorktree { issue, .. } => {
-                self.reset(&issue);
+            // `keep` (--retry-from last, a conflict to resolve): the branch stays as it is.
+            Action::ResetWorktree { issue, keep } => {
+                if !keep {
+                    self.reset(&issue);
+                }
                 vec![Input::WorktreeReset { issue, result: Ok(()) }]
             }
             Action::Merge { issue, .. } => {
                 let roll = self.rng.below(100);
                 let outcome = if roll < 10 {
-                    Ok(MergeOutcome::Refused { reason: "conflict in src/lib.rs".into() })
+                    let base_commit = format!("{:040x}", self.world.commits);
+                    Ok(MergeOutcome::Conflicted { base_commit, files: vec!["src/lib.rs".into()] })
+                } else if roll < 11 {
+                    Ok(MergeOutcome::Refused { reason: "uncommitted changes in the checkout".into() })
                 } else if roll < 13 {
                     Err("git merge: cannot lock ref".into())
                 } else {

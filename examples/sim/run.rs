@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use bdp::dispatch::model::{OnConflict, RetryFrom};
 use bdp::dispatch::{Input, Isolation, MergeOutcome, Model, Rules};
 use bdp::event::{Event, FORMAT_VERSION, MergeStrategy, Record};
 use bdp::state::State;
@@ -131,7 +132,9 @@ fn rules(rng: &mut Rng) -> Rules {
         tracker: "sim".into(),
         max_cost: None,
         max_issue_cost: None,
-        resumes: false,
+        resumes: rng.chance(0.5),
+        retry_from: if rng.chance(0.5) { RetryFrom::Last } else { RetryFrom::Base },
+        on_conflict: if rng.chance(0.5) { OnConflict::Resolve } else { OnConflict::Label },
     }
 }
 

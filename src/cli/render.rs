@@ -96,11 +96,22 @@ pub fn describe(event: &Event) -> String {
         Event::ReconcileFinding { kind, detail, .. } => format!("{kind}: {detail}"),
         Event::RepairApplied { kind, action, .. } => format!("{kind}: {action}"),
         Event::RetryScheduled { next_attempt, backoff_ms, reason, carry_on, .. } => {
-            let how = match carry_on {
-                None => String::new(),
-                Some(crate::event::CarryOn::Resume(session)) => format!(" (resumes session {session})"),
-                Some(crate::event::CarryOn::Continue) => " (continues its work, out of context)".to_string(),
-            };
+            let mut how: Vec<String> = Vec::new();
+            if let Some(c) = carry_on {
+                if let Some(conflict) = &c.conflict {
+                    how.push(format!(
+                        "resolves its conflict with {} in {}",
+                        crate::text::short(&conflict.base_commit),
+                        conflict.files.join(", ")
+                    ));
+                } else if c.keep {
+                    how.push("goes on from its work".into());
+                }
+                if let Some(session) = &c.resume {
+                    how.push(format!("resumes session {session}"));
+                }
+            }
+            let how = if how.is_empty() { String::new() } else { format!(" ({})", how.join("; ")) };
             format!("attempt {next_attempt} in {}: {reason}{how}", duration(*backoff_ms))
         }
         Event::LogTruncated { segment, offset, dropped_bytes } => {
@@ -201,7 +212,7 @@ fn plural(n: u64) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::CarryOn;
+    use crate::event::{CarryOn, Conflict};
 
     #[test]
     fn a_retry_says_how_it_carries_on() {
@@ -213,13 +224,21 @@ mod tests {
             carry_on,
         };
         assert_eq!(describe(&retry(None)), "attempt 2 in 5.0s: stalled: no output for 10m");
+        let resume = CarryOn { resume: Some("u-1".into()), ..CarryOn::default() };
         assert_eq!(
-            describe(&retry(Some(CarryOn::Resume("u-1".into())))),
+            describe(&retry(Some(resume))),
             "attempt 2 in 5.0s: stalled: no output for 10m (resumes session u-1)"
         );
+        let both = CarryOn { resume: Some("u-1".into()), keep: true, conflict: None };
         assert_eq!(
-            describe(&retry(Some(CarryOn::Continue))),
-            "attempt 2 in 5.0s: stalled: no output for 10m (continues its work, out of context)"
+            describe(&retry(Some(both))),
+            "attempt 2 in 5.0s: stalled: no output for 10m (goes on from its work; resumes session u-1)"
+        );
+        let conflict = Conflict { base_commit: "0123456789abcdef".into(), files: vec!["a.rs".into(), "b.rs".into()] };
+        let resolve = CarryOn { keep: true, conflict: Some(conflict), ..CarryOn::default() };
+        assert_eq!(
+            describe(&retry(Some(resolve))),
+            "attempt 2 in 5.0s: stalled: no output for 10m (resolves its conflict with 0123456789ab in a.rs, b.rs)"
         );
     }
 }

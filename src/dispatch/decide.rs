@@ -9,7 +9,7 @@
 //! first), or the issue given back. A tracker that fails pauses claims ([`super::outage`]); the writes that
 //! needed it wait for it.
 
-use crate::event::{CarryOn, Event, MergeStrategy, Phase, ReleaseReason};
+use crate::event::{CarryOn, Conflict, Event, MergeStrategy, Phase, ReleaseReason};
 use crate::plan::LabelChange;
 use crate::reconcile::issue_lock;
 use crate::repo::branch_name;
@@ -19,8 +19,8 @@ use super::Ms;
 use super::after_exit::{AfterFailure, AgentEnd, Landing, Work, after_failure, landing};
 use super::io::{Action, BranchFacts, Input, MergeOutcome, Resume, RunEvent, Timer, WriteError, phase_label};
 use super::model::{
-    CONFLICT_LABEL, CRASH_LOOP_ISSUES, CloseDue, Ending, FAILED_LABEL, GiveBack, Held, Isolation, Model, Release,
-    Stage, Waiting,
+    CONFLICT_LABEL, CRASH_LOOP_ISSUES, CloseDue, Ending, FAILED_LABEL, GiveBack, Held, Isolation, Model, OnConflict,
+    Release, RetryFrom, Stage, Waiting,
 };
 use super::outage::{FIRST_DELAY, Outage, Retry};
 use super::stop::{ClaimGate, StopLevel, escalate, may_claim};
@@ -157,7 +157,7 @@ impl Model {
                     }
                 }
             }
-            Input::MergeDone { issue, outcome } => self.on_merged(&issue, outcome, &mut out),
+            Input::MergeDone { issue, outcome } => self.on_merged(now, &issue, outcome, &mut out),
             Input::ClosesDone { results } => {
                 for (id, result) in results {
                     self.on_close_done(now, &id, result, &mut out);
@@ -457,7 +457,8 @@ impl Model {
                 head: None,
                 why: String::new(),
                 backoff: 0,
-                carry_on: None,
+                resume: None,
+                out_of_context: false,
                 close: None,
                 release: None,
                 give_back: LabelChange::default(),
@@ -553,16 +554,11 @@ impl Model {
             return self.give_up(id, ReleaseReason::Shutdown, "stopped (bdp stop --now)", false, out);
         }
         let cut_short = end.timed_out || end.stalled.is_some() || end.signal.is_some();
-        let carry_on = if end.context_exhausted && !end.timed_out {
-            // A full context is not resumed: the next attempt starts a new one, with a summary.
-            Some(CarryOn::Continue)
-        } else if cut_short && self.rules.resumes {
-            end.session.clone().map(CarryOn::Resume)
-        } else {
-            None
-        };
+        let out_of_context = end.context_exhausted && !end.timed_out;
         if let Some(held) = self.held.get_mut(id) {
-            held.carry_on = carry_on;
+            held.out_of_context = out_of_context;
+            // A full context is not resumed: the next attempt starts a new one, with a summary.
+            held.resume = end.session.clone().filter(|_| cut_short && !out_of_context && self.rules.resumes);
         }
         if !end.success()
             && let (Some(limit), Some(&spent)) = (self.rules.max_issue_cost, self.issue_spent.get(id))
@@ -628,6 +624,24 @@ impl Model {
 
     /// An attempt failed: retry within the budget (not while stopping), else give the issue back.
     fn failed_attempt(&mut self, now: Ms, id: &str, why: &str, timed_out: bool, out: &mut Out) {
+        if let Some(conflict) = self.resolving_conflict(id) {
+            // Only when the attempt to resolve the conflict fails too is it a person's.
+            let release = Release {
+                reason: ReleaseReason::Conflict,
+                detail: format!(
+                    "merge conflict in {}; the attempt to resolve it failed: {why}",
+                    conflict.files.join(", ")
+                ),
+                give_back: GiveBack::Labelled(CONFLICT_LABEL),
+                keep_branch: true,
+                ending: Ending::Conflict,
+                shown_as: Ending::Conflict,
+                branch_kept: Some(branch_name(id)),
+                show_took: false,
+                said: None,
+            };
+            return self.release(id, release, out);
+        }
         let Some(held) = self.held.get(id) else { return };
         let made = held.made.max(1);
         let stopping = self.stop != StopLevel::None;
@@ -640,12 +654,14 @@ impl Model {
             AfterFailure::Retry { backoff, .. } => ms(backoff),
         };
         let next = held.attempt + 1;
+        let keep = held.out_of_context || self.rules.retry_from == RetryFrom::Last;
+        let carry_on = CarryOn { resume: held.resume.clone(), keep, conflict: None };
         out.defer(Event::RetryScheduled {
             issue: id.to_string(),
             next_attempt: next,
             backoff_ms: backoff,
             reason: why.to_string(),
-            carry_on: held.carry_on.clone(),
+            carry_on: carry_on.or_none(),
         });
         out.report(RunEvent::Retry {
             issue: id.to_string(),
@@ -660,7 +676,6 @@ impl Model {
         held.backoff = backoff;
         if worktree {
             held.stage = Stage::Resetting;
-            let keep = held.carry_on == Some(CarryOn::Continue);
             out.act(Action::ResetWorktree { issue: id.to_string(), keep });
         } else {
             held.stage = Stage::BackingOff;
@@ -681,7 +696,11 @@ impl Model {
         }
         if self.merging.is_some() {
             out.report(RunEvent::phase(id, "waiting to merge"));
-            self.merge_queue.push_back(id.to_string());
+            // Oldest claim first, so none starves (a branch back from resolving a conflict goes before
+            // newer ones).
+            let since = held.since;
+            let at = self.merge_queue.iter().position(|q| self.held.get(q).is_some_and(|h| h.since > since));
+            self.merge_queue.insert(at.unwrap_or(self.merge_queue.len()), id.to_string());
             if let Some(h) = self.held.get_mut(id) {
                 h.stage = Stage::MergeQueued;
             }
@@ -706,12 +725,12 @@ impl Model {
     }
 
     /// A merge ended: record it and close, or give the issue back; then the next branch in the queue.
-    fn on_merged(&mut self, id: &str, outcome: Result<MergeOutcome, String>, out: &mut Out) {
+    fn on_merged(&mut self, now: Ms, id: &str, outcome: Result<MergeOutcome, String>, out: &mut Out) {
         if self.merging.as_deref() == Some(id) {
             self.merging = None;
         }
         if self.held.contains_key(id) {
-            self.merge_landed(id, outcome, out);
+            self.merge_landed(now, id, outcome, out);
         }
         while let Some(next) = self.merge_queue.pop_front() {
             if !self.held.contains_key(&next) {
@@ -731,7 +750,7 @@ impl Model {
         format!("bdp: merged {} into {}", short(commit), self.rules.base)
     }
 
-    fn merge_landed(&mut self, id: &str, outcome: Result<MergeOutcome, String>, out: &mut Out) {
+    fn merge_landed(&mut self, now: Ms, id: &str, outcome: Result<MergeOutcome, String>, out: &mut Out) {
         let branch = branch_name(id);
         // git failing for this branch (not a conflict) is this issue's problem alone: it is given back with
         // the reason, its branch kept.
@@ -741,6 +760,19 @@ impl Model {
                 self.phase(id, Phase::Merged, out);
                 let reason = self.merged_reason(&commit);
                 return self.close(id, &reason, false, out);
+            }
+            Ok(MergeOutcome::Conflicted { base_commit, files }) => {
+                let detail = format!("merge conflict in {}", files.join(", "));
+                if self.rules.on_conflict == OnConflict::Resolve && self.stop == StopLevel::None && !self.resolving(id)
+                {
+                    out.defer(Event::MergeConflicted { issue: id.to_string(), detail: detail.clone() });
+                    return self.resolve_conflict(now, id, Conflict { base_commit, files }, &detail, out);
+                }
+                let detail = match self.resolving(id) {
+                    true => format!("{detail}, again after an attempt to resolve it"),
+                    false => detail,
+                };
+                (detail, ReleaseReason::Conflict, CONFLICT_LABEL, Ending::Conflict)
             }
             Ok(MergeOutcome::Refused { reason }) => (reason, ReleaseReason::Conflict, CONFLICT_LABEL, Ending::Conflict),
             Err(e) => (format!("the merge failed: {e}"), ReleaseReason::Failed, FAILED_LABEL, Ending::Failed),
@@ -758,6 +790,36 @@ impl Model {
             said: None,
         };
         self.release(id, release, out);
+    }
+
+    /// The conflict the issue's current attempt is to resolve, when it is that attempt.
+    fn resolving_conflict(&self, id: &str) -> Option<&Conflict> {
+        let claim = self.state.issues.get(id)?.claim.as_ref()?;
+        claim.attempt.as_ref()?.carries_on.as_ref()?.conflict.as_ref()
+    }
+
+    /// Whether the issue's current attempt is the one that resolves its branch's conflict with the base.
+    fn resolving(&self, id: &str) -> bool {
+        self.resolving_conflict(id).is_some()
+    }
+
+    /// `--on-conflict resolve`: one more attempt on the branch as it is, to merge the base in and resolve
+    /// the conflict; then the check and the merge queue as for any attempt.
+    fn resolve_conflict(&mut self, now: Ms, id: &str, conflict: Conflict, detail: &str, out: &mut Out) {
+        let Some(held) = self.held.get_mut(id) else { return };
+        let files = conflict.files.clone();
+        out.defer(Event::RetryScheduled {
+            issue: id.to_string(),
+            next_attempt: held.attempt + 1,
+            backoff_ms: 0,
+            reason: detail.to_string(),
+            carry_on: Some(CarryOn { resume: None, keep: true, conflict: Some(conflict) }),
+        });
+        out.report(RunEvent::Resolving { issue: id.to_string(), files, attempt: held.attempt + 1 });
+        held.why = detail.to_string();
+        held.backoff = 0;
+        held.stage = Stage::BackingOff;
+        out.act(Action::SetTimer { at: now, timer: Timer::Retry(id.to_string()) });
     }
 
     /// Closes the issue when the dispatch step ends (with the other closes of the step that have the same
@@ -1204,7 +1266,7 @@ impl Model {
             Resume::AfterExit { end, .. } => self.after_exit(now, id, &end, out),
             Resume::Failed { why } => self.failed_attempt(now, id, &why, false, out),
             Resume::Merge => self.merge(id, out),
-            Resume::Merged { commit } => self.merge_landed(id, Ok(MergeOutcome::Merged { commit }), out),
+            Resume::Merged { commit } => self.merge_landed(now, id, Ok(MergeOutcome::Merged { commit }), out),
             Resume::Close { commit } => {
                 let reason = self.merged_reason(&commit);
                 self.close(id, &reason, false, out)

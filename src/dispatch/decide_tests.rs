@@ -354,7 +354,8 @@ fn an_attempt_out_of_context_keeps_its_worktree_for_the_next() {
     let end = AgentEnd { code: Some(1), context_exhausted: true, ..AgentEnd::default() };
     let out = m.decide(10, Input::AgentExited { issue: "a".into(), attempt: 1, end, usage: None });
     assert!(acts(&out).contains(&Action::ResetWorktree { issue: "a".into(), keep: true }), "{out:?}");
-    assert_eq!(carried_on(&out), Some(Some(CarryOn::Continue)), "the retry's record says so (for a recovery)");
+    let keep = CarryOn { keep: true, ..CarryOn::default() };
+    assert_eq!(carried_on(&out), Some(Some(keep)), "the retry's record says so (for a recovery)");
     m.decide(11, Input::WorktreeReset { issue: "a".into(), result: Ok(()) });
     m.decide(12, Input::TimerFired(Timer::Retry("a".into())));
     m.decide(13, Input::Spawned { issue: "a".into(), attempt: 2, result: Ok(Started { pid: 8, start_time: None }) });
@@ -395,7 +396,7 @@ fn a_retry_after_an_attempt_cut_short_resumes_its_session() {
         let mut m = running("a");
         m.rules.resumes = resumes;
         let out = m.decide(10, Input::AgentExited { issue: "a".into(), attempt: 1, end: end.clone(), usage: None });
-        let want = resumed.then(|| CarryOn::Resume("s-1".into()));
+        let want = resumed.then(|| CarryOn { resume: Some("s-1".into()), ..CarryOn::default() });
         assert_eq!(carried_on(&out), Some(want), "{end:?} (resumes: {resumes})");
     }
 }

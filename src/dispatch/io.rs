@@ -15,9 +15,22 @@ use super::stop::StopLevel;
 pub enum MergeOutcome {
     /// The base branch now points at `commit`.
     Merged { commit: String },
-    /// Not merged; nothing was changed. `reason` says why (conflicting files, or local changes in the
-    /// checkout that has the base branch).
+    /// Not merged; nothing was changed. `reason` says why (local changes in the checkout that has the
+    /// base branch, a branch that is not a fast-forward).
     Refused { reason: String },
+    /// Not merged, nothing changed: the branch conflicts with the base (at `base_commit`) in `files`.
+    Conflicted { base_commit: String, files: Vec<String> },
+}
+
+impl MergeOutcome {
+    /// A conflict, or another refusal, in words ("merge conflict in a.rs, b.rs").
+    pub fn refusal(&self) -> Option<String> {
+        match self {
+            MergeOutcome::Merged { .. } => None,
+            MergeOutcome::Refused { reason } => Some(reason.clone()),
+            MergeOutcome::Conflicted { files, .. } => Some(format!("merge conflict in {}", files.join(", "))),
+        }
+    }
 }
 
 /// Why a tracker write for one issue did not happen.
@@ -335,6 +348,12 @@ pub enum RunEvent {
         attempt: u32,
         of: u32,
         backoff: Ms,
+    },
+    /// A branch conflicts with the base: attempt `attempt` is to merge the base in and resolve it.
+    Resolving {
+        issue: String,
+        files: Vec<String>,
+        attempt: u32,
     },
     /// The tracker said no to a claim.
     Skipped {

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::event::{CarryOn, MergeStrategy, Phase, ReleaseReason};
+use crate::event::{MergeStrategy, Phase, ReleaseReason};
 use crate::plan::Issue;
 use crate::state::State;
 
@@ -21,6 +21,25 @@ pub enum Isolation {
     Worktree,
     /// In the repository itself (no branch, no merge).
     None,
+}
+
+/// Where a retry starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RetryFrom {
+    /// Afresh: the branch back at the base, the failed attempt's changes gone (its story is in the prompt).
+    Base,
+    /// From the failed attempt's commits (what it left uncommitted is committed as work in progress).
+    Last,
+}
+
+/// What a branch that conflicts with the base gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnConflict {
+    /// One more attempt on its own branch, to merge the base in and resolve; labelled bdp:conflict only if
+    /// that fails too.
+    Resolve,
+    /// Given back at once, labelled bdp:conflict, its branch kept.
+    Label,
 }
 
 pub use crate::plan::issue::{CONFLICT_LABEL, FAILED_LABEL};
@@ -62,6 +81,10 @@ pub struct Rules {
     /// The agent CLI can resume a conversation by its session id (the claude and codex presets): a retry
     /// after an attempt was cut short resumes it.
     pub resumes: bool,
+    /// `--retry-from`.
+    pub retry_from: RetryFrom,
+    /// `--on-conflict`.
+    pub on_conflict: OnConflict,
 }
 
 impl Rules {
@@ -91,6 +114,8 @@ impl Rules {
             max_cost: None,
             max_issue_cost: None,
             resumes: true,
+            retry_from: RetryFrom::Base,
+            on_conflict: OnConflict::Label,
         }
     }
 
@@ -160,10 +185,11 @@ pub struct Held {
     /// Why the last attempt failed, and the backoff before the next (while its worktree is reset).
     pub why: String,
     pub backoff: Ms,
-    /// How a retry of the last attempt carries on from it (recorded with the retry): resuming its
-    /// conversation (it was cut short: a timeout, a stall, a signal), or continuing its work (it ran out
-    /// of context). `None`: afresh from the base.
-    pub carry_on: Option<CarryOn>,
+    /// The last attempt's agent session, when the attempt was cut short (a timeout, a stall, a signal)
+    /// and its CLI can resume it: a retry resumes the conversation.
+    pub resume: Option<String>,
+    /// The last attempt ran out of context: a retry goes on from its work, in a new conversation.
+    pub out_of_context: bool,
     /// This run wrote its issue lock.
     pub locked: bool,
     /// The branch is looked at for its head only (`--merge none` after a check or a recovery).

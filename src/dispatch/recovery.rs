@@ -3,7 +3,7 @@
 //! the executor (`supervisor::recover`, and the simulator's copy of the world) looks at the world and
 //! carries the effects out, so the two cannot drift apart.
 
-use crate::event::{CarryOn, Event, IssueId};
+use crate::event::{Event, IssueId};
 use crate::reconcile::{Finding, Repair, Step};
 use crate::state::{AttemptOutcome, Claim, State};
 
@@ -63,8 +63,8 @@ pub fn resuming(id: &str, claim: &Claim, step: Step, worktree: WorktreeSeen) -> 
             }),
             (Some(_), WorktreeSeen::Present) => {
                 // A retry that continues an attempt which ran out of context keeps that attempt's work.
-                let continues = claim.retry.as_ref().is_some_and(|r| r.carry_on == Some(CarryOn::Continue));
-                Some(Resuming { record: vec![], reset_worktree: !continues, resume: Resume::Spawn })
+                let keep = claim.retry.as_ref().and_then(|r| r.carry_on.as_ref()).is_some_and(|c| c.keep);
+                Some(Resuming { record: vec![], reset_worktree: !keep, resume: Resume::Spawn })
             }
             (None, _) => go(Resume::Worktree),
         },
@@ -110,6 +110,7 @@ pub const NEVER_STARTED: &str = "its spawn was never confirmed and nothing of it
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::CarryOn;
     use crate::state::{Attempt, Merge, Worktree};
 
     fn claim(worktree: bool, attempt: Option<AttemptOutcome>, check: Option<bool>) -> Claim {
@@ -126,6 +127,7 @@ mod tests {
                 spawned: None,
                 outcome: Some(outcome),
                 check_passed: check,
+                carries_on: None,
             }),
             ..Claim::new("s", 1, "bdp", 0)
         }
@@ -143,10 +145,12 @@ mod tests {
         // Unless the retry continues the work of an attempt that ran out of context.
         let retry =
             |carry_on| crate::state::Retry { seq: 4, next_attempt: 3, backoff_ms: 1, reason: "r".into(), carry_on };
-        let continuing = Claim { retry: Some(retry(Some(CarryOn::Continue))), ..c.clone() };
+        let keep = CarryOn { keep: true, ..CarryOn::default() };
+        let continuing = Claim { retry: Some(retry(Some(keep))), ..c.clone() };
         let r = resuming("a", &continuing, Step::Spawn, WorktreeSeen::Present).unwrap();
         assert!(!r.reset_worktree, "{r:?}");
-        let resuming_session = Claim { retry: Some(retry(Some(CarryOn::Resume("s".into())))), ..c.clone() };
+        let resume = CarryOn { resume: Some("s".into()), ..CarryOn::default() };
+        let resuming_session = Claim { retry: Some(retry(Some(resume))), ..c.clone() };
         assert!(resuming("a", &resuming_session, Step::Spawn, WorktreeSeen::Present).unwrap().reset_worktree);
         let r = resuming("a", &c, Step::Spawn, WorktreeSeen::Missing).unwrap();
         assert_eq!(r.record, vec![Event::WorktreeRemoved { issue: "a".into(), path: "/w/a".into() }]);

@@ -113,16 +113,38 @@ pub enum MergeStrategy {
     None,
 }
 
-/// How a retry carries on from the attempt before it, instead of starting afresh from the base.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CarryOn {
+/// How a retry carries on from the attempt before it, instead of starting afresh from the base with a
+/// new conversation. Every field may be combined with the others.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CarryOn {
     /// That attempt was cut short (a timeout, a stall, a signal): the next one resumes its agent's
     /// conversation, this session (`claude --resume`, `codex exec resume`).
-    Resume(String),
-    /// That attempt ran out of context: its work stays in the worktree (committed as work in progress)
-    /// and the next attempt's prompt summarizes it.
-    Continue,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
+    /// That attempt's work stays on the branch (what it left uncommitted is committed as work in progress)
+    /// and the next attempt goes on from it: it ran out of context, or `--retry-from last`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep: bool,
+    /// The branch conflicts with the base: the next attempt merges the base in and resolves the conflict
+    /// (`--on-conflict resolve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<Conflict>,
+}
+
+impl CarryOn {
+    /// `None` when it carries nothing on (a retry afresh).
+    pub fn or_none(self) -> Option<CarryOn> {
+        (self != CarryOn::default()).then_some(self)
+    }
+}
+
+/// A branch's conflict with the base it is to be merged into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Conflict {
+    /// The base commit the branch conflicts with.
+    pub base_commit: String,
+    /// The files both changed.
+    pub files: Vec<String>,
 }
 
 /// What an agent reported it used. Costs are integer micro-dollars so events stay exactly comparable.

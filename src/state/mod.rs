@@ -212,7 +212,7 @@ impl State {
                         found: *attempt,
                     });
                 }
-                claim.retry = None;
+                let carries_on = claim.retry.take().and_then(|r| r.carry_on);
                 claim.attempt = Some(Attempt {
                     number: *attempt,
                     requested_seq: seq,
@@ -224,6 +224,7 @@ impl State {
                     spawned: None,
                     outcome: None,
                     check_passed: None,
+                    carries_on,
                 });
                 self.issues.get_mut(issue).expect("claimed issues exist").attempts = *attempt;
             }
@@ -302,7 +303,9 @@ impl State {
                 if let Some(commit) = claim.merge.as_ref().and_then(|m| m.commit.clone()) {
                     return Err(TransitionErrorKind::AlreadyMerged { issue: issue.clone(), commit });
                 }
-                // A merge that started and never finished may be started again (recovery redoes it).
+                // A merge that started and never finished may be started again (recovery redoes it); a new
+                // merge of a branch whose conflict an attempt resolved is not a failed one.
+                claim.merge_failed = false;
                 claim.merge = Some(Merge {
                     started_seq: seq,
                     branch: branch.clone(),

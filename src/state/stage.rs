@@ -84,6 +84,7 @@ mod tests {
             spawned: None,
             outcome,
             check_passed,
+            carries_on: None,
         }
     }
 

@@ -173,6 +173,9 @@ pub struct Attempt {
     /// `Some(true)` check passed, `Some(false)` failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check_passed: Option<bool>,
+    /// How this attempt carries on from the one before it (from the retry that asked for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carries_on: Option<crate::event::CarryOn>,
 }
 
 impl Attempt {

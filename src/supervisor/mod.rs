@@ -15,6 +15,7 @@ mod checkpointer;
 pub mod guard;
 pub mod options;
 pub mod orchestrator;
+pub mod previous;
 pub mod progress;
 pub mod prompt;
 mod recover;

@@ -51,6 +51,8 @@ impl RunOptions {
             max_cost: self.max_cost.map(micro_usd),
             max_issue_cost: self.max_issue_cost.map(micro_usd),
             resumes: self.agent.is_some(),
+            retry_from: self.retry_from,
+            on_conflict: self.on_conflict,
             tracker: tracker.to_string(),
         }
     }

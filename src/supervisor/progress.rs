@@ -125,6 +125,10 @@ impl Progress {
             RunEvent::Retry { issue, why, attempt, of, backoff } => {
                 self.line(&format!("retry    {issue}  {why}; attempt {attempt} of {of} in {}", dur(*backoff)))
             }
+            RunEvent::Resolving { issue, files, attempt } => self.line(&format!(
+                "conflict {issue}  its branch conflicts with the base in {}; attempt {attempt} merges the base in and resolves it",
+                files.join(", ")
+            )),
             RunEvent::Skipped { issue, why } => self.line(&format!("skip     {issue}  {why}")),
             RunEvent::NotInTracker { issue } => {
                 self.line(&format!("note     {issue}  the tracker no longer has it; released in the log only"))

@@ -14,9 +14,22 @@ pub struct PromptContext<'a> {
     pub base: &'a str,
     pub attempt: u32,
     pub check: Option<&'a str>,
-    /// Set when this attempt continues one that ran out of context: what that one did (its commits,
-    /// the files it changed, its last words), as markdown.
-    pub continues: Option<String>,
+    /// Set for a retry: the attempt before it.
+    pub previous: Option<Previous>,
+    /// Branches land by rebase (`--merge rebase`): a conflict is resolved by rebasing, not merging.
+    pub rebase: bool,
+}
+
+/// The attempt before a retry, as its prompt tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Previous {
+    pub number: u32,
+    /// Its work stays on the branch (the retry goes on from it); else the branch is back at the base.
+    pub kept: bool,
+    /// Its branch conflicts with the base: this attempt merges the base in and resolves.
+    pub conflict: Option<crate::event::Conflict>,
+    /// What happened to it (how it ended, its output's end, its commits), as markdown.
+    pub text: String,
 }
 
 pub fn render(issue: &Issue, ctx: &PromptContext<'_>) -> String {
@@ -54,13 +67,46 @@ pub fn render(issue: &Issue, ctx: &PromptContext<'_>) -> String {
         out.push_str(&format!("- Your commits must pass this check before they are merged: {check}\n"));
     }
     out.push_str("- Exit with status 0 when the work is done and committed; exit non-zero if you could not do it.\n");
-    match &ctx.continues {
-        Some(before) => {
+    match &ctx.previous {
+        Some(p) => {
+            let attempt = ctx.attempt;
+            let situation = match (&p.conflict, p.kept) {
+                (Some(c), _) => {
+                    let how = if ctx.rebase {
+                        format!(
+                            "Rebase this branch onto {base} (`git rebase {base}`), resolve each conflict so that both \
+                             sides' changes still work, and finish the rebase (`git add`, `git rebase --continue`).",
+                            base = ctx.base
+                        )
+                    } else {
+                        format!(
+                            "Merge {base} into this branch (`git merge {base}`), resolve the conflicts so that both \
+                             sides' changes still work, and commit the merge. Do not rebase.",
+                            base = ctx.base
+                        )
+                    };
+                    format!(
+                        "This is attempt {attempt}. The work is done and committed on this branch, but it conflicts \
+                         with {} (at {}) in: {}. {how} Do not start over.",
+                        ctx.base,
+                        crate::text::short(&c.base_commit),
+                        c.files.join(", "),
+                    )
+                }
+                (None, true) => format!(
+                    "This is attempt {attempt}. The attempt before it did not finish; its work is committed on this \
+                     branch (what it left uncommitted as work in progress): go on from there."
+                ),
+                (None, false) => format!(
+                    "This is attempt {attempt}. The attempt before it failed and its changes were discarded: the \
+                     branch is back at {}. Learn from what happened to it.",
+                    ctx.base
+                ),
+            };
             out.push_str(&format!(
-                "- This is attempt {}: it continues the one before it, which ran out of context. Its work is \
-                 committed on this branch; go on from there.\n\n## Where the previous attempt stopped\n\n{}\n",
-                ctx.attempt,
-                before.trim_end()
+                "- {situation}\n\n## What happened in attempt {}\n\n{}\n",
+                p.number,
+                p.text.trim_end()
             ));
         }
         None if ctx.attempt > 1 => out.push_str(&format!(

@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::dispatch::{Action, BranchFacts, Input, MergeOutcome, Started};
-use crate::event::{CarryOn, Event, MergeStrategy};
+use crate::dispatch::{Action, BranchFacts, Input, Started};
+use crate::event::{Event, MergeStrategy};
 use crate::git;
 use crate::repo::branch_name;
 use crate::supervisor::agent::{self, AgentEnd, AgentSpec};
@@ -65,8 +65,15 @@ impl Orchestrator {
             }
             Action::ResetWorktree { issue, keep } => {
                 let (workdir, base) = (self.workdir(&issue), self.base.clone());
+                let attempt = self.model.held.get(&issue).map_or(0, |h| h.attempt);
+                let attempt_dir = self.repo.attempt_dir(&issue, attempt);
                 self.in_background(move || {
-                    let result = if keep { commit_work_in_progress(&workdir) } else { reset_worktree(&workdir, &base) };
+                    let result = if keep {
+                        commit_work_in_progress(&workdir)
+                    } else {
+                        super::previous::save_work(&workdir, &base, &attempt_dir);
+                        reset_worktree(&workdir, &base)
+                    };
                     Input::WorktreeReset { issue, result: result.map_err(|e| e.to_string()) }
                 });
                 Ok(vec![])
@@ -168,7 +175,8 @@ impl Orchestrator {
                     base: &self.base,
                     attempt,
                     check: self.opts.check.as_deref(),
-                    continues: self.continuation(id, &workdir),
+                    previous: self.previous(id, &workdir, attempt),
+                    rebase: self.opts.merge == MergeStrategy::Rebase,
                 },
             ),
             None => format!("# {id}\n"),
@@ -194,11 +202,19 @@ impl Orchestrator {
         };
         let mut argv = substitute(&self.opts.template, &vars);
         if let Some((preset, session, why)) = self.resumable(id, attempt) {
+            let kept = self.previous(id, &workdir, attempt).is_some_and(|p| p.kept);
+            let worktree = if kept {
+                "Your work so far is committed on this branch (what you left uncommitted as work in progress)."
+                    .to_string()
+            } else {
+                format!(
+                    "The worktree was reset to {} for this attempt: what you changed is gone, but you know what you tried.",
+                    self.base
+                )
+            };
             let note = format!(
                 "Your previous attempt at this issue was stopped: {why}. Carry on from where it stopped. The task is \
-                 still in {prompt_s}. The worktree was reset to {} for this attempt: what you changed is gone, \
-                 but you know what you tried.",
-                self.base
+                 still in {prompt_s}. {worktree}"
             );
             argv = preset.resume(&argv, &session, &note);
         }
@@ -232,25 +248,11 @@ impl Orchestrator {
         SpawnPlan { id: id.to_string(), attempt, dir, spec, prepared }
     }
 
-    /// For an attempt that continues one that ran out of context: what that one left (its commits and the
-    /// files they change since the base, its last words).
-    fn continuation(&self, id: &str, workdir: &Path) -> Option<String> {
-        let retry = self.model.state.issues.get(id)?.claim.as_ref()?.retry.as_ref()?;
-        if retry.carry_on != Some(CarryOn::Continue) {
-            return None;
-        }
-        let range = format!("{}..HEAD", self.base);
-        let log = git::run(workdir, ["log", "--oneline", "--max-count=20", &range]).unwrap_or_default();
-        let stat = git::run(workdir, ["diff", "--stat", &format!("{}...HEAD", self.base)]).unwrap_or_default();
-        let stat: Vec<&str> = stat.lines().collect();
-        let stat = stat[stat.len().saturating_sub(30)..].join("\n");
-        Some(format!(
-            "Its commits on this branch since {}:\n\n```\n{}\n```\n\nThe files they change:\n\n```\n{}\n```\n\nIts last words: {}\n",
-            self.base,
-            log.trim_end(),
-            stat.trim_end(),
-            retry.reason
-        ))
+    /// For a retry: the attempt before it, as its prompt tells it.
+    fn previous(&self, id: &str, workdir: &Path, attempt: u32) -> Option<super::prompt::Previous> {
+        let claim = self.model.state.issues.get(id)?.claim.as_ref()?;
+        let dir = |n: u32| self.repo.attempt_dir(id, n);
+        super::previous::previous(claim, attempt, &dir, workdir, &self.base)
     }
 
     /// The preset whose conversation a retry resumes, its session and why the attempt before it failed:
@@ -258,12 +260,8 @@ impl Orchestrator {
     fn resumable(&self, id: &str, attempt: u32) -> Option<(Preset, String, String)> {
         let preset = self.opts.agent?;
         let retry = self.model.state.issues.get(id)?.claim.as_ref()?.retry.as_ref()?;
-        match &retry.carry_on {
-            Some(CarryOn::Resume(session)) if retry.next_attempt == attempt => {
-                Some((preset, session.clone(), retry.reason.clone()))
-            }
-            _ => None,
-        }
+        let session = retry.carry_on.as_ref()?.resume.clone().filter(|_| retry.next_attempt == attempt)?;
+        Some((preset, session, retry.reason.clone()))
     }
 
     /// Starts an agent whose spawn intent is durable, and hands it to a task that reports its end.
@@ -367,7 +365,7 @@ impl Orchestrator {
             let outcome = match strategy {
                 MergeStrategy::Rebase => match git::rebase_in_worktree(&workdir, &base) {
                     Ok(Ok(())) => git::merge_into_base(&root, &base, &branch, "", true),
-                    Ok(Err(reason)) => Ok(MergeOutcome::Refused { reason }),
+                    Ok(Err(conflicted)) => Ok(conflicted),
                     Err(e) => Err(e),
                 },
                 _ => git::merge_into_base(&root, &base, &branch, &message, false),
@@ -401,7 +399,7 @@ fn commit_work_in_progress(workdir: &Path) -> Result<(), git::GitError> {
         return Ok(());
     }
     git::run(workdir, ["add", "-A"])?;
-    let message = "bdp: work in progress (the agent ran out of context; the next attempt goes on from here)";
+    let message = "bdp: work in progress (the attempt did not finish; the next one goes on from here)";
     git::run(
         workdir,
         ["-c", "user.name=bdp", "-c", "user.email=bdp@localhost", "commit", "-q", "--no-verify", "-m", message],

@@ -45,6 +45,9 @@ fn work(args: &DemoAgentArgs) -> Result<(), String> {
     let prompt = std::fs::read_to_string(&args.prompt_file)
         .map_err(|e| format!("error: cannot read the prompt {}: {e}", args.prompt_file.display()))?;
     say(&format!("read the prompt ({} lines): {}", prompt.lines().count(), issue.title));
+    if prompt.contains("but it conflicts with main") {
+        return resolve(issue);
+    }
     let steps = ["reading the code around it", "writing the change", "running the tests"];
     let step_ms = issue.work_ms / steps.len() as u64;
     for (n, step) in steps.iter().enumerate() {
@@ -83,6 +86,27 @@ fn work(args: &DemoAgentArgs) -> Result<(), String> {
     say(&format!("committed {} ({})", head.trim(), issue.file));
     Ok(())
 }
+
+/// The attempt bdp starts when the branch conflicts with main: merge main in and resolve the file both
+/// appended to (main's lines, then this issue's), as an agent would.
+fn resolve(issue: &scenario::DemoIssue) -> Result<(), String> {
+    say("the branch conflicts with main: merging main in");
+    // Expected to stop on the conflict.
+    let _ = git(&[IDENTITY[0], IDENTITY[1], IDENTITY[2], IDENTITY[3], "merge", "--no-edit", "main"]);
+    let mut text = git(&["show", &format!("main:{}", issue.file)])?;
+    if !text.lines().any(|l| l == issue.line) {
+        text.push_str(issue.line);
+        text.push('\n');
+    }
+    std::fs::write(issue.file, text).map_err(|e| format!("error: cannot write {}: {e}", issue.file))?;
+    git(&["add", "--", issue.file])?;
+    git(&[IDENTITY[0], IDENTITY[1], IDENTITY[2], IDENTITY[3], "commit", "-q", "--no-verify", "--no-edit"])?;
+    say(&format!("resolved the conflict in {}: main's lines, then this issue's", issue.file));
+    Ok(())
+}
+
+/// The demo agent's commits are its own (`-c` before the git command).
+const IDENTITY: [&str; 4] = ["-c", "user.name=bdp demo agent", "-c", "user.email=agent@demo.invalid"];
 
 fn git(args: &[&str]) -> Result<String, String> {
     let out = Command::new("git").args(args).output().map_err(|e| format!("error: cannot run git: {e}"))?;

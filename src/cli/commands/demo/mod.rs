@@ -66,7 +66,7 @@ pub fn run(args: &DemoArgs) -> CliResult<Outcome> {
     say(&format!("sandbox   {} (a git repo on main; .beads/issues.jsonl: 12 issues in 3 tracks)", root.display()));
     say("agents    scripted (bdp __demo-agent): each works 1-3 s, appends a line to a file and commits it;");
     say(&format!(
-        "          {} fails its first attempt; {} and {} both change {}, so one merge conflicts (with 2 agents or more)",
+        "          {} fails its first attempt; {} and {} both change {}, so one merge conflicts (with 2 agents or more) and one more attempt resolves it",
         scenario::FLAKY,
         scenario::CONFLICT_PAIR.0,
         scenario::CONFLICT_PAIR.1,

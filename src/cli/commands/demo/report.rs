@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::child::{KillPoint, and_list};
 use crate::cli::render::duration;
 use crate::error::CliResult;
-use crate::event::{Event, ReleaseReason};
+use crate::event::{CarryOn, Event, ReleaseReason};
 use crate::repo::Repo;
 use crate::state::SessionEnd;
 
@@ -45,6 +45,8 @@ pub struct DemoReport {
     pub failed: Vec<String>,
     pub conflicted: Vec<String>,
     pub retried: Vec<String>,
+    /// Issues whose branch conflicted and got an attempt to resolve it: with the files.
+    pub resolving: Vec<(String, Vec<String>)>,
     pub total_issues: usize,
     pub audit_clean: bool,
     pub agent_ms: u64,
@@ -78,6 +80,7 @@ impl DemoReport {
             done: Vec::new(),
             failed: Vec::new(),
             conflicted: Vec::new(),
+            resolving: Vec::new(),
             retried: Vec::new(),
             total_issues: super::scenario::ISSUES.len(),
             audit_clean: facts.audit_exit == Some(0),
@@ -102,6 +105,9 @@ impl DemoReport {
                         _ => continue,
                     };
                     list.push(issue.clone());
+                }
+                Event::RetryScheduled { issue, carry_on: Some(CarryOn { conflict: Some(c), .. }), .. } => {
+                    report.resolving.push((issue.clone(), c.files.clone()));
                 }
                 Event::RetryScheduled { issue, .. } if !report.retried.contains(issue) => {
                     report.retried.push(issue.clone());
@@ -159,6 +165,14 @@ impl DemoReport {
             let _ = write!(issues, "; retried: {} (a failed first attempt, passed on retry)", and_list(&self.retried));
         }
         line("issues", issues);
+        for (id, files) in &self.resolving {
+            let how = if self.done.contains(id) {
+                "one more attempt merged main in and resolved it, and it landed".to_string()
+            } else {
+                "one more attempt to resolve it did not land".to_string()
+            };
+            line("conflict", format!("{id}: its branch conflicted with main in {}; {how}", files.join(", ")));
+        }
         for id in &self.conflicted {
             line(
                 "conflict",
@@ -243,10 +257,11 @@ mod tests {
             ],
             killed: Some((6, 3)),
             findings: [("agent_alive".to_string(), 2), ("agent_exited_unrecorded".to_string(), 1)].into(),
-            done: (1..=11).filter(|n| *n != 7).map(|n| format!("demo-{n}")).chain(["demo-12".into()]).collect(),
+            done: (1..=12).map(|n| format!("demo-{n}")).collect(),
             failed: vec![],
-            conflicted: vec!["demo-7".into()],
+            conflicted: vec![],
             retried: vec!["demo-10".into()],
+            resolving: vec![("demo-7".into(), vec!["api/routes.txt".into()])],
             total_issues: 12,
             audit_clean: true,
             agent_ms: 21_300,

@@ -5,8 +5,9 @@
 //! Two things are planted on purpose:
 //! - [`FLAKY`] fails its first attempt (bdp retries it, and the retry passes);
 //! - [`CONFLICT_PAIR`] both append to `api/routes.txt`: the first is a root that merges while the second
-//!   (branched off when its blocker was merged) still works, so the second conflicts, and bdp gives it
-//!   back labelled `bdp:conflict` with its branch kept. With two agents or more the timing is fixed by the
+//!   (branched off when its blocker was merged) still works, so the second conflicts, and bdp gives it one
+//!   more attempt, told to merge main in and resolve (the scripted agent does). With two agents or more
+//!   the timing is fixed by the
 //!   script: both starting issues are priority 0, the first pair's work is 1.0 s and 2.5 s, the second 2.6 s.
 
 /// One issue of the demo and its agent's script.
