@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::dispatch::Isolation;
 use crate::dispatch::model::{OnConflict, RetryFrom};
-use crate::event::MergeStrategy;
+use crate::event::{Hook, MergeStrategy};
 use crate::supervisor::template::Preset;
 use crate::text::parse_duration;
 
@@ -152,6 +152,41 @@ pub fn help(doc: &[&str], default: Option<&str>) -> String {
     }
 }
 
+/// `[hooks]` in `.bdp/config.toml`: argv arrays run in each issue's worktree with the `BDP_*` environment
+/// (never through a shell; write `["sh", "-c", "…"]` for one). A failing `after_create`, `before_run` or
+/// `after_run` fails its attempt with its output's end; a failing `before_remove` is reported.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    /// After the worktree is made (before its first agent): install dependencies, copy a `.env`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_create: Option<Vec<String>>,
+    /// Before each attempt's agent starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_run: Option<Vec<String>>,
+    /// After each attempt's agent ends (whatever its outcome).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_run: Option<Vec<String>>,
+    /// Before the worktree is removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_remove: Option<Vec<String>>,
+}
+
+impl Hooks {
+    pub fn get(&self, hook: Hook) -> Option<&Vec<String>> {
+        match hook {
+            Hook::AfterCreate => self.after_create.as_ref(),
+            Hook::BeforeRun => self.before_run.as_ref(),
+            Hook::AfterRun => self.after_run.as_ref(),
+            Hook::BeforeRemove => self.before_remove.as_ref(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Hooks::default()
+    }
+}
+
 /// The config file: each option's key (as TOML, with where it was written), and the agent command.
 impl ConfigFile {
     /// Reads the file; a missing file is an empty config.
@@ -167,6 +202,11 @@ impl ConfigFile {
         })?;
         if file.command.as_ref().is_some_and(|c| c.is_empty()) {
             return Err(error(format!("{}: `command` is empty", path.display())));
+        }
+        for hook in [Hook::AfterCreate, Hook::BeforeRun, Hook::AfterRun, Hook::BeforeRemove] {
+            if file.hooks.get(hook).is_some_and(|argv| argv.is_empty()) {
+                return Err(error(format!("{}: hooks.{} is empty", path.display(), hook.key())));
+            }
         }
         file.path = path.display().to_string();
         file.text = text;
@@ -235,6 +275,9 @@ macro_rules! run_options {
             $($name: Option<toml::Spanned<toml::Value>>,)*
             /// The agent command, as an argv array.
             pub command: Option<Vec<String>>,
+            /// `[hooks]`: commands run in each issue's worktree.
+            #[serde(default)]
+            pub hooks: Hooks,
             #[serde(skip)]
             path: String,
             #[serde(skip)]
@@ -246,6 +289,8 @@ macro_rules! run_options {
         pub struct RunOptions {
             /// The agent's argv template; argv[0] is already an absolute path.
             pub template: Vec<String>,
+            /// The workspace hooks (`[hooks]` in the config file).
+            pub hooks: Hooks,
             $($(#[doc = $doc])* pub $name: kind::$kind::Ty<$ty>,)*
         }
 
@@ -255,6 +300,7 @@ macro_rules! run_options {
             pub fn resolve(flags: &RunFlags, file: &ConfigFile) -> Result<RunOptions, OptionError> {
                 Ok(RunOptions {
                     template: Vec::new(),
+                    hooks: file.hooks.clone(),
                     $($name: kind::$kind::resolve(&flags.$name, file.read::<$ty>(stringify!($name), &file.$name)?, &[$($default)?])?,)*
                 })
             }
@@ -266,6 +312,9 @@ macro_rules! run_options {
                 use serde::ser::SerializeMap;
                 let mut map = s.serialize_map(None)?;
                 map.serialize_entry("template", &self.template)?;
+                if !self.hooks.is_empty() {
+                    map.serialize_entry("hooks", &self.hooks)?;
+                }
                 $(map.serialize_entry(stringify!($name), &kind::$kind::to_json(&self.$name))?;)*
                 map.end()
             }

@@ -1410,3 +1410,108 @@ fn a_conflict_the_extra_attempt_cannot_resolve_is_labelled() {
         assert!(sb.bdp_branches().contains(&"bdp/c2".to_string()), "the branch is kept for a person");
     }
 }
+
+/// Workspace hooks (`[hooks]` in `.bdp/config.toml`), each passing: `after_create` once for the new
+/// worktree (it writes the `.env` the agent needs), `before_run` and `after_run` around the agent,
+/// `before_remove` before the worktree goes; each in the worktree, with the `BDP_*` environment, and
+/// each run is a `hook_ran` record.
+#[test]
+fn workspace_hooks_run_in_order_in_the_worktree() {
+    let sb = Sandbox::new(&[("h1", "hooked", 2, &[][..])]);
+    let trail = sb.root().join(".scripts/trail.txt");
+    std::fs::create_dir_all(trail.parent().unwrap()).unwrap();
+    let hook = |name: &str, extra: &str| {
+        format!(r#"["sh", "-c", "{extra}echo {name} $BDP_ISSUE $BDP_ATTEMPT $(basename $PWD) >> {}"]"#, trail.display())
+    };
+    std::fs::create_dir_all(sb.root().join(".bdp")).unwrap();
+    std::fs::write(
+        sb.root().join(".bdp/config.toml"),
+        format!(
+            "[hooks]\nafter_create = {}\nbefore_run = {}\nafter_run = {}\nbefore_remove = {}\n",
+            hook("after_create", "echo SECRET=1 > .env; "),
+            hook("before_run", ""),
+            hook("after_run", ""),
+            hook("before_remove", "")
+        ),
+    )
+    .unwrap();
+    let agent =
+        sb.committing_agent_after("agent.sh", "grep -q SECRET=1 .env; echo agent >> ../../../.scripts/trail.txt");
+    let out = sb.bdp(&["run", "--plain", "--", agent.to_str().unwrap()]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let trail = std::fs::read_to_string(&trail).unwrap();
+    assert_eq!(
+        trail, "after_create h1 1 h1\nbefore_run h1 1 h1\nagent\nafter_run h1 1 h1\nbefore_remove h1 1 h1\n",
+        "each hook once, in order, in the worktree"
+    );
+    let ran: Vec<(String, i64)> = sb
+        .events("hook_ran")
+        .iter()
+        .map(|e| (e["hook"].as_str().unwrap().to_string(), e["code"].as_i64().unwrap()))
+        .collect();
+    let want: Vec<(String, i64)> =
+        ["after_create", "before_run", "after_run", "before_remove"].iter().map(|h| (h.to_string(), 0)).collect();
+    assert_eq!(ran, want);
+    assert_eq!(sb.issues()["h1"]["status"], "closed");
+    sb.assert_clean_end();
+}
+
+/// A failing hook fails its attempt with the end of its output (`after_create` and `before_run` before
+/// the agent starts, `after_run` after an agent that succeeded); the retry runs it again. A failing
+/// `before_remove` is reported, and the worktree goes anyway.
+#[test]
+fn a_failing_hook_fails_its_attempt_with_its_output() {
+    for hook in ["after_create", "before_run", "after_run", "before_remove"] {
+        let sb = Sandbox::new(&[("h2", "hooked", 2, &[][..])]);
+        let marker = sb.root().join(format!(".scripts/{hook}.failed"));
+        std::fs::create_dir_all(marker.parent().unwrap()).unwrap();
+        // Fails the first time it runs (saying why), passes after.
+        let script = format!(
+            r#"[ -f {m} ] && exit 0; touch {m}; echo "npm ERR! missing script: {hook}" >&2; exit 3"#,
+            m = marker.display()
+        );
+        std::fs::create_dir_all(sb.root().join(".bdp")).unwrap();
+        std::fs::write(
+            sb.root().join(".bdp/config.toml"),
+            format!("[hooks]\n{hook} = [\"sh\", \"-c\", {}]\n", serde_json::to_string(&script).unwrap()),
+        )
+        .unwrap();
+        let agent = sb.committing_agent();
+        let out = sb.bdp(&["run", "--plain", "--retries", "1", "--retry-backoff", "0", "--", agent.to_str().unwrap()]);
+        assert!(out.status.success(), "{hook}: {}\n{}", stdout(&out), stderr(&out));
+        assert_eq!(sb.issues()["h2"]["status"], "closed", "{hook}");
+        let codes: Vec<i64> = sb.events("hook_ran").iter().map(|e| e["code"].as_i64().unwrap()).collect();
+        let why = format!("the {hook} hook `sh -c {script}` exited 3: npm ERR! missing script: {hook}");
+        if hook == "before_remove" {
+            assert_eq!(codes, [3], "{hook}");
+            assert!(sb.events("retry_scheduled").is_empty(), "{hook}: nothing to retry");
+            assert!(stdout(&out).contains(&format!("note     h2  {why}")), "{}", stdout(&out));
+        } else {
+            assert_eq!(codes, [3, 0], "{hook}: failed, then passed on the retry");
+            assert_eq!(sb.events("retry_scheduled")[0]["reason"], why, "{hook}");
+            let spawned = sb.events("agent_spawned").len();
+            assert_eq!(spawned, if hook == "after_run" { 2 } else { 1 }, "{hook}: agents started");
+            if hook != "after_run" {
+                assert_eq!(sb.events("attempt_abandoned")[0]["reason"], why, "{hook}");
+            }
+        }
+        sb.assert_clean_end();
+    }
+}
+
+/// A hook is an argv array: an empty one or an unknown hook is refused, naming the file and the key.
+#[test]
+fn bad_hooks_in_the_config_are_refused_by_name() {
+    let sb = Sandbox::new(&[("h3", "x", 2, &[][..])]);
+    std::fs::create_dir_all(sb.root().join(".bdp")).unwrap();
+    for (text, says) in [
+        ("[hooks]\nbefore_run = []\n", "config.toml: hooks.before_run is empty"),
+        ("[hooks]\nbefore_start = [\"x\"]\n", "config.toml line 2: unknown field `before_start`"),
+        ("[hooks]\nafter_run = \"make\"\n", "config.toml line 2: invalid type: string \"make\", expected a sequence"),
+    ] {
+        std::fs::write(sb.root().join(".bdp/config.toml"), text).unwrap();
+        let out = sb.bdp(&["run", "--", "/bin/true"]);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        assert!(stderr(&out).contains(says), "{text}: {}", stderr(&out));
+    }
+}

@@ -80,6 +80,11 @@ pub fn describe(event: &Event) -> String {
         Event::TrackerIssueClosed { reason, backend, .. } => format!("{reason} ({backend})"),
         Event::TrackerDown { error } => format!("claims paused, writes wait: {error}"),
         Event::ClaimsStopped { reason } => format!("no more claims in this run: {reason}"),
+        Event::HookRan { hook, code, duration_ms, .. } => match code {
+            Some(0) => format!("{} hook passed in {}", hook.key(), duration(*duration_ms)),
+            Some(code) => format!("{} hook exited {code} after {}", hook.key(), duration(*duration_ms)),
+            None => format!("{} hook stopped after {}", hook.key(), duration(*duration_ms)),
+        },
         Event::TrackerBack { down_ms, waiting } => {
             format!("after {}; {waiting} waiting write{} made", duration(*down_ms), plural(u64::from(*waiting)))
         }

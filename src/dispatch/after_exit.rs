@@ -26,6 +26,8 @@ pub struct AgentEnd {
     pub session: Option<String>,
     /// The agent said it ran out of context (the conversation no longer fits the model's window).
     pub context_exhausted: bool,
+    /// The `after_run` hook failed: why (an attempt whose agent succeeded fails on it).
+    pub hook_failed: Option<String>,
 }
 
 impl AgentEnd {

@@ -9,7 +9,7 @@
 //! first), or the issue given back. A tracker that fails pauses claims ([`super::outage`]); the writes that
 //! needed it wait for it.
 
-use crate::event::{CarryOn, Conflict, Event, MergeStrategy, Phase, ReleaseReason};
+use crate::event::{CarryOn, Conflict, Event, Hook, MergeStrategy, Phase, ReleaseReason};
 use crate::plan::LabelChange;
 use crate::reconcile::issue_lock;
 use crate::repo::branch_name;
@@ -99,6 +99,20 @@ impl Model {
                     self.failed_attempt(now, &issue, &reason, false, &mut out);
                 }
             },
+            Input::HookRan { issue, attempt, hook, code, duration_ms, failure } => {
+                out.defer(Event::HookRan { issue: issue.clone(), attempt, hook, code, duration_ms });
+                match (hook, failure) {
+                    // Before the agent: the attempt never starts.
+                    (Hook::AfterCreate | Hook::BeforeRun, Some(why)) if self.held.contains_key(&issue) => {
+                        out.defer(Event::AttemptAbandoned { issue: issue.clone(), attempt, reason: why.clone() });
+                        self.failed_attempt(now, &issue, &why, false, &mut out);
+                    }
+                    // The worktree goes anyway; what the hook said is shown.
+                    (Hook::BeforeRemove, Some(why)) => out.report(RunEvent::HookFailed { issue, why }),
+                    // `after_run` fails its attempt through the agent's end.
+                    _ => {}
+                }
+            }
             Input::Adopted { issue, attempt, pid } => self.watch(&issue, attempt, Some(pid), &mut out),
             Input::AgentExited { issue, attempt, end, usage } => {
                 let reported = usage.as_ref().and_then(|u| u.cost_micro_usd);
@@ -559,6 +573,11 @@ impl Model {
             held.out_of_context = out_of_context;
             // A full context is not resumed: the next attempt starts a new one, with a summary.
             held.resume = end.session.clone().filter(|_| cut_short && !out_of_context && self.rules.resumes);
+        }
+        if end.success()
+            && let Some(why) = &end.hook_failed
+        {
+            return self.failed_attempt(now, id, why, false, out);
         }
         if !end.success()
             && let (Some(limit), Some(&spent)) = (self.rules.max_issue_cost, self.issue_spent.get(id))

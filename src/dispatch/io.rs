@@ -129,6 +129,15 @@ pub enum Input {
         attempt: u32,
         result: Result<Started, String>,
     },
+    /// A workspace hook ran for an attempt (`failure`: why it failed, with the end of its output).
+    HookRan {
+        issue: String,
+        attempt: u32,
+        hook: crate::event::Hook,
+        code: Option<i32>,
+        duration_ms: u64,
+        failure: Option<String>,
+    },
     /// Recovery adopted an agent a crashed orchestrator started: it is watched from now.
     Adopted {
         issue: String,
@@ -365,6 +374,11 @@ pub enum RunEvent {
         issue: String,
     },
     /// A worktree or branch could not be removed.
+    /// A hook whose failure fails nothing (`before_remove`) failed: why.
+    HookFailed {
+        issue: String,
+        why: String,
+    },
     Left {
         issue: String,
         what: &'static str,

@@ -131,6 +131,7 @@ mirrors! {
     "tracker_down" => TrackerDown { error: String }
     "tracker_back" => TrackerBack { down_ms: u64, waiting: u32 }
     "claims_stopped" => ClaimsStopped { reason: String }
+    "hook_ran" => HookRan { issue: IssueId, attempt: u32, hook: Hook, #[serde(default)] code: Option<i32>, duration_ms: u64 }
     "reconcile_finding" => ReconcileFinding { kind: String, #[serde(default)] issue: Option<IssueId>, detail: String }
     "repair_applied" => RepairApplied { kind: String, #[serde(default)] issue: Option<IssueId>, action: String }
     "retry_scheduled" => RetryScheduled {
@@ -184,7 +185,7 @@ fn plain_string(s: &str) -> Option<(&str, &str)> {
 mod tests {
     use super::*;
     use crate::event::record::{GENESIS, decode_line, encode_record, split_line};
-    use crate::event::{AgentUsage, MergeStrategy, Phase, ReleaseReason, SessionEndReason};
+    use crate::event::{AgentUsage, Hook, MergeStrategy, Phase, ReleaseReason, SessionEndReason};
 
     #[test]
     fn an_unknown_field_is_left_to_the_general_decoder() {
@@ -274,6 +275,7 @@ mod tests {
             Event::TrackerDown { error: "x.jsonl:3: bad".into() },
             Event::TrackerBack { down_ms: 2500, waiting: 1 },
             Event::ClaimsStopped { reason: "--max-cost reached: $1.20 of $1.00".into() },
+            Event::HookRan { issue: i(), attempt: 1, hook: Hook::BeforeRun, code: Some(0), duration_ms: 120 },
             Event::ReconcileFinding { kind: "k".into(), issue: Some(i()), detail: "d".into() },
             Event::RepairApplied { kind: "k".into(), issue: Some(i()), action: "a".into() },
             Event::RetryScheduled { issue: i(), next_attempt: 3, backoff_ms: 5, reason: "r".into(), carry_on: None },

@@ -138,6 +138,28 @@ impl CarryOn {
     }
 }
 
+/// The workspace hooks, in the order they run for an issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Hook {
+    AfterCreate,
+    BeforeRun,
+    AfterRun,
+    BeforeRemove,
+}
+
+impl Hook {
+    /// Its key in `.bdp/config.toml`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Hook::AfterCreate => "after_create",
+            Hook::BeforeRun => "before_run",
+            Hook::AfterRun => "after_run",
+            Hook::BeforeRemove => "before_remove",
+        }
+    }
+}
+
 /// A branch's conflict with the base it is to be merged into.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Conflict {
@@ -348,6 +370,17 @@ pub enum Event {
         down_ms: u64,
         waiting: u32,
     },
+    /// A workspace hook (`[hooks]` in `.bdp/config.toml`) ran in the issue's worktree for `attempt`
+    /// (`after_create` and `before_run` before its agent, `after_run` after it, `before_remove` before the
+    /// worktree goes); `code` is its exit status (none: killed or not started).
+    HookRan {
+        issue: IssueId,
+        attempt: u32,
+        hook: Hook,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<i32>,
+        duration_ms: u64,
+    },
     /// The run stopped claiming by itself (not asked to): the first attempts of several issues failed the
     /// same way (a broken agent setup), or `--max-cost` was spent. `reason` says which, in words.
     ClaimsStopped {
@@ -447,6 +480,7 @@ event_kinds! {
     TrackerDown => "tracker_down",
     TrackerBack => "tracker_back",
     ClaimsStopped => "claims_stopped",
+    HookRan => "hook_ran",
     ReconcileFinding => "reconcile_finding",
     RepairApplied => "repair_applied",
     RetryScheduled => "retry_scheduled",
@@ -475,7 +509,8 @@ impl Event {
             | Event::TrackerStatusSet { issue, .. }
             | Event::TrackerLabelsChanged { issue, .. }
             | Event::TrackerIssueClosed { issue, .. }
-            | Event::RetryScheduled { issue, .. } => Some(issue),
+            | Event::RetryScheduled { issue, .. }
+            | Event::HookRan { issue, .. } => Some(issue),
             Event::LockAcquired { issue, .. }
             | Event::ReconcileFinding { issue, .. }
             | Event::RepairApplied { issue, .. } => issue.as_deref(),

@@ -361,7 +361,8 @@ impl State {
             | Event::TrackerCalls { .. }
             | Event::TrackerDown { .. }
             | Event::TrackerBack { .. }
-            | Event::ClaimsStopped { .. } => {}
+            | Event::ClaimsStopped { .. }
+            | Event::HookRan { .. } => {}
             Event::TrackerIssueClosed { issue, .. } => {
                 self.issues.entry(issue.clone()).or_default().closed_seq = Some(seq);
             }

@@ -13,6 +13,7 @@ pub mod agent;
 pub mod agent_output;
 mod checkpointer;
 pub mod guard;
+pub mod hooks;
 pub mod options;
 pub mod orchestrator;
 pub mod previous;

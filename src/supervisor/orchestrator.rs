@@ -111,6 +111,8 @@ pub struct Orchestrator {
     /// Held around every git operation that adds, removes or lists worktrees, or moves the base branch:
     /// git does not make concurrent `worktree add`/`prune`/`list` safe, and worktrees are made in tasks.
     pub(super) git_lock: std::sync::Arc<std::sync::Mutex<()>>,
+    /// Issues whose worktree this run made and whose `after_create` hook has not passed yet.
+    pub(super) fresh_worktrees: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// What this orchestrator writes into the issue lock files it holds (`pid N start T since TS`).
     pub(super) holder: crate::log::lock::Holder,
     /// Findings of the recovery to repair before anything new is claimed.
@@ -169,6 +171,7 @@ impl Orchestrator {
             outbox: Vec::new(),
             tracker_in_place: true,
             git_lock: Default::default(),
+            fresh_worktrees: Default::default(),
             holder: crate::log::lock::Holder { pid, start_time: None, since: String::new() },
             recovery: Vec::new(),
             unrepaired: Vec::new(),

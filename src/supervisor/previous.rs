@@ -82,6 +82,14 @@ fn outputs(dir: &Path, what: &str) -> String {
     out
 }
 
+/// The end of what a process that wrote `dir/stdout` and `dir/stderr` said, on one line: the last
+/// `lines` lines of its stderr, else of its stdout, joined with ` | `.
+pub fn tail_of(dir: &Path, lines: usize) -> Option<String> {
+    let tail = tail(&dir.join("stderr")).or_else(|| tail(&dir.join("stdout")))?;
+    let all: Vec<&str> = tail.lines().collect();
+    Some(all[all.len().saturating_sub(lines)..].join(" | "))
+}
+
 /// The last [`TAIL_LINES`] non-blank lines of a file (read from its last 64 KiB), control characters
 /// dropped, each line cut at [`LINE_CHARS`]; `None` when it is empty or missing.
 fn tail(path: &Path) -> Option<String> {

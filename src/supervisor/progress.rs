@@ -133,6 +133,7 @@ impl Progress {
             RunEvent::NotInTracker { issue } => {
                 self.line(&format!("note     {issue}  the tracker no longer has it; released in the log only"))
             }
+            RunEvent::HookFailed { issue, why } => self.line(&format!("note     {issue}  {why}")),
             RunEvent::Left { issue, what, name, error } => {
                 self.line(&format!("note     {issue}  {what} {name} left: {error}"))
             }

@@ -7,11 +7,12 @@
 use std::path::{Path, PathBuf};
 
 use crate::dispatch::{Action, BranchFacts, Input, Started};
-use crate::event::{Event, MergeStrategy};
+use crate::event::{Event, Hook, MergeStrategy};
 use crate::git;
 use crate::repo::branch_name;
 use crate::supervisor::agent::{self, AgentEnd, AgentSpec};
 
+use super::hooks::HookRun;
 use super::options::Isolation;
 use super::orchestrator::{Orchestrator, RunError, RunResult};
 use super::prompt::{PromptContext, render};
@@ -20,6 +21,37 @@ use super::template::{Preset, Vars, agent_session_id, claude_session, substitute
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RunError + use<> {
     let path = path.to_path_buf();
     move |source| RunError::Io { what, path, source }
+}
+
+/// Reports an attempt's end to the dispatcher (from a task).
+struct Watcher {
+    tx: tokio::sync::mpsc::UnboundedSender<Input>,
+    issue: String,
+    attempt: u32,
+    dir: PathBuf,
+    /// The session bdp named in the argv (see [`Orchestrator::named_session`]).
+    named: Option<String>,
+    after_run: Option<HookRun>,
+    limits: agent::Limits,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Watcher {
+    async fn run(self, supervision: impl std::future::Future<Output = AgentEnd>) {
+        let Watcher { tx, issue, attempt, dir, named, after_run, limits, stop } = self;
+        let mut end = supervision.await;
+        let words = super::agent_output::from_files(&dir);
+        (end.said, end.context_exhausted) = (words.said, words.context_exhausted);
+        end.session = words.session.or(named);
+        if let Some(run) = after_run.filter(|_| !end.stopped) {
+            let hook = super::hooks::run(run, limits, stop).await;
+            end.hook_failed.clone_from(&hook.failure);
+            let (code, duration_ms, failure) = (hook.code, hook.duration_ms, hook.failure);
+            let issue = issue.clone();
+            let _ = tx.send(Input::HookRan { issue, attempt, hook: Hook::AfterRun, code, duration_ms, failure });
+        }
+        let _ = tx.send(Input::AgentExited { issue, attempt, end, usage: words.usage });
+    }
 }
 
 /// One attempt, ready to start.
@@ -83,19 +115,35 @@ impl Orchestrator {
                 Ok(vec![])
             }
             Action::RemoveWorktree { issue, path, branch, keep_branch } => {
-                // Under the git lock (taken by `in_background`), which a long merge may hold: in a task, so the
-                // dispatcher goes on.
+                // Under the git lock, which a long merge may hold: in a task, so the dispatcher goes on. The
+                // `before_remove` hook runs first, outside the lock.
                 let root = self.repo.root.clone();
-                self.in_background(move || {
-                    let removed = git::remove_worktree(&root, Path::new(&path));
-                    // git failing here leaves a worktree or branch behind, which `bdp audit` reports and `bdp
-                    // clean` removes: not a reason to stop the run.
-                    let (worktree, branch) = match removed {
-                        Ok(()) if keep_branch => (Ok(()), Ok(())),
-                        Ok(()) => (Ok(()), git::delete_branch(&root, &branch).map_err(|e| e.to_string())),
-                        Err(e) => (Err(e.to_string()), Ok(())),
-                    };
-                    Input::Removed { issue, worktree, branch }
+                let attempt = self.model.held.get(&issue).map_or(0, |h| h.attempt);
+                let hook = self.hook_run(Hook::BeforeRemove, &issue, attempt).filter(|_| Path::new(&path).is_dir());
+                let (tx, git_lock, limits, stop) =
+                    (self.tx.clone(), self.git_lock.clone(), self.opts.limits(), self.stop_now.subscribe());
+                tokio::spawn(async move {
+                    if let Some(run) = hook {
+                        let end = super::hooks::run(run, limits, stop).await;
+                        let (code, duration_ms, failure) = (end.code, end.duration_ms, end.failure);
+                        let hook = Hook::BeforeRemove;
+                        let _ =
+                            tx.send(Input::HookRan { issue: issue.clone(), attempt, hook, code, duration_ms, failure });
+                    }
+                    let removal = tokio::task::spawn_blocking(move || {
+                        let _git = git_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        let removed = git::remove_worktree(&root, Path::new(&path));
+                        // git failing here leaves a worktree or branch behind, which `bdp audit` reports and
+                        // `bdp clean` removes: not a reason to stop the run.
+                        match removed {
+                            Ok(()) if keep_branch => (Ok(()), Ok(())),
+                            Ok(()) => (Ok(()), git::delete_branch(&root, &branch).map_err(|e| e.to_string())),
+                            Err(e) => (Err(e.to_string()), Ok(())),
+                        }
+                    });
+                    let (worktree, branch) =
+                        removal.await.unwrap_or_else(|e| (Err(format!("the removal task failed: {e}")), Ok(())));
+                    let _ = tx.send(Input::Removed { issue, worktree, branch });
                 });
                 Ok(vec![])
             }
@@ -118,6 +166,10 @@ impl Orchestrator {
         let (root, path, branch, base) =
             (self.repo.root.clone(), self.repo.worktree_path(id), branch_name(id), self.base.clone());
         let worktrees_dir = self.repo.worktrees_dir();
+        if self.opts.hooks.after_create.is_some() {
+            // Its first agent runs `after_create` first (again on a retry, until it passes).
+            self.fresh_worktrees.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.to_string());
+        }
         let (tx, issue, git_lock) = (self.tx.clone(), id.to_string(), self.git_lock.clone());
         tokio::task::spawn_blocking(move || {
             let _git = git_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -155,7 +207,7 @@ impl Orchestrator {
     fn spawn_attempts(&mut self, items: Vec<(String, u32)>) -> RunResult<Vec<Input>> {
         let plans: Vec<SpawnPlan> = items.into_iter().map(|(id, attempt)| self.plan_spawn(&id, attempt)).collect();
         self.append(Vec::new())?;
-        Ok(plans.into_iter().map(|plan| self.launch(plan)).collect())
+        Ok(plans.into_iter().filter_map(|plan| self.launch(plan)).collect())
     }
 
     /// Writes the prompt and queues the spawn intent. The intent is recorded even when the attempt's
@@ -264,20 +316,73 @@ impl Orchestrator {
         Some((preset, session, retry.reason.clone()))
     }
 
-    /// Starts an agent whose spawn intent is durable, and hands it to a task that reports its end.
-    fn launch(&mut self, plan: SpawnPlan) -> Input {
+    /// Starts an agent whose spawn intent is durable, and hands it to a task that reports its end. With
+    /// hooks to run before it (`after_create` for a new worktree, `before_run`), all of it happens in that
+    /// task and [`Input::Spawned`] comes back from there; otherwise it comes back at once.
+    fn launch(&mut self, plan: SpawnPlan) -> Option<Input> {
         let SpawnPlan { id, attempt, dir, spec, prepared } = plan;
         if let Err(e) = prepared {
-            return Input::Spawned { issue: id, attempt, result: Err(e) };
+            return Some(Input::Spawned { issue: id, attempt, result: Err(e) });
         }
-        let running = match agent::spawn(&spec) {
-            Ok(running) => running,
-            Err(e) => return Input::Spawned { issue: id, attempt, result: Err(e.to_string()) },
-        };
-        let started = Started { pid: running.pid, start_time: running.start_time };
-        let stop = self.stop_now.subscribe();
-        self.watch(&id, attempt, dir.clone(), agent::supervise(running, self.opts.limits(), dir, stop));
-        Input::Spawned { issue: id, attempt, result: Ok(started) }
+        let fresh = self.fresh_worktrees.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&id);
+        let before: Vec<HookRun> = [Hook::AfterCreate, Hook::BeforeRun]
+            .into_iter()
+            .filter(|h| *h != Hook::AfterCreate || fresh)
+            .filter_map(|h| self.hook_run(h, &id, attempt))
+            .collect();
+        let watcher = self.watcher(&id, attempt, dir.clone());
+        let (limits, stop) = (self.opts.limits(), self.stop_now.subscribe());
+        if before.is_empty() {
+            let running = match agent::spawn(&spec) {
+                Ok(running) => running,
+                Err(e) => return Some(Input::Spawned { issue: id, attempt, result: Err(e.to_string()) }),
+            };
+            let started = Started { pid: running.pid, start_time: running.start_time };
+            tokio::spawn(watcher.run(agent::supervise(running, limits, dir, stop)));
+            return Some(Input::Spawned { issue: id, attempt, result: Ok(started) });
+        }
+        let (tx, fresh_worktrees) = (self.tx.clone(), self.fresh_worktrees.clone());
+        tokio::spawn(async move {
+            for run in before {
+                let hook = run.hook;
+                let end = super::hooks::run(run, limits, stop.clone()).await;
+                let failed = end.failure.is_some();
+                let (code, duration_ms) = (end.code, end.duration_ms);
+                let issue = id.clone();
+                let _ = tx.send(Input::HookRan { issue, attempt, hook, code, duration_ms, failure: end.failure });
+                if failed {
+                    return;
+                }
+                if hook == Hook::AfterCreate {
+                    fresh_worktrees.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+                }
+            }
+            match agent::spawn(&spec) {
+                Err(e) => {
+                    let _ = tx.send(Input::Spawned { issue: id, attempt, result: Err(e.to_string()) });
+                }
+                Ok(running) => {
+                    let started = Started { pid: running.pid, start_time: running.start_time };
+                    let _ = tx.send(Input::Spawned { issue: id, attempt, result: Ok(started) });
+                    watcher.run(agent::supervise(running, limits, dir, stop)).await;
+                }
+            }
+        });
+        None
+    }
+
+    /// The hook `hook` of the config for an attempt of `id`, if there is one.
+    fn hook_run(&self, hook: Hook, id: &str, attempt: u32) -> Option<HookRun> {
+        let argv = self.opts.hooks.get(hook)?.clone();
+        let workdir = self.workdir(id);
+        Some(HookRun {
+            hook,
+            argv,
+            env: self.bdp_env(id, attempt, &workdir.display().to_string()),
+            cwd: workdir,
+            attempt_dir: self.repo.attempt_dir(id, attempt),
+            bdp_exe: self.bdp_exe.clone(),
+        })
     }
 
     /// Hands an agent's supervision to a task that reports [`Input::AgentExited`], with the usage the agent
@@ -289,15 +394,21 @@ impl Orchestrator {
         dir: PathBuf,
         supervision: impl std::future::Future<Output = AgentEnd> + Send + 'static,
     ) {
-        let (tx, issue) = (self.tx.clone(), id.to_string());
-        let named = self.named_session(id, attempt);
-        tokio::spawn(async move {
-            let mut end = supervision.await;
-            let words = super::agent_output::from_files(&dir);
-            (end.said, end.context_exhausted) = (words.said, words.context_exhausted);
-            end.session = words.session.or(named);
-            let _ = tx.send(Input::AgentExited { issue, attempt, end, usage: words.usage });
-        });
+        tokio::spawn(self.watcher(id, attempt, dir).run(supervision));
+    }
+
+    /// What reports an attempt's end: with what the agent said, and the `after_run` hook run first.
+    fn watcher(&self, id: &str, attempt: u32, dir: PathBuf) -> Watcher {
+        Watcher {
+            tx: self.tx.clone(),
+            issue: id.to_string(),
+            attempt,
+            dir,
+            named: self.named_session(id, attempt),
+            after_run: self.hook_run(Hook::AfterRun, id, attempt),
+            limits: self.opts.limits(),
+            stop: self.stop_now.subscribe(),
+        }
     }
 
     /// The session bdp named in an attempt's argv (`claude --session-id`), for when the agent was killed
