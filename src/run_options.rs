@@ -334,6 +334,15 @@ run_options! { @munch [] []
     maybe agent: Preset [value_name = "PRESET"];
     /// A command that must pass in the worktree before a branch is merged (run with `sh -c`).
     maybe check: String [value_name = "CMD"];
+    /// A reviewer run in the worktree after the check, before the merge (with `sh -c`): it reads the issue
+    /// ($BDP_PROMPT_FILE) and the diff ($BDP_DIFF_FILE) and writes its verdict to $BDP_REVIEW_FILE: a first
+    /// line `approve` or `changes requested`, then its comments.
+    maybe review: String [value_name = "CMD"];
+    /// A known agent CLI as the reviewer (as --review, told what to do in its prompt).
+    maybe review_agent: Preset [value_name = "PRESET"];
+    /// Reviews that may request changes before the issue is given back: each starts one more attempt
+    /// with the review in its prompt.
+    value review_rounds: u32 = "2" [value_name = "N"];
     /// The branch to merge into [default: the branch checked out now]
     maybe base: String [value_name = "BRANCH"];
     /// Where agents work: a git worktree per issue, or the repository itself.
@@ -437,7 +446,8 @@ mod tests {
         assert_eq!((opts.agent, opts.check, opts.base, opts.max_issues), (None, None, None, None));
         assert_eq!(opts.stall, Duration::from_secs(600));
         assert_eq!((opts.retry_from, opts.on_conflict), (RetryFrom::Base, OnConflict::Resolve));
-        assert_eq!(KEYS.iter().filter(|(_, d)| d.is_some()).count(), 15);
+        assert_eq!((opts.review_rounds, opts.review.is_none(), opts.review_agent.is_none()), (2, true, true));
+        assert_eq!(KEYS.iter().filter(|(_, d)| d.is_some()).count(), 16);
     }
 
     #[test]

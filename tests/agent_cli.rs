@@ -4,7 +4,7 @@
 //! tests run as root, as they do in many containers and on CI here.
 
 use crate::common::run_support::{Sandbox, stderr, stdout};
-use crate::common::standin::{StandIn, commit_mode};
+use crate::common::standin::{StandIn, command_mode, commit_mode};
 
 /// The preset works where `--dangerously-skip-permissions` is refused (root): the model's Bash tool call
 /// writes and commits a file in each issue's worktree, bdp merges both branches, closes both issues, and
@@ -268,5 +268,40 @@ fn a_codex_attempt_out_of_context_is_continued_afresh() {
     let spawns = sb.events("spawn_requested");
     let second: Vec<&str> = spawns[1]["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
     assert!(!second.contains(&"resume"), "a full context is not resumed: {second:?}");
+    sb.assert_clean_end();
+}
+
+/// One review round through the real claude CLI on both sides (`--agent claude --review-agent claude`):
+/// the model, as reviewer, writes its verdict file with its Bash tool (changes requested on the first
+/// review, approval on the second); as author, it commits. The second attempt addresses the review, the
+/// approved work is merged, and each verdict is recorded.
+#[test]
+fn a_review_round_runs_the_real_claude_cli() {
+    let Some(api) = StandIn::start("a_review_round_runs_the_real_claude_cli") else { return };
+    let sb = Sandbox::new(&[("cr-1", "reviewed by a model", 2, &[])]);
+    let model = r#"if [ -n "$BDP_REVIEW_FILE" ]; then
+  case "$BDP_REVIEW_FILE" in
+    *review-1-1.txt) printf 'changes requested\n- also write the second file\n' > "$BDP_REVIEW_FILE" ;;
+    *) printf 'approve\nBoth files are there.\n' > "$BDP_REVIEW_FILE" ;;
+  esac
+else
+  echo "attempt $BDP_ATTEMPT" > "done-$BDP_ATTEMPT.txt" && git add -A && git commit -q -m "agent: attempt $BDP_ATTEMPT"
+fi"#;
+    let mut cmd = sb.bdp_cmd(&["run", "--plain", "--agent", "claude", "--review-agent", "claude", "--retries", "0"]);
+    api.env(&mut cmd, &command_mode(model));
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let verdicts: Vec<String> =
+        sb.events("review_verdict").iter().map(|v| v["verdict"].as_str().unwrap().to_string()).collect();
+    assert_eq!(verdicts, ["changes_requested", "approve"]);
+    assert_eq!(sb.events("review_verdict")[0]["comments"], "- also write the second file");
+    assert_eq!(sb.issues()["cr-1"]["status"], "closed");
+    let subjects = sb.main_subjects();
+    assert!(
+        subjects.contains(&"agent: attempt 1".into()) && subjects.contains(&"agent: attempt 2".into()),
+        "{subjects:?}"
+    );
+    // Four CLI runs (author, reviewer, author, reviewer), each a tool call and an answer.
+    assert_eq!(api.requests().iter().filter(|r| r["tool_result"] == true).count(), 4);
     sb.assert_clean_end();
 }

@@ -1515,3 +1515,122 @@ fn bad_hooks_in_the_config_are_refused_by_name() {
         assert!(stderr(&out).contains(says), "{text}: {}", stderr(&out));
     }
 }
+
+/// The review gate: after the check, before the merge, a reviewer reads the issue and the diff and writes
+/// its verdict. Here it requests changes once (naming what is missing), the next attempt's prompt carries
+/// the review and goes on from the work, and the second review approves: then the merge. Each verdict is a
+/// record, and replay shows it.
+#[test]
+fn a_review_that_requests_changes_once_then_approves() {
+    let sb = Sandbox::new(&[("rv-1", "reviewed", 2, &[][..])]);
+    let agent = sb.script(
+        "agent.sh",
+        r#"set -e
+if grep -q "^## The review" "$BDP_PROMPT_FILE"; then
+  grep -q "add a test for the empty list" "$BDP_PROMPT_FILE"
+  echo test > test.txt; git add test.txt; git commit -q -m "add the test the review asked for"
+else
+  echo code > code.txt; git add code.txt; git commit -q -m "the change"
+fi"#,
+    );
+    let reviewer = sb.script(
+        "review.sh",
+        r#"grep -q "code.txt" "$BDP_DIFF_FILE" || exit 9
+test -f "$BDP_PROMPT_FILE" || exit 8
+if grep -q "test.txt" "$BDP_DIFF_FILE"; then
+  printf 'approve\nThe test covers it.\n' > "$BDP_REVIEW_FILE"
+else
+  printf 'changes requested\n- add a test for the empty list\n' > "$BDP_REVIEW_FILE"
+fi"#,
+    );
+    let out = sb.bdp(&[
+        "run",
+        "--plain",
+        "--retries",
+        "0",
+        "--check",
+        "test -f code.txt",
+        "--review",
+        reviewer.to_str().unwrap(),
+        "--",
+        agent.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "review   rv-1  review 1: changes requested; attempt 2 addresses them: - add a test for the empty list"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("review   rv-1  review 2: approved: The test covers it."), "{text}");
+    let verdicts: Vec<(String, u64)> = sb
+        .events("review_verdict")
+        .iter()
+        .map(|v| (v["verdict"].as_str().unwrap().to_string(), v["attempt"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(verdicts, [("changes_requested".to_string(), 1), ("approve".to_string(), 2)]);
+    let retry = &sb.events("retry_scheduled")[0];
+    assert_eq!(retry["carry_on"]["review"], "- add a test for the empty list");
+    assert_eq!(sb.issues()["rv-1"]["status"], "closed");
+    let subjects = sb.main_subjects();
+    assert!(
+        subjects.contains(&"the change".to_string())
+            && subjects.contains(&"add the test the review asked for".to_string())
+    );
+    let replay = stdout(&sb.bdp(&["replay", "--issue", "rv-1"]));
+    assert!(replay.contains("review 1 of attempt 1: changes requested: - add a test for the empty list"), "{replay}");
+    assert!(replay.contains("review 2 of attempt 2: approved: The test covers it."), "{replay}");
+    let summary = stdout(&sb.bdp(&["summary"]));
+    assert!(summary.contains("reviews: 2 — 1 approved, 1 requested changes"), "{summary}");
+    sb.assert_clean_end();
+}
+
+/// A review that keeps requesting changes: after `--review-rounds` rounds the issue goes back labelled
+/// bdp:failed with its branch kept; a reviewer that writes no verdict fails the attempt, saying so.
+#[test]
+fn a_review_that_never_approves_gives_the_issue_back() {
+    let sb = Sandbox::new(&[("rv-2", "never good enough", 2, &[][..])]);
+    let agent = sb.script("agent.sh", r#"echo x >> code.txt; git add code.txt; git commit -q -m "try $BDP_ATTEMPT""#);
+    let reviewer = sb.script("review.sh", r#"printf 'changes requested\nnot yet\n' > "$BDP_REVIEW_FILE""#);
+    let out = sb.bdp(&[
+        "run",
+        "--plain",
+        "--retries",
+        "0",
+        "--review-rounds",
+        "1",
+        "--review",
+        reviewer.to_str().unwrap(),
+        "--",
+        agent.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(sb.events("review_verdict").len(), 2, "one round of changes, then no more");
+    assert_eq!(sb.events("spawn_requested").len(), 2);
+    let released = &sb.events("issue_released")[0];
+    assert_eq!(released["detail"], "the review still requests changes after 2 reviews: not yet");
+    assert!(sb.issues()["rv-2"]["labels"].to_string().contains("bdp:failed"));
+    assert!(sb.bdp_branches().contains(&"bdp/rv-2".to_string()), "the work is kept for a person");
+
+    let sb = Sandbox::new(&[("rv-3", "silent reviewer", 2, &[][..])]);
+    let agent = sb.committing_agent();
+    let reviewer = sb.script("review.sh", "echo 'reviewer: cannot reach the model' >&2; exit 4");
+    let out = sb.bdp(&[
+        "run",
+        "--plain",
+        "--retries",
+        "0",
+        "--review",
+        reviewer.to_str().unwrap(),
+        "--",
+        agent.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
+    let detail = sb.events("issue_released")[0]["detail"].as_str().unwrap().to_string();
+    assert!(
+        detail.starts_with("the review failed: the reviewer exited 4: reviewer: cannot reach the model"),
+        "{detail}"
+    );
+    assert!(sb.events("review_verdict").is_empty());
+}

@@ -2,7 +2,7 @@
 //! it out in the real one, its result handed back as the next input (or later, for what takes time).
 
 use bdp::dispatch::{Action, AgentEnd, BranchFacts, Input, MergeOutcome, Started, WriteError};
-use bdp::event::Event;
+use bdp::event::{Event, Verdict};
 
 use crate::run::{Due, Halt, Sim};
 use crate::world::{ACTOR, Agent, Branch, World, worktree_path};
@@ -195,6 +195,18 @@ impl Sim {
                 let input =
                     Input::CheckDone { issue, attempt, passed, code: Some(if passed { 0 } else { 1 }), duration_ms: 5 };
                 self.later(50, 3_000, input);
+                vec![]
+            }
+            Action::RunReview { issue, attempt, .. } => {
+                let roll = self.rng.below(100);
+                let result = if roll < 70 {
+                    Ok((Verdict::Approve, String::new()))
+                } else if roll < 95 {
+                    Ok((Verdict::ChangesRequested, "- name the flag".to_string()))
+                } else {
+                    Err("the reviewer exited 1".to_string())
+                };
+                self.later(50, 3_000, Input::ReviewDone { issue, attempt, result });
                 vec![]
             }
             // `keep` (--retry-from last, a conflict to resolve): the branch stays as it is.

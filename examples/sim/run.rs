@@ -135,6 +135,8 @@ fn rules(rng: &mut Rng) -> Rules {
         resumes: rng.chance(0.5),
         retry_from: if rng.chance(0.5) { RetryFrom::Last } else { RetryFrom::Base },
         on_conflict: if rng.chance(0.5) { OnConflict::Resolve } else { OnConflict::Label },
+        review: rng.chance(0.3),
+        review_rounds: rng.between(0, 2) as u32,
     }
 }
 

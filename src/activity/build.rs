@@ -79,7 +79,8 @@ fn attempt_of(event: &Event) -> Option<u32> {
         | Event::AgentExited { attempt, .. }
         | Event::AttemptAbandoned { attempt, .. }
         | Event::CheckPassed { attempt, .. }
-        | Event::CheckFailed { attempt, .. } => Some(*attempt),
+        | Event::CheckFailed { attempt, .. }
+        | Event::ReviewVerdict { attempt, .. } => Some(*attempt),
         _ => None,
     }
 }
@@ -249,6 +250,7 @@ impl Fold {
                     timed_out: false,
                     check_ms: None,
                     check_passed: None,
+                    verdict: None,
                     merge_started_ms: None,
                     merged_ms: None,
                     phases,
@@ -323,6 +325,7 @@ impl Fold {
                 a.check_ms = Some(*duration_ms);
                 a.check_passed = Some(matches!(record.event, Event::CheckPassed { .. }));
             }
+            Event::ReviewVerdict { verdict, .. } => a.verdict = Some(*verdict),
             Event::MergeStarted { .. } => {
                 a.merge_started_ms.get_or_insert(at_ms);
             }

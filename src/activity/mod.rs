@@ -179,6 +179,8 @@ pub struct AttemptSpan {
     pub timed_out: bool,
     pub check_ms: Option<u64>,
     pub check_passed: Option<bool>,
+    /// The reviewer's verdict on its work (`--review`).
+    pub verdict: Option<crate::event::Verdict>,
     pub merge_started_ms: Option<Millis>,
     pub merged_ms: Option<Millis>,
     /// Phase changes inside the bar, in order (the claim as `claimed` for the first attempt of a claim).

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{Activity, AttemptSpan, Outcome, SessionEndKind, Stat, UsageSum};
-use crate::event::ReleaseReason;
+use crate::event::{ReleaseReason, Verdict};
 use crate::plan::makespan;
 
 /// The version tag of `bdp summary --json`.
@@ -90,6 +90,9 @@ pub struct Totals {
     pub retries: u64,
     /// Attempts by outcome.
     pub outcomes: BTreeMap<String, u64>,
+    /// Reviews (`--review`): attempts whose work was approved, and whose review requested changes.
+    pub reviews_approved: u64,
+    pub reviews_changes_requested: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
@@ -188,6 +191,12 @@ impl Report {
             attempts: a.attempts.len() as u64,
             retries: a.retries(),
             outcomes: outcome_counts(a.attempts.iter()),
+            reviews_approved: a.attempts.iter().filter(|t| t.verdict == Some(Verdict::Approve)).count() as u64,
+            reviews_changes_requested: a
+                .attempts
+                .iter()
+                .filter(|t| t.verdict == Some(Verdict::ChangesRequested))
+                .count() as u64,
         };
         let per_issue =
             Stat::of(a.issues.values().filter_map(|i| i.released_ms.map(|r| (r - i.first_claim_ms).max(0) as u64)));

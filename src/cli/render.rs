@@ -80,6 +80,17 @@ pub fn describe(event: &Event) -> String {
         Event::TrackerIssueClosed { reason, backend, .. } => format!("{reason} ({backend})"),
         Event::TrackerDown { error } => format!("claims paused, writes wait: {error}"),
         Event::ClaimsStopped { reason } => format!("no more claims in this run: {reason}"),
+        Event::ReviewVerdict { attempt, round, verdict, comments, .. } => {
+            let what = match verdict {
+                crate::event::Verdict::Approve => "approved",
+                crate::event::Verdict::ChangesRequested => "changes requested",
+            };
+            let first = comments.lines().map(str::trim).find(|l| !l.is_empty());
+            match first {
+                Some(line) => format!("review {round} of attempt {attempt}: {what}: {line}"),
+                None => format!("review {round} of attempt {attempt}: {what}"),
+            }
+        }
         Event::HookRan { hook, code, duration_ms, .. } => match code {
             Some(0) => format!("{} hook passed in {}", hook.key(), duration(*duration_ms)),
             Some(code) => format!("{} hook exited {code} after {}", hook.key(), duration(*duration_ms)),
@@ -234,7 +245,7 @@ mod tests {
             describe(&retry(Some(resume))),
             "attempt 2 in 5.0s: stalled: no output for 10m (resumes session u-1)"
         );
-        let both = CarryOn { resume: Some("u-1".into()), keep: true, conflict: None };
+        let both = CarryOn { resume: Some("u-1".into()), keep: true, ..CarryOn::default() };
         assert_eq!(
             describe(&retry(Some(both))),
             "attempt 2 in 5.0s: stalled: no output for 10m (goes on from its work; resumes session u-1)"

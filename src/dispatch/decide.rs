@@ -9,7 +9,7 @@
 //! first), or the issue given back. A tracker that fails pauses claims ([`super::outage`]); the writes that
 //! needed it wait for it.
 
-use crate::event::{CarryOn, Conflict, Event, Hook, MergeStrategy, Phase, ReleaseReason};
+use crate::event::{CarryOn, Conflict, Event, Hook, MergeStrategy, Phase, ReleaseReason, Verdict};
 use crate::plan::LabelChange;
 use crate::reconcile::issue_lock;
 use crate::repo::branch_name;
@@ -154,6 +154,7 @@ impl Model {
                     self.failed_attempt(now, &issue, &format!("the check `{command}` {how}"), false, &mut out);
                 }
             }
+            Input::ReviewDone { issue, attempt, result } => self.on_review(now, &issue, attempt, result, &mut out),
             Input::WorktreeReset { issue, result } => {
                 let Some(held) = self.held.get_mut(&issue) else { return out.0 };
                 let backoff = held.backoff;
@@ -473,6 +474,8 @@ impl Model {
                 backoff: 0,
                 resume: None,
                 out_of_context: false,
+                free_attempt: false,
+                approved: false,
                 close: None,
                 release: None,
                 give_back: LabelChange::default(),
@@ -539,7 +542,10 @@ impl Model {
         for id in ids {
             if let Some(h) = self.held.get_mut(&id) {
                 h.attempt += 1;
-                h.made += 1;
+                if !std::mem::take(&mut h.free_attempt) {
+                    h.made += 1;
+                }
+                h.approved = false;
                 h.stage = Stage::Spawning;
                 items.push((id, h.attempt));
             }
@@ -674,7 +680,7 @@ impl Model {
         };
         let next = held.attempt + 1;
         let keep = held.out_of_context || self.rules.retry_from == RetryFrom::Last;
-        let carry_on = CarryOn { resume: held.resume.clone(), keep, conflict: None };
+        let carry_on = CarryOn { resume: held.resume.clone(), keep, ..CarryOn::default() };
         out.defer(Event::RetryScheduled {
             issue: id.to_string(),
             next_attempt: next,
@@ -706,6 +712,9 @@ impl Model {
 
     /// Into the merge queue: one branch at a time, so merges never race.
     fn merge(&mut self, id: &str, out: &mut Out) {
+        if self.needs_review(id) {
+            return self.review(id, out);
+        }
         let Some(held) = self.held.get(id) else { return };
         let branch = branch_name(id);
         if self.rules.merge == MergeStrategy::None {
@@ -811,6 +820,91 @@ impl Model {
         self.release(id, release, out);
     }
 
+    // ----- the review gate -----
+
+    /// A reviewer is set and has not approved the current attempt's work.
+    fn needs_review(&self, id: &str) -> bool {
+        let claim = self.state.issues.get(id).and_then(|i| i.claim.as_ref());
+        let logged = claim.and_then(|c| c.attempt.as_ref()).is_some_and(|a| a.verdict == Some(Verdict::Approve));
+        self.rules.review && !logged && !self.held.get(id).is_some_and(|h| h.approved)
+    }
+
+    /// The reviews of this claim so far (as the log has them).
+    fn reviews(&self, id: &str) -> u32 {
+        self.state.issues.get(id).and_then(|i| i.claim.as_ref()).map_or(0, |c| c.reviews)
+    }
+
+    fn review(&mut self, id: &str, out: &mut Out) {
+        let round = self.reviews(id) + 1;
+        let Some(held) = self.held.get_mut(id) else { return };
+        held.stage = Stage::Reviewing;
+        out.report(RunEvent::phase(id, "reviewing"));
+        out.act(Action::RunReview { issue: id.to_string(), attempt: held.attempt, round });
+    }
+
+    /// A verdict: approved work goes to the merge queue; changes requested start one more attempt with
+    /// the review in its prompt (up to `--review-rounds`), then the issue goes back with its branch kept.
+    fn on_review(&mut self, now: Ms, id: &str, attempt: u32, result: Result<(Verdict, String), String>, out: &mut Out) {
+        if !self.held.contains_key(id) {
+            return;
+        }
+        let (verdict, comments) = match result {
+            Ok(verdict) => verdict,
+            Err(why) => return self.failed_attempt(now, id, &format!("the review failed: {why}"), false, out),
+        };
+        let round = self.reviews(id) + 1;
+        out.defer(Event::ReviewVerdict { issue: id.to_string(), attempt, round, verdict, comments: comments.clone() });
+        let first = comments.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default().to_string();
+        let again = verdict == Verdict::ChangesRequested && round <= self.rules.review_rounds;
+        let next = again.then_some(attempt + 1);
+        out.report(RunEvent::Reviewed { issue: id.to_string(), round, verdict, comments: first.clone(), next });
+        if self.stop == StopLevel::Now {
+            return self.give_up(id, ReleaseReason::Shutdown, "stopped (bdp stop --now)", false, out);
+        }
+        match verdict {
+            Verdict::Approve => {
+                if let Some(held) = self.held.get_mut(id) {
+                    held.approved = true;
+                }
+                self.merge(id, out)
+            }
+            Verdict::ChangesRequested if again && self.stop == StopLevel::None => {
+                let Some(held) = self.held.get_mut(id) else { return };
+                let reason = format!("the review requested changes: {first}");
+                out.defer(Event::RetryScheduled {
+                    issue: id.to_string(),
+                    next_attempt: attempt + 1,
+                    backoff_ms: 0,
+                    reason: reason.clone(),
+                    carry_on: Some(CarryOn { keep: true, review: Some(comments), ..CarryOn::default() }),
+                });
+                held.free_attempt = true;
+                held.why = reason;
+                held.backoff = 0;
+                held.stage = Stage::BackingOff;
+                out.act(Action::SetTimer { at: now, timer: Timer::Retry(id.to_string()) });
+            }
+            Verdict::ChangesRequested => {
+                let detail = match again {
+                    true => format!("the review requested changes, and the run stops: {first}"),
+                    false => format!("the review still requests changes after {round} reviews: {first}"),
+                };
+                let release = Release {
+                    reason: ReleaseReason::Failed,
+                    detail,
+                    give_back: GiveBack::Labelled(FAILED_LABEL),
+                    keep_branch: true,
+                    ending: Ending::Failed,
+                    shown_as: Ending::Failed,
+                    branch_kept: Some(branch_name(id)),
+                    show_took: false,
+                    said: None,
+                };
+                self.release(id, release, out);
+            }
+        }
+    }
+
     /// The conflict the issue's current attempt is to resolve, when it is that attempt.
     fn resolving_conflict(&self, id: &str) -> Option<&Conflict> {
         let claim = self.state.issues.get(id)?.claim.as_ref()?;
@@ -832,9 +926,10 @@ impl Model {
             next_attempt: held.attempt + 1,
             backoff_ms: 0,
             reason: detail.to_string(),
-            carry_on: Some(CarryOn { resume: None, keep: true, conflict: Some(conflict) }),
+            carry_on: Some(CarryOn { keep: true, conflict: Some(conflict), ..CarryOn::default() }),
         });
         out.report(RunEvent::Resolving { issue: id.to_string(), files, attempt: held.attempt + 1 });
+        held.free_attempt = true;
         held.why = detail.to_string();
         held.backoff = 0;
         held.stage = Stage::BackingOff;
@@ -1309,8 +1404,7 @@ impl Model {
                 // Its branch is kept when a merge of it did not land (recovery recorded that first): it holds
                 // work. Otherwise it is a leftover, as an audit would call it.
                 let claim = self.state.issues.get(id).and_then(|i| i.claim.as_ref());
-                let unmerged =
-                    claim.is_some_and(|c| c.merge_failed || c.merge.as_ref().is_some_and(|m| m.commit.is_none()));
+                let unmerged = claim.is_some_and(crate::state::Claim::holds_unlanded_work);
                 let release = Release {
                     reason: why,
                     detail: reason,

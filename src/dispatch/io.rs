@@ -161,6 +161,12 @@ pub enum Input {
         code: Option<i32>,
         duration_ms: u64,
     },
+    /// The reviewer of an attempt's work gave its verdict and comments, or could not (why).
+    ReviewDone {
+        issue: String,
+        attempt: u32,
+        result: Result<(crate::event::Verdict, String), String>,
+    },
     WorktreeReset {
         issue: String,
         result: Result<(), String>,
@@ -235,6 +241,12 @@ pub enum Action {
     /// Count commits on the issue's branch and look at its worktree.
     LookAtBranch {
         issue: String,
+    },
+    /// Run the reviewer on the attempt's work (review `round` of the claim).
+    RunReview {
+        issue: String,
+        attempt: u32,
+        round: u32,
     },
     RunCheck {
         issue: String,
@@ -374,6 +386,15 @@ pub enum RunEvent {
         issue: String,
     },
     /// A worktree or branch could not be removed.
+    /// A reviewer gave its verdict (`comments`: its first line).
+    Reviewed {
+        issue: String,
+        round: u32,
+        verdict: crate::event::Verdict,
+        comments: String,
+        /// Changes requested: the attempt that addresses them; `None` when no round is left.
+        next: Option<u32>,
+    },
     /// A hook whose failure fails nothing (`before_remove`) failed: why.
     HookFailed {
         issue: String,

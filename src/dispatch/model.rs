@@ -85,6 +85,10 @@ pub struct Rules {
     pub retry_from: RetryFrom,
     /// `--on-conflict`.
     pub on_conflict: OnConflict,
+    /// A reviewer is set (`--review`, `--review-agent`): its approval comes before each merge.
+    pub review: bool,
+    /// `--review-rounds`.
+    pub review_rounds: u32,
 }
 
 impl Rules {
@@ -116,6 +120,8 @@ impl Rules {
             resumes: true,
             retry_from: RetryFrom::Base,
             on_conflict: OnConflict::Label,
+            review: false,
+            review_rounds: 2,
         }
     }
 
@@ -137,6 +143,8 @@ pub enum Stage {
     /// The agent succeeded; its branch is being looked at.
     LookingAtBranch,
     Checking,
+    /// The reviewer looks at its work.
+    Reviewing,
     /// A failed attempt's worktree is being reset for the retry.
     Resetting,
     /// Waiting for the retry's backoff.
@@ -157,7 +165,15 @@ pub enum Stage {
 impl Stage {
     /// Whether an agent, check, worktree or merge task works for the issue (the run must wait for it).
     pub fn busy(self) -> bool {
-        matches!(self, Stage::MakingWorktree | Stage::Spawning | Stage::Running | Stage::Checking | Stage::Merging)
+        matches!(
+            self,
+            Stage::MakingWorktree
+                | Stage::Spawning
+                | Stage::Running
+                | Stage::Checking
+                | Stage::Reviewing
+                | Stage::Merging
+        )
     }
 }
 
@@ -190,6 +206,10 @@ pub struct Held {
     pub resume: Option<String>,
     /// The last attempt ran out of context: a retry goes on from its work, in a new conversation.
     pub out_of_context: bool,
+    /// The next attempt does not count against `--retries` (it resolves a conflict, or addresses a review).
+    pub free_attempt: bool,
+    /// The current attempt's work is approved by the reviewer (also in the log, once acknowledged).
+    pub approved: bool,
     /// This run wrote its issue lock.
     pub locked: bool,
     /// The branch is looked at for its head only (`--merge none` after a check or a recovery).

@@ -128,6 +128,7 @@ mod tests {
                 outcome: Some(outcome),
                 check_passed: check,
                 carries_on: None,
+                verdict: None,
             }),
             ..Claim::new("s", 1, "bdp", 0)
         }

@@ -132,6 +132,13 @@ mirrors! {
     "tracker_back" => TrackerBack { down_ms: u64, waiting: u32 }
     "claims_stopped" => ClaimsStopped { reason: String }
     "hook_ran" => HookRan { issue: IssueId, attempt: u32, hook: Hook, #[serde(default)] code: Option<i32>, duration_ms: u64 }
+    "review_verdict" => ReviewVerdict {
+        issue: IssueId,
+        attempt: u32,
+        round: u32,
+        verdict: Verdict,
+        #[serde(default)] comments: String,
+    }
     "reconcile_finding" => ReconcileFinding { kind: String, #[serde(default)] issue: Option<IssueId>, detail: String }
     "repair_applied" => RepairApplied { kind: String, #[serde(default)] issue: Option<IssueId>, action: String }
     "retry_scheduled" => RetryScheduled {
@@ -185,7 +192,7 @@ fn plain_string(s: &str) -> Option<(&str, &str)> {
 mod tests {
     use super::*;
     use crate::event::record::{GENESIS, decode_line, encode_record, split_line};
-    use crate::event::{AgentUsage, Hook, MergeStrategy, Phase, ReleaseReason, SessionEndReason};
+    use crate::event::{AgentUsage, Hook, MergeStrategy, Phase, ReleaseReason, SessionEndReason, Verdict};
 
     #[test]
     fn an_unknown_field_is_left_to_the_general_decoder() {
@@ -276,6 +283,13 @@ mod tests {
             Event::TrackerBack { down_ms: 2500, waiting: 1 },
             Event::ClaimsStopped { reason: "--max-cost reached: $1.20 of $1.00".into() },
             Event::HookRan { issue: i(), attempt: 1, hook: Hook::BeforeRun, code: Some(0), duration_ms: 120 },
+            Event::ReviewVerdict {
+                issue: i(),
+                attempt: 1,
+                round: 1,
+                verdict: Verdict::ChangesRequested,
+                comments: "name the flag".into(),
+            },
             Event::ReconcileFinding { kind: "k".into(), issue: Some(i()), detail: "d".into() },
             Event::RepairApplied { kind: "k".into(), issue: Some(i()), action: "a".into() },
             Event::RetryScheduled { issue: i(), next_attempt: 3, backoff_ms: 5, reason: "r".into(), carry_on: None },

@@ -129,6 +129,9 @@ pub struct CarryOn {
     /// (`--on-conflict resolve`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflict: Option<Conflict>,
+    /// The review of that attempt's work requested changes: the next attempt addresses these comments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<String>,
 }
 
 impl CarryOn {
@@ -136,6 +139,14 @@ impl CarryOn {
     pub fn or_none(self) -> Option<CarryOn> {
         (self != CarryOn::default()).then_some(self)
     }
+}
+
+/// A reviewer's verdict on an attempt's work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Approve,
+    ChangesRequested,
 }
 
 /// The workspace hooks, in the order they run for an issue.
@@ -370,6 +381,16 @@ pub enum Event {
         down_ms: u64,
         waiting: u32,
     },
+    /// The reviewer (`--review`, `--review-agent`) of an attempt's work gave its verdict: `round` counts
+    /// the reviews of this claim from 1.
+    ReviewVerdict {
+        issue: IssueId,
+        attempt: u32,
+        round: u32,
+        verdict: Verdict,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        comments: String,
+    },
     /// A workspace hook (`[hooks]` in `.bdp/config.toml`) ran in the issue's worktree for `attempt`
     /// (`after_create` and `before_run` before its agent, `after_run` after it, `before_remove` before the
     /// worktree goes); `code` is its exit status (none: killed or not started).
@@ -481,6 +502,7 @@ event_kinds! {
     TrackerBack => "tracker_back",
     ClaimsStopped => "claims_stopped",
     HookRan => "hook_ran",
+    ReviewVerdict => "review_verdict",
     ReconcileFinding => "reconcile_finding",
     RepairApplied => "repair_applied",
     RetryScheduled => "retry_scheduled",
@@ -510,7 +532,8 @@ impl Event {
             | Event::TrackerLabelsChanged { issue, .. }
             | Event::TrackerIssueClosed { issue, .. }
             | Event::RetryScheduled { issue, .. }
-            | Event::HookRan { issue, .. } => Some(issue),
+            | Event::HookRan { issue, .. }
+            | Event::ReviewVerdict { issue, .. } => Some(issue),
             Event::LockAcquired { issue, .. }
             | Event::ReconcileFinding { issue, .. }
             | Event::RepairApplied { issue, .. } => issue.as_deref(),

@@ -172,7 +172,7 @@ impl State {
                 }
                 // A merge that started and did not land leaves work on the branch that bdp did not land: the
                 // branch is kept for a person.
-                let unmerged = claim.merge_failed || claim.merge.as_ref().is_some_and(|m| m.commit.is_none());
+                let unmerged = claim.holds_unlanded_work();
                 let entry = self.issues.get_mut(issue).expect("claimed issues exist");
                 entry.claim = None;
                 entry.last_release = Some(Release { seq, reason: *reason, unmerged_work: unmerged });
@@ -225,6 +225,7 @@ impl State {
                     outcome: None,
                     check_passed: None,
                     carries_on,
+                    verdict: None,
                 });
                 self.issues.get_mut(issue).expect("claimed issues exist").attempts = *attempt;
             }
@@ -297,6 +298,14 @@ impl State {
                     return Err(TransitionErrorKind::AttemptNotExited { issue: issue.clone(), attempt: *attempt });
                 }
                 a.check_passed = Some(passed);
+            }
+            Event::ReviewVerdict { issue, attempt, verdict, .. } => {
+                let a = self.attempt_mut(issue, *attempt)?;
+                if !matches!(a.outcome, Some(AttemptOutcome::Exited { .. })) {
+                    return Err(TransitionErrorKind::AttemptNotExited { issue: issue.clone(), attempt: *attempt });
+                }
+                a.verdict = Some(*verdict);
+                self.claim_mut(issue)?.reviews += 1;
             }
             Event::MergeStarted { issue, branch, base, strategy } => {
                 let claim = self.claim_mut(issue)?;

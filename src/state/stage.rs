@@ -85,6 +85,7 @@ mod tests {
             outcome,
             check_passed,
             carries_on: None,
+            verdict: None,
         }
     }
 

@@ -120,6 +120,9 @@ pub struct Claim {
     /// A merge of its branch did not land (a conflict, git failing): the branch holds work.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub merge_failed: bool,
+    /// Reviews of this claim's work so far (`review_verdict`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reviews: u32,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -127,6 +130,14 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl Claim {
+    /// Its branch holds work bdp did not land and keeps for a person: a merge of it did not land (a
+    /// conflict, git failing, a merge cut short), or its last review still requested changes.
+    pub fn holds_unlanded_work(&self) -> bool {
+        self.merge_failed
+            || self.merge.as_ref().is_some_and(|m| m.commit.is_none())
+            || self.attempt.as_ref().is_some_and(|a| a.verdict == Some(crate::event::Verdict::ChangesRequested))
+    }
+
     /// A claim just taken (record `seq` of `session`, as `actor`), after `attempts_before` attempts of
     /// earlier claims: no worktree, attempt or merge yet.
     pub fn new(session: &str, seq: u64, actor: &str, attempts_before: u32) -> Claim {
@@ -141,6 +152,7 @@ impl Claim {
             retry: None,
             lost: None,
             merge_failed: false,
+            reviews: 0,
         }
     }
 
@@ -176,6 +188,9 @@ pub struct Attempt {
     /// How this attempt carries on from the one before it (from the retry that asked for it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub carries_on: Option<crate::event::CarryOn>,
+    /// The reviewer's verdict on this attempt's work, once given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<crate::event::Verdict>,
 }
 
 impl Attempt {

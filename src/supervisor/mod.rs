@@ -20,6 +20,7 @@ pub mod previous;
 pub mod progress;
 pub mod prompt;
 mod recover;
+pub mod review;
 mod steps;
 pub mod template;
 mod tracker_thread;

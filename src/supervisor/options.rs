@@ -53,6 +53,8 @@ impl RunOptions {
             resumes: self.agent.is_some(),
             retry_from: self.retry_from,
             on_conflict: self.on_conflict,
+            review: self.review.is_some() || self.review_agent.is_some(),
+            review_rounds: self.review_rounds,
             tracker: tracker.to_string(),
         }
     }

@@ -58,17 +58,14 @@ pub fn previous(
         text.push_str(&outputs(&dir.join("check"), "The end of the check's"));
     }
     text.push_str(&outputs(&dir, "The end of the agent's"));
-    let work = if carry.keep || carry.conflict.is_some() {
-        work_since(workdir, base)
-    } else {
-        std::fs::read_to_string(dir.join("work.txt")).ok()
-    };
+    let kept = carry.keep || carry.conflict.is_some() || carry.review.is_some();
+    let work = if kept { work_since(workdir, base) } else { std::fs::read_to_string(dir.join("work.txt")).ok() };
     match work {
-        Some(work) if carry.keep || carry.conflict.is_some() => text.push_str(&format!("\n{work}")),
+        Some(work) if kept => text.push_str(&format!("\n{work}")),
         Some(work) => text.push_str(&format!("\nWhat it had committed (discarded since):\n\n{work}")),
         None => text.push_str("\nIt made no commits.\n"),
     }
-    Some(Previous { number: before.number, kept: carry.keep, conflict: carry.conflict, text })
+    Some(Previous { number: before.number, kept: carry.keep, conflict: carry.conflict, review: carry.review, text })
 }
 
 /// The last lines of `dir/stdout` and `dir/stderr`, each in a fenced block, headed `{what} output`.

@@ -133,6 +133,15 @@ impl Progress {
             RunEvent::NotInTracker { issue } => {
                 self.line(&format!("note     {issue}  the tracker no longer has it; released in the log only"))
             }
+            RunEvent::Reviewed { issue, round, verdict, comments, next } => {
+                let what = match (verdict, next) {
+                    (crate::event::Verdict::Approve, _) => "approved".to_string(),
+                    (_, Some(n)) => format!("changes requested; attempt {n} addresses them"),
+                    (_, None) => "changes requested, and no review round is left".to_string(),
+                };
+                let comments = if comments.is_empty() { String::new() } else { format!(": {comments}") };
+                self.line(&format!("review   {issue}  review {round}: {what}{comments}"))
+            }
             RunEvent::HookFailed { issue, why } => self.line(&format!("note     {issue}  {why}")),
             RunEvent::Left { issue, what, name, error } => {
                 self.line(&format!("note     {issue}  {what} {name} left: {error}"))

@@ -28,6 +28,8 @@ pub struct Previous {
     pub kept: bool,
     /// Its branch conflicts with the base: this attempt merges the base in and resolves.
     pub conflict: Option<crate::event::Conflict>,
+    /// The review of its work requested changes: these comments, for this attempt to address.
+    pub review: Option<String>,
     /// What happened to it (how it ended, its output's end, its commits), as markdown.
     pub text: String,
 }
@@ -71,6 +73,10 @@ pub fn render(issue: &Issue, ctx: &PromptContext<'_>) -> String {
         Some(p) => {
             let attempt = ctx.attempt;
             let situation = match (&p.conflict, p.kept) {
+                (None, _) if p.review.is_some() => format!(
+                    "This is attempt {attempt}. The work on this branch was reviewed, and the review requested \
+                     changes (below). Go on from the work committed here: address each comment, commit, and exit 0."
+                ),
                 (Some(c), _) => {
                     let how = if ctx.rebase {
                         format!(
@@ -103,11 +109,11 @@ pub fn render(issue: &Issue, ctx: &PromptContext<'_>) -> String {
                     ctx.base
                 ),
             };
-            out.push_str(&format!(
-                "- {situation}\n\n## What happened in attempt {}\n\n{}\n",
-                p.number,
-                p.text.trim_end()
-            ));
+            out.push_str(&format!("- {situation}\n\n"));
+            if let Some(review) = &p.review {
+                out.push_str(&format!("## The review\n\n{}\n\n", review.trim_end()));
+            }
+            out.push_str(&format!("## What happened in attempt {}\n\n{}\n", p.number, p.text.trim_end()));
         }
         None if ctx.attempt > 1 => out.push_str(&format!(
             "- This is attempt {}: an earlier attempt failed and its changes were discarded.\n",

@@ -91,6 +91,10 @@ impl Orchestrator {
                 });
                 Ok(vec![])
             }
+            Action::RunReview { issue, attempt, round } => {
+                self.start_review(&issue, attempt, round);
+                Ok(vec![])
+            }
             Action::RunCheck { issue, attempt, command } => {
                 self.spawn_check(&issue, attempt, command);
                 Ok(vec![])
@@ -430,6 +434,79 @@ impl Orchestrator {
                 work()
             };
             let _ = tx.send(input);
+        });
+    }
+
+    /// Runs the reviewer of an attempt's work in its worktree (its own process group, the agent's limits),
+    /// in a task: writes the diff, runs it, reads its verdict; [`Input::ReviewDone`] comes back.
+    fn start_review(&mut self, id: &str, attempt: u32, round: u32) {
+        let workdir = self.workdir(id);
+        let attempt_dir = self.repo.attempt_dir(id, attempt);
+        let files = super::review::ReviewFiles::new(&workdir, attempt, round);
+        let prompt_file = attempt_dir.join("prompt.md").display().to_string();
+        let argv = match (&self.opts.review, self.opts.review_agent) {
+            (Some(command), _) => vec!["/bin/sh".to_string(), "-c".to_string(), command.clone()],
+            (None, Some(preset)) => {
+                let session = agent_session_id(self.log.session(), &format!("{id}\0review"), attempt * 1000 + round);
+                let vars = Vars {
+                    id,
+                    prompt_file: &prompt_file,
+                    worktree: &workdir.display().to_string(),
+                    attempt,
+                    git_dir: &self.git_dir,
+                    worktree_git_dir: &worktree_git_dir(&workdir, &self.git_dir),
+                    agent_session: &session,
+                };
+                let text = super::review::instruction(&prompt_file, &self.base, &files);
+                substitute(&super::review::preset_argv(preset, &text), &vars)
+            }
+            (None, None) => return,
+        };
+        let mut env = self.bdp_env(id, attempt, &workdir.display().to_string());
+        env.extend([
+            ("BDP_PROMPT_FILE".to_string(), prompt_file),
+            ("BDP_DIFF_FILE".to_string(), files.diff.display().to_string()),
+            ("BDP_REVIEW_FILE".to_string(), files.verdict.display().to_string()),
+            ("BDP_BASE".to_string(), self.base.clone()),
+        ]);
+        let spec = AgentSpec {
+            bdp_exe: self.bdp_exe.clone(),
+            argv,
+            cwd: workdir.clone(),
+            attempt_dir: attempt_dir.join(format!("review-{round}")),
+            env,
+        };
+        let (tx, stop, issue, base) = (self.tx.clone(), self.stop_now.subscribe(), id.to_string(), self.base.clone());
+        let limits = self.opts.limits();
+        tokio::spawn(async move {
+            let result = async {
+                let diff = git::run(&workdir, ["diff", &format!("{base}...HEAD")]).map_err(|e| e.to_string())?;
+                if let Some(dir) = files.diff.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                }
+                std::fs::write(&files.diff, diff).map_err(|e| format!("cannot write {}: {e}", files.diff.display()))?;
+                let _ = std::fs::remove_file(&files.verdict);
+                let running = agent::spawn(&spec).map_err(|e| format!("the reviewer cannot start: {e}"))?;
+                let end = agent::supervise(running, limits, spec.attempt_dir.clone(), stop).await;
+                let said = super::agent_output::from_files(&spec.attempt_dir).said;
+                let how = || {
+                    let how = end.why_failed(limits.timeout).replacen("agent ", "", 1);
+                    match &said {
+                        Some(said) if !how.contains(said.as_str()) => format!("{how}: {said}"),
+                        _ => how,
+                    }
+                };
+                match std::fs::read_to_string(&files.verdict) {
+                    Ok(text) if end.success() || !text.trim().is_empty() => super::review::parse(&text)
+                        .map_err(|e| format!("the reviewer's verdict ({}): {e}", files.verdict.display())),
+                    Ok(_) | Err(_) if end.success() => {
+                        Err(format!("the reviewer wrote no verdict to {}", files.verdict.display()))
+                    }
+                    _ => Err(format!("the reviewer {}", how())),
+                }
+            }
+            .await;
+            let _ = tx.send(Input::ReviewDone { issue, attempt, result });
         });
     }
 

@@ -101,6 +101,11 @@ fn which(program: &str) -> Option<PathBuf> {
 pub fn commit_mode() -> String {
     let command =
         r#"echo "done by the model" > "done-$BDP_ISSUE.txt" && git add -A && git commit -q -m "agent: $BDP_ISSUE""#;
+    command_mode(command)
+}
+
+/// The stand-in's `commit:` mode with the model's Bash call running `command` (url-quoted here).
+pub fn command_mode(command: &str) -> String {
     let quoted: String = command
         .bytes()
         .map(|b| match b {

@@ -82,6 +82,16 @@ fn resolve(repo: &Repo, args: &RunArgs) -> CliResult<RunOptions> {
     })?;
     template[0] = program.display().to_string();
     opts.template = template;
+    if opts.review.is_some() && opts.review_agent.is_some() {
+        return Err(CliError::user("--review and --review-agent both name the reviewer").with_hint("give one of them"));
+    }
+    if let Some(preset) = opts.review_agent {
+        let reviewer = preset.template()[0].clone();
+        resolve_program(&reviewer, &cwd).map_err(|e| {
+            CliError::user(format!("--review-agent {}: {e}", preset_name(preset)))
+                .with_hint("nothing was claimed; install it or drop --review-agent")
+        })?;
+    }
     if opts.agents == 0 {
         return Err(CliError::user("--agents must be at least 1"));
     }

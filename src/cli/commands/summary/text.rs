@@ -102,6 +102,14 @@ pub fn render(r: &Report, since: Option<&str>) -> String {
         if outcomes.is_empty() { "" } else { ": " },
         outcomes.join(", ")
     );
+    let reviews = t.reviews_approved + t.reviews_changes_requested;
+    if reviews > 0 {
+        let _ = writeln!(
+            out,
+            "reviews: {reviews} — {} approved, {} requested changes",
+            t.reviews_approved, t.reviews_changes_requested
+        );
+    }
     let _ = writeln!(out, "  {:<18}{:>6}  {:>9}  {:>9}  {:>9}", "TIME", "COUNT", "MEAN", "P95", "MAX");
     stat_line(&mut out, "per issue", &r.per_issue);
     stat_line(&mut out, "agent", &r.phases.agent);
