@@ -983,3 +983,26 @@ fn a_dropped_claim_keeps_its_branch_when_a_merge_of_it_did_not_land() {
         assert!(m.skip.contains("a"), "a conflict waits for a person");
     }
 }
+
+/// The merge queue takes finished branches oldest claim first, whatever order they finished in, so none
+/// starves (a branch back from resolving a conflict goes before newer ones).
+#[test]
+fn the_merge_queue_takes_the_oldest_claim_first() {
+    let mut m = all_running(&["a", "b", "c", "d"]);
+    for (id, since) in [("a", 40), ("b", 10), ("c", 30), ("d", 20)] {
+        m.held.get_mut(id).unwrap().since = since;
+    }
+    m.merging = Some("a".into());
+    let mut out = Out::default();
+    for id in ["c", "b", "d"] {
+        m.merge(id, &mut out);
+    }
+    assert_eq!(m.merge_queue, ["b", "d", "c"]);
+    let out =
+        m.decide(50, Input::MergeDone { issue: "a".into(), outcome: Ok(MergeOutcome::Merged { commit: "c1".into() }) });
+    let next = acts(&out).into_iter().find_map(|a| match a {
+        Action::Merge { issue, .. } => Some(issue),
+        _ => None,
+    });
+    assert_eq!(next.as_deref(), Some("b"));
+}
