@@ -305,3 +305,31 @@ fi"#;
     assert_eq!(api.requests().iter().filter(|r| r["tool_result"] == true).count(), 4);
     sb.assert_clean_end();
 }
+
+/// The codex reviewer: `--agent codex --review-agent codex -- FLAGS` gives the reviewer the agent's flags
+/// too (here the provider on the stand-in); it approves with its shell tool, and the work is merged.
+#[test]
+fn a_codex_review_runs_the_real_cli_with_the_agents_flags() {
+    let Some(api) = StandIn::start_for("a_codex_review_runs_the_real_cli_with_the_agents_flags", "codex") else {
+        return;
+    };
+    let sb = Sandbox::new(&[("cv-1", "reviewed by codex", 2, &[])]);
+    let model = r#"if [ -n "$BDP_REVIEW_FILE" ]; then
+  printf 'approve\nfine\n' > "$BDP_REVIEW_FILE"
+else
+  echo done > done.txt && git add -A && git commit -q -m "agent: cv-1"
+fi"#;
+    let mut args = vec!["run", "--plain", "--agent", "codex", "--review-agent", "codex", "--retries", "0", "--"];
+    let flags = api.codex_flags(&command_mode(model));
+    args.extend(flags.iter().map(String::as_str));
+    let mut cmd = sb.bdp_cmd(&args);
+    api.codex_env(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let verdicts = sb.events("review_verdict");
+    assert_eq!(verdicts.len(), 1);
+    assert_eq!((verdicts[0]["verdict"].as_str(), verdicts[0]["comments"].as_str()), (Some("approve"), Some("fine")));
+    assert_eq!(sb.issues()["cv-1"]["status"], "closed");
+    assert!(sb.main_subjects().contains(&"agent: cv-1".to_string()));
+    sb.assert_clean_end();
+}

@@ -41,7 +41,13 @@ pub fn instruction(prompt_file: &str, base: &str, files: &ReviewFiles) -> String
 
 /// The argv of a preset reviewer: the preset's own, told to review instead of to do the task.
 pub fn preset_argv(preset: Preset, instruction: &str) -> Vec<String> {
-    let mut argv = preset.template();
+    with_instruction(&preset.template(), instruction)
+}
+
+/// A preset's argv (with whatever flags the user added) told `instruction` instead of its task: the
+/// preset puts its instruction last.
+pub fn with_instruction(template: &[String], instruction: &str) -> Vec<String> {
+    let mut argv = template.to_vec();
     if let Some(last) = argv.last_mut() {
         debug_assert_eq!(last, PRESET_INSTRUCTION);
         *last = instruction.to_string();

@@ -458,7 +458,12 @@ impl Orchestrator {
                     agent_session: &session,
                 };
                 let text = super::review::instruction(&prompt_file, &self.base, &files);
-                substitute(&super::review::preset_argv(preset, &text), &vars)
+                // The agent's own CLI reviews with the agent's flags (`--agent codex -- -c …`: its provider).
+                let template = match self.opts.agent == Some(preset) {
+                    true => super::review::with_instruction(&self.opts.template, &text),
+                    false => super::review::preset_argv(preset, &text),
+                };
+                substitute(&template, &vars)
             }
             (None, None) => return,
         };
