@@ -885,17 +885,29 @@ impl Model {
                 out.act(Action::SetTimer { at: now, timer: Timer::Retry(id.to_string()) });
             }
             Verdict::ChangesRequested => {
-                let detail = match again {
-                    true => format!("the review requested changes, and the run stops: {first}"),
-                    false => format!("the review still requests changes after {round} reviews: {first}"),
+                // Stopping: no new attempt, but the issue is not the agent's failure (given back as it is,
+                // unlabelled). Out of rounds: a person's (labelled). Either way the work stays on its branch.
+                let (detail, reason, give_back, ending) = match again {
+                    true => (
+                        format!("the review requested changes, and the run stops: {first}"),
+                        ReleaseReason::Shutdown,
+                        GiveBack::Open,
+                        Ending::Released,
+                    ),
+                    false => (
+                        format!("the review still requests changes after {round} reviews: {first}"),
+                        ReleaseReason::Failed,
+                        GiveBack::Labelled(FAILED_LABEL),
+                        Ending::Failed,
+                    ),
                 };
                 let release = Release {
-                    reason: ReleaseReason::Failed,
+                    reason,
                     detail,
-                    give_back: GiveBack::Labelled(FAILED_LABEL),
+                    give_back,
                     keep_branch: true,
-                    ending: Ending::Failed,
-                    shown_as: Ending::Failed,
+                    ending,
+                    shown_as: ending,
                     branch_kept: Some(branch_name(id)),
                     show_took: false,
                     said: None,

@@ -1006,3 +1006,54 @@ fn the_merge_queue_takes_the_oldest_claim_first() {
     });
     assert_eq!(next.as_deref(), Some("b"));
 }
+
+/// A model holding `a` whose agent succeeded with one commit, under a reviewer: the review is asked for.
+fn reviewing() -> Model {
+    let mut m = running("a");
+    m.rules.review = true;
+    m.rules.retries = 0;
+    m.decide(10, exited("a", 0));
+    let facts = BranchFacts { ahead: 1, dirty: false, head: "h".into() };
+    let out = m.decide(11, Input::BranchLooked { issue: "a".into(), result: Ok(facts) });
+    assert!(acts(&out).contains(&Action::RunReview { issue: "a".into(), attempt: 1, round: 1 }), "{out:?}");
+    assert_eq!(m.held["a"].stage, Stage::Reviewing);
+    m
+}
+
+fn verdict(v: Verdict, comments: &str) -> Input {
+    Input::ReviewDone { issue: "a".into(), attempt: 1, result: Ok((v, comments.into())) }
+}
+
+/// Approved work goes to the merge; changes requested start one more attempt that goes on from the work
+/// with the review (not counted against --retries); a stop in between gives the issue back unlabelled
+/// with its branch kept; a reviewer that fails fails the attempt.
+#[test]
+fn the_review_gate_decides_what_follows_a_verdict() {
+    let mut m = reviewing();
+    let out = m.decide(12, verdict(Verdict::Approve, ""));
+    assert!(acts(&out).iter().any(|a| matches!(a, Action::Merge { .. })), "{out:?}");
+    assert_eq!(events(&out), ["review_verdict", "merge_started"]);
+
+    let mut m = reviewing();
+    let out = m.decide(12, verdict(Verdict::ChangesRequested, "- name the flag"));
+    let carry = CarryOn { keep: true, review: Some("- name the flag".into()), ..CarryOn::default() };
+    assert_eq!(carried_on(&out), Some(Some(carry)));
+    assert_eq!(m.held["a"].stage, Stage::BackingOff);
+    let made = m.held["a"].made;
+    m.decide(13, Input::TimerFired(Timer::Retry("a".into())));
+    assert_eq!((m.held["a"].attempt, m.held["a"].made), (2, made), "a review round is not a retry");
+
+    let mut m = reviewing();
+    m.decide(12, Input::StopAsked(StopLevel::Drain));
+    m.decide(13, verdict(Verdict::ChangesRequested, "- name the flag"));
+    let release = m.held["a"].release.as_ref().expect("given back");
+    assert_eq!(
+        (release.reason, release.give_back, release.keep_branch),
+        (ReleaseReason::Shutdown, GiveBack::Open, true)
+    );
+
+    let mut m = reviewing();
+    m.decide(12, Input::ReviewDone { issue: "a".into(), attempt: 1, result: Err("the reviewer exited 4".into()) });
+    let release = m.held["a"].release.as_ref().expect("no retries left");
+    assert!(release.detail.starts_with("the review failed: the reviewer exited 4"), "{}", release.detail);
+}
