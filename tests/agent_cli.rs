@@ -250,8 +250,8 @@ fn a_stalled_codex_attempt_is_resumed() {
 /// window"): the retry continues the work instead of resuming the full conversation, and its record says
 /// so (the continuation's prompt is tested with scripted agents in tests/run.rs).
 #[test]
-fn a_codex_attempt_out_of_context_is_continued_afresh() {
-    let Some(api) = StandIn::start_for("a_codex_attempt_out_of_context_is_continued_afresh", "codex") else {
+fn a_codex_attempt_out_of_context_goes_on_in_a_new_conversation() {
+    let Some(api) = StandIn::start_for("a_codex_attempt_out_of_context_goes_on_in_a_new_conversation", "codex") else {
         return;
     };
     let sb = Sandbox::new(&[("cx-3", "too big", 2, &[])]);
