@@ -2,7 +2,7 @@
 //! hash-chained event log.
 //!
 //! Layers (see ARCHITECTURE.md): a pure core (`event`, `state`, `plan`, `reconcile`, `dispatch`, `activity`,
-//! `text`) that does no I/O, and an imperative shell around it (`log`, `tracker`, `git`, `process`,
+//! `filelock`, `text`) that does no I/O, and an imperative shell around it (`log`, `tracker`, `git`, `process`,
 //! `observe`, `repair`, `supervisor`, `run_options`, `repo`, `cli`).
 
 // Under `--cfg loom` (the loom models of the log writer, src/log/loom_tests.rs) tokio has no process
@@ -15,6 +15,7 @@ pub mod error;
 pub mod event;
 #[cfg(not(loom))]
 pub mod exit_file;
+pub mod filelock;
 pub mod git;
 pub mod log;
 // Looking at the world and repairing it stop process groups (tokio): left out with the supervisor.
