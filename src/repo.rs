@@ -25,7 +25,8 @@ pub struct Repo {
 
 impl Repo {
     /// Uses `--repo DIR` if given, else walks up from the current directory to the nearest directory that
-    /// holds `.bdp`, `.beads` or `.git`.
+    /// holds `.bdp`, `.beads` or `.git`. Inside one of bdp's own worktrees (`ROOT/.bdp/worktrees/ID`, where
+    /// agents work) that is ROOT: an agent's `bdp lock` or `bdp status` is about the run it is part of.
     pub fn discover(explicit: Option<&Path>) -> Result<Repo, RepoError> {
         if let Some(dir) = explicit {
             if !dir.is_dir() {
@@ -36,7 +37,10 @@ impl Repo {
         let cwd = std::env::current_dir().map_err(RepoError::CurrentDir)?;
         for dir in cwd.ancestors() {
             if [".bdp", ".beads", ".git"].iter().any(|marker| dir.join(marker).exists()) {
-                return Ok(Repo { root: dir.to_path_buf() });
+                let worktrees = dir.parent().filter(|p| p.file_name().is_some_and(|n| n == "worktrees"));
+                let bdp = worktrees.and_then(Path::parent).filter(|p| p.file_name().is_some_and(|n| n == ".bdp"));
+                let root = bdp.and_then(Path::parent).unwrap_or(dir);
+                return Ok(Repo { root: root.to_path_buf() });
             }
         }
         Err(RepoError::NotInRepository(cwd))

@@ -19,6 +19,7 @@ mod dashboard_tmux;
 mod demo;
 mod events;
 mod git_merge;
+mod lock;
 mod log_bad_input;
 mod log_disk_full;
 mod log_faults;

@@ -197,6 +197,8 @@ impl Sim {
                 self.later(50, 3_000, input);
                 vec![]
             }
+            // No agent of the simulation takes file locks.
+            Action::ReleaseFileLocks { .. } => vec![],
             Action::RunReview { issue, attempt, .. } => {
                 let roll = self.rng.below(100);
                 let result = if roll < 70 {

@@ -8,7 +8,7 @@ mod paths;
 mod render;
 mod tracker;
 
-use commands::{audit, clean, demo, events, logs, plan, replay, run, status, stop, summary, verify};
+use commands::{audit, clean, demo, events, lock, logs, plan, replay, run, status, stop, summary, verify};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +60,8 @@ pub enum Command {
     Run(Box<run::RunArgs>),
     /// Ask the running `bdp run` to stop: drain (default) or now.
     Stop(stop::StopArgs),
+    /// File locks for agents: acquire (all or none, waiting; deadlocks found at once), release, list.
+    Lock(lock::LockArgs),
     /// Show the tracks of ready work and the estimated makespan with N agents.
     Plan(plan::PlanArgs),
     /// Summarize past sessions: issues done/failed/conflicted, time per issue and phase, speedup, crashes, usage.
@@ -161,6 +163,7 @@ fn run(cli: Cli) -> CliResult<Outcome> {
         Command::Replay(args) => replay::run(&Repo::discover(cli.repo.as_deref())?, &args),
         Command::Run(args) => run::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),
         Command::Stop(args) => stop::run(&Repo::discover(cli.repo.as_deref())?, &args),
+        Command::Lock(args) => lock::run(&Repo::discover(cli.repo.as_deref())?, &args),
         Command::Plan(args) => plan::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),
         Command::Summary(args) => summary::run(&Repo::discover(cli.repo.as_deref())?, &args),
         Command::Status(args) => status::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),

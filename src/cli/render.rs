@@ -91,6 +91,28 @@ pub fn describe(event: &Event) -> String {
                 None => format!("review {round} of attempt {attempt}: {what}"),
             }
         }
+        Event::FileLockAcquired { holder, paths, shared, waited_ms, .. } => format!(
+            "{holder} locked {}{}{}",
+            paths.join(", "),
+            if *shared { " (shared)" } else { "" },
+            if *waited_ms > 0 { format!(" after waiting {}", duration(*waited_ms)) } else { String::new() }
+        ),
+        Event::FileLockRefused { holder, paths, held_by, waited_ms, deadlock } if deadlock.is_empty() => format!(
+            "{holder} did not get {}: held by {} after {}",
+            paths.join(", "),
+            held_by.join(", "),
+            duration(*waited_ms)
+        ),
+        Event::FileLockRefused { holder, paths, deadlock, .. } => {
+            format!(
+                "{holder} gave up {} at once: deadlock {} → {}",
+                paths.join(", "),
+                deadlock.join(" → "),
+                deadlock[0]
+            )
+        }
+        Event::FileLockReleased { holder, paths } => format!("{holder} unlocked {}", paths.join(", ")),
+        Event::FileLockBroken { holder, path, reason, by } => format!("{by} broke {holder}'s lock on {path}: {reason}"),
         Event::HookRan { hook, code, duration_ms, .. } => match code {
             Some(0) => format!("{} hook passed in {}", hook.key(), duration(*duration_ms)),
             Some(code) => format!("{} hook exited {code} after {}", hook.key(), duration(*duration_ms)),

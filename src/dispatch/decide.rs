@@ -133,6 +133,7 @@ impl Model {
                     session: end.session.clone(),
                 });
                 self.phase(&issue, Phase::Exited, &mut out);
+                out.act(Action::ReleaseFileLocks { issue: issue.clone(), attempt });
                 self.spend(&issue, cost, &mut out);
                 self.after_exit(now, &issue, &end, &mut out);
             }

@@ -25,9 +25,24 @@ fn step() -> Input {
     Input::Step { machine_busy: None }
 }
 
-/// The actions that are not appends or reports (what the executor must do in the world).
+/// The actions that are not appends or reports (what the executor must do in the world), nor the release
+/// of file locks that follows every attempt's end (`every_attempts_end_gives_back_its_file_locks`).
 fn acts(actions: &[Action]) -> Vec<Action> {
-    actions.iter().filter(|a| !matches!(a, Action::Append { .. } | Action::Report(_))).cloned().collect()
+    actions
+        .iter()
+        .filter(|a| !matches!(a, Action::Append { .. } | Action::Report(_) | Action::ReleaseFileLocks { .. }))
+        .cloned()
+        .collect()
+}
+
+/// Whatever an attempt's end leads to, the file locks its agent still holds are given back.
+#[test]
+fn every_attempts_end_gives_back_its_file_locks() {
+    for code in [0, 1] {
+        let mut m = running("a");
+        let out = m.decide(10, exited("a", code));
+        assert!(out.contains(&Action::ReleaseFileLocks { issue: "a".into(), attempt: 1 }), "exit {code}: {out:?}");
+    }
 }
 
 /// The kinds of the events appended, in order.

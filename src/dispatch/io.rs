@@ -242,6 +242,11 @@ pub enum Action {
     LookAtBranch {
         issue: String,
     },
+    /// Give back every file lock (`bdp lock`) the attempt's agent still holds: its attempt ended.
+    ReleaseFileLocks {
+        issue: String,
+        attempt: u32,
+    },
     /// Run the reviewer on the attempt's work (review `round` of the claim).
     RunReview {
         issue: String,

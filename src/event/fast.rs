@@ -139,6 +139,24 @@ mirrors! {
         verdict: Verdict,
         #[serde(default)] comments: String,
     }
+    "file_lock_acquired" => FileLockAcquired {
+        holder: String,
+        paths: Vec<String>,
+        #[serde(default)] shared: bool,
+        pid: u32,
+        #[serde(default)] start_time: Option<u64>,
+        waited_ms: u64,
+        #[serde(default)] ttl_ms: Option<u64>,
+    }
+    "file_lock_refused" => FileLockRefused {
+        holder: String,
+        paths: Vec<String>,
+        held_by: Vec<String>,
+        waited_ms: u64,
+        #[serde(default)] deadlock: Vec<String>,
+    }
+    "file_lock_released" => FileLockReleased { holder: String, paths: Vec<String> }
+    "file_lock_broken" => FileLockBroken { holder: String, path: String, reason: String, by: String }
     "reconcile_finding" => ReconcileFinding { kind: String, #[serde(default)] issue: Option<IssueId>, detail: String }
     "repair_applied" => RepairApplied { kind: String, #[serde(default)] issue: Option<IssueId>, action: String }
     "retry_scheduled" => RetryScheduled {
@@ -289,6 +307,29 @@ mod tests {
                 round: 1,
                 verdict: Verdict::ChangesRequested,
                 comments: "name the flag".into(),
+            },
+            Event::FileLockAcquired {
+                holder: "bd-1#2".into(),
+                paths: vec!["Cargo.toml".into()],
+                shared: false,
+                pid: 7,
+                start_time: Some(9),
+                waited_ms: 3,
+                ttl_ms: Some(1_800_000),
+            },
+            Event::FileLockRefused {
+                holder: "bd-1#2".into(),
+                paths: vec!["a".into()],
+                held_by: vec!["bd-2#1".into()],
+                waited_ms: 60_000,
+                deadlock: vec![],
+            },
+            Event::FileLockReleased { holder: "bd-1#2".into(), paths: vec!["Cargo.toml".into()] },
+            Event::FileLockBroken {
+                holder: "bd-2#1".into(),
+                path: "a".into(),
+                reason: "its holder is dead".into(),
+                by: "bd-1#2".into(),
             },
             Event::ReconcileFinding { kind: "k".into(), issue: Some(i()), detail: "d".into() },
             Event::RepairApplied { kind: "k".into(), issue: Some(i()), action: "a".into() },

@@ -391,6 +391,42 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "String::is_empty")]
         comments: String,
     },
+    /// `bdp lock acquire`: `holder` took locks on `paths` (all of them, or none), after waiting `waited_ms`.
+    FileLockAcquired {
+        holder: String,
+        paths: Vec<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        shared: bool,
+        pid: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_time: Option<u64>,
+        waited_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl_ms: Option<u64>,
+    },
+    /// `holder` gave up waiting for `paths`: still held by `held_by` after `waited_ms`, or at once when its
+    /// wait closed a cycle of waiters (`deadlock`, the holders in order).
+    FileLockRefused {
+        holder: String,
+        paths: Vec<String>,
+        held_by: Vec<String>,
+        waited_ms: u64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        deadlock: Vec<String>,
+    },
+    /// `holder` released its locks on `paths`.
+    FileLockReleased {
+        holder: String,
+        paths: Vec<String>,
+    },
+    /// A stale lock was broken: its holder is dead, its attempt ended, or its TTL passed (`reason`); `by`
+    /// says who broke it.
+    FileLockBroken {
+        holder: String,
+        path: String,
+        reason: String,
+        by: String,
+    },
     /// A workspace hook (`[hooks]` in `.bdp/config.toml`) ran in the worktree for `attempt`
     /// (`after_create` and `before_run` before its agent, `after_run` after it, `before_remove` before the
     /// worktree goes); `code` is its exit status (none: killed or not started).
@@ -503,6 +539,10 @@ event_kinds! {
     ClaimsStopped => "claims_stopped",
     HookRan => "hook_ran",
     ReviewVerdict => "review_verdict",
+    FileLockAcquired => "file_lock_acquired",
+    FileLockRefused => "file_lock_refused",
+    FileLockReleased => "file_lock_released",
+    FileLockBroken => "file_lock_broken",
     ReconcileFinding => "reconcile_finding",
     RepairApplied => "repair_applied",
     RetryScheduled => "retry_scheduled",
@@ -545,6 +585,10 @@ impl Event {
             | Event::TrackerDown { .. }
             | Event::TrackerBack { .. }
             | Event::ClaimsStopped { .. }
+            | Event::FileLockAcquired { .. }
+            | Event::FileLockRefused { .. }
+            | Event::FileLockReleased { .. }
+            | Event::FileLockBroken { .. }
             | Event::LogTruncated { .. } => None,
         }
     }

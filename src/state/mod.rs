@@ -371,7 +371,11 @@ impl State {
             | Event::TrackerDown { .. }
             | Event::TrackerBack { .. }
             | Event::ClaimsStopped { .. }
-            | Event::HookRan { .. } => {}
+            | Event::HookRan { .. }
+            | Event::FileLockAcquired { .. }
+            | Event::FileLockRefused { .. }
+            | Event::FileLockReleased { .. }
+            | Event::FileLockBroken { .. } => {}
             Event::TrackerIssueClosed { issue, .. } => {
                 self.issues.entry(issue.clone()).or_default().closed_seq = Some(seq);
             }

@@ -18,6 +18,8 @@ pub struct PromptContext<'a> {
     pub previous: Option<Previous>,
     /// Branches land by rebase (`--merge rebase`): a conflict is resolved by rebasing, not merging.
     pub rebase: bool,
+    /// The bdp program, for the agent's file locks (`bdp lock`).
+    pub bdp: &'a str,
 }
 
 /// The attempt before a retry, as its prompt tells it.
@@ -65,6 +67,15 @@ pub fn render(issue: &Issue, ctx: &PromptContext<'_>) -> String {
         None => out.push_str("- Commit your work here when it is done. Do not push.\n"),
     }
     out.push_str("- Leave the issue's status alone: bdp closes it once your work is merged.\n");
+    if ctx.branch.is_some() {
+        out.push_str(&format!(
+            "- Other agents work beside you. Before you edit a file they may edit too (a manifest, a lockfile, a \
+             schema, a migration), lock it: `{bdp} lock acquire PATH` (it waits up to 60 s; exit 1 means another \
+             agent holds it: do something else first, then try again), and `{bdp} lock release PATH` when you \
+             are done with it. Whatever you still hold is released when you exit.\n",
+            bdp = ctx.bdp
+        ));
+    }
     if let Some(check) = ctx.check {
         out.push_str(&format!("- Your commits must pass this check before they are merged: {check}\n"));
     }

@@ -91,6 +91,10 @@ impl Orchestrator {
                 });
                 Ok(vec![])
             }
+            Action::ReleaseFileLocks { issue, attempt } => {
+                self.release_file_locks(&issue, attempt);
+                Ok(vec![])
+            }
             Action::RunReview { issue, attempt, round } => {
                 self.start_review(&issue, attempt, round);
                 Ok(vec![])
@@ -233,6 +237,7 @@ impl Orchestrator {
                     check: self.opts.check.as_deref(),
                     previous: self.previous(id, &workdir, attempt),
                     rebase: self.opts.merge == MergeStrategy::Rebase,
+                    bdp: &self.bdp_exe.display().to_string(),
                 },
             ),
             None => format!("# {id}\n"),
@@ -435,6 +440,22 @@ impl Orchestrator {
             };
             let _ = tx.send(input);
         });
+    }
+
+    /// Gives back what the attempt's agent still holds of `bdp lock`'s file locks (holder `ISSUE#ATTEMPT`),
+    /// with the record. A lock table that cannot be read is left to `bdp lock` and `audit` to report.
+    fn release_file_locks(&mut self, id: &str, attempt: u32) {
+        let dir = self.repo.locks_dir().join("files");
+        if !dir.is_dir() {
+            return;
+        }
+        let holder = format!("{id}#{attempt}");
+        let released = crate::cli::commands::lock::Table::open(&self.repo).and_then(|table| table.release_all(&holder));
+        match released {
+            Ok(paths) if !paths.is_empty() => self.defer(vec![Event::FileLockReleased { holder, paths }]),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot release the file locks of {holder}: {e}"),
+        }
     }
 
     /// Runs the reviewer of an attempt's work in its worktree (its own process group, the agent's limits),

@@ -54,8 +54,10 @@ pub fn run(args: &WrapArgs) -> u8 {
                 let _ =
                     nix::sys::signal::signal(nix::sys::signal::Signal::SIGXFSZ, nix::sys::signal::SigHandler::SigDfl);
             }
+            // The agent's locks (`bdp lock`) live as long as this wrapper: it tells them its pid.
             let spawned = Command::new(&args.argv[0])
                 .args(&args.argv[1..])
+                .env("BDP_WRAPPER_PID", std::process::id().to_string())
                 .stdin(Stdio::null())
                 .stdout(Stdio::from(out))
                 .stderr(Stdio::from(err))

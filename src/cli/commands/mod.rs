@@ -7,6 +7,7 @@ pub mod audit;
 pub mod clean;
 pub mod demo;
 pub mod events;
+pub mod lock;
 pub mod logs;
 pub mod plan;
 pub mod replay;

@@ -1,0 +1,210 @@
+//! `bdp lock` end to end, with real processes: many acquirers contending for one path (never two holders
+//! at once), a stale lock broken for each cause, deadlocks of two and three holders found at once (not
+//! after the wait), hostile paths refused by name, and `bdp run` giving back an attempt's locks when it
+//! ends.
+
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::run_support::{Sandbox, stderr, stdout};
+
+fn lock(sb: &Sandbox, args: &[&str]) -> Output {
+    let mut all = vec!["lock"];
+    all.extend_from_slice(args);
+    sb.bdp(&all)
+}
+
+fn sandbox() -> Sandbox {
+    Sandbox::new(&[("l1", "one", 2, &[][..])])
+}
+
+/// Acquirers in 8 processes, each taking and giving back one path over and over (`BDP_LOCK_TRIES` times
+/// each, 25 by default): inside the lock each makes a directory that must not exist, so two holders at
+/// once would show. Every try is granted, and never twice at once.
+#[test]
+fn contending_processes_never_hold_one_path_at_once() {
+    let sb = sandbox();
+    let tries: usize = std::env::var("BDP_LOCK_TRIES").ok().and_then(|t| t.parse().ok()).unwrap_or(25);
+    let out = sb.root().join(".scripts/contention");
+    std::fs::create_dir_all(&out).unwrap();
+    let script = sb.script(
+        "contend.sh",
+        &format!(
+            r#"i=0
+while [ $i -lt {tries} ]; do
+  "$BDP" lock acquire shared.txt --holder "p$N" --wait 120s >/dev/null || {{ echo "p$N: not granted" >> {out}/errors; exit 1; }}
+  mkdir {out}/inside 2>/dev/null || echo "p$N: double grant" >> {out}/errors
+  echo "$N" >> {out}/grants
+  rmdir {out}/inside
+  "$BDP" lock release shared.txt --holder "p$N" >/dev/null || echo "p$N: release failed" >> {out}/errors
+  i=$((i+1))
+done"#,
+            out = out.display()
+        ),
+    );
+    let children: Vec<_> = (0..8)
+        .map(|n| {
+            std::process::Command::new(&script)
+                .current_dir(sb.root())
+                .env("BDP", env!("CARGO_BIN_EXE_bdp"))
+                .env("N", n.to_string())
+                .env_remove("BDP_ISSUE")
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let errors = std::fs::read_to_string(out.join("errors")).unwrap_or_default();
+    assert_eq!(errors, "", "no double grant, no refusal");
+    let grants = std::fs::read_to_string(out.join("grants")).unwrap();
+    assert_eq!(grants.lines().count(), 8 * tries);
+    assert_eq!(sb.events("file_lock_acquired").len(), 8 * tries);
+    assert_eq!(sb.events("file_lock_released").len(), 8 * tries);
+    assert!(stdout(&lock(&sb, &["list"])).contains("no file locks held"));
+}
+
+/// A stale lock is broken by the next acquirer, saying why: its holder died, or its TTL passed.
+#[test]
+fn stale_locks_are_broken_for_each_cause() {
+    let sb = sandbox();
+    // The holder is the shell that ran `bdp lock` (`; true` keeps it from exec'ing bdp): gone once it ends.
+    let bdp = env!("CARGO_BIN_EXE_bdp");
+    let status = std::process::Command::new("sh")
+        .args(["-c", &format!("{bdp} lock acquire a.txt --holder gone >/dev/null; true")])
+        .current_dir(sb.root())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let got = lock(&sb, &["acquire", "a.txt", "--holder", "next", "--wait", "5s"]);
+    assert!(got.status.success(), "{}{}", stdout(&got), stderr(&got));
+    let broken = &sb.events("file_lock_broken")[0];
+    assert_eq!((broken["holder"].as_str(), broken["by"].as_str()), (Some("gone"), Some("next")));
+    assert!(broken["reason"].as_str().unwrap().starts_with("its holder is dead (pid "), "{broken}");
+
+    let got = lock(&sb, &["acquire", "b.txt", "--holder", "brief", "--ttl", "1s"]);
+    assert!(got.status.success());
+    let held = lock(&sb, &["acquire", "b.txt", "--holder", "other", "--wait", "0s"]);
+    assert_eq!(held.status.code(), Some(1), "still fresh: {}", stdout(&held));
+    assert!(stdout(&held).contains("b.txt by brief (pid "), "{}", stdout(&held));
+    std::thread::sleep(Duration::from_millis(1100));
+    let got = lock(&sb, &["acquire", "b.txt", "--holder", "other", "--wait", "5s"]);
+    assert!(got.status.success(), "{}", stdout(&got));
+    let broken = &sb.events("file_lock_broken")[1];
+    assert!(broken["reason"].as_str().unwrap().starts_with("its TTL passed"), "{broken}");
+}
+
+/// Two holders each holding what the other waits for: the younger waiter gives up at once, naming the
+/// cycle, instead of both waiting out their 60 s; the older one gets its lock once the younger lets go.
+#[test]
+fn a_two_holder_deadlock_is_found_at_once() {
+    let sb = sandbox();
+    assert!(lock(&sb, &["acquire", "x", "--holder", "A"]).status.success());
+    assert!(lock(&sb, &["acquire", "y", "--holder", "B"]).status.success());
+    let started = Instant::now();
+    let older =
+        sb.bdp_cmd(&["lock", "acquire", "y", "--holder", "A", "--wait", "60s"]).stdout(Stdio::piped()).spawn().unwrap();
+    wait_until(|| stdout(&lock(&sb, &["list"])).contains("waiting: A for y"));
+    let younger = sb.bdp_cmd(&["lock", "acquire", "x", "--holder", "B", "--wait", "60s"]).output().unwrap();
+    assert_eq!(younger.status.code(), Some(1), "{}{}", stdout(&younger), stderr(&younger));
+    assert!(
+        stdout(&younger).starts_with("deadlock: B → A → B; B waited least, so it gives up x"),
+        "{}",
+        stdout(&younger)
+    );
+    assert!(started.elapsed() < Duration::from_secs(30), "found at once, not after the wait");
+    let refused = &sb.events("file_lock_refused")[0];
+    assert_eq!(refused["deadlock"], serde_json::json!(["B", "A"]));
+    assert!(lock(&sb, &["release", "--all", "--holder", "B"]).status.success());
+    let older = older.wait_with_output().unwrap();
+    assert!(older.status.success(), "{}", stdout(&older));
+}
+
+/// Three holders in a ring (A waits for B, B for C, C for A): the youngest, C, gives up at once.
+#[test]
+fn a_three_holder_deadlock_is_found_at_once() {
+    let sb = sandbox();
+    for (path, holder) in [("x", "A"), ("y", "B"), ("z", "C")] {
+        assert!(lock(&sb, &["acquire", path, "--holder", holder]).status.success());
+    }
+    let a =
+        sb.bdp_cmd(&["lock", "acquire", "y", "--holder", "A", "--wait", "60s"]).stdout(Stdio::piped()).spawn().unwrap();
+    wait_until(|| stdout(&lock(&sb, &["list"])).contains("waiting: A for y"));
+    let b =
+        sb.bdp_cmd(&["lock", "acquire", "z", "--holder", "B", "--wait", "60s"]).stdout(Stdio::piped()).spawn().unwrap();
+    wait_until(|| stdout(&lock(&sb, &["list"])).contains("waiting: B for z"));
+    let c = sb.bdp_cmd(&["lock", "acquire", "x", "--holder", "C", "--wait", "60s"]).output().unwrap();
+    assert_eq!(c.status.code(), Some(1), "{}", stdout(&c));
+    assert!(stdout(&c).starts_with("deadlock: C → A → B → C; C waited least"), "{}", stdout(&c));
+    assert!(lock(&sb, &["release", "--all", "--holder", "C"]).status.success());
+    let b = b.wait_with_output().unwrap();
+    assert!(b.status.success(), "B gets z once C let go: {}", stdout(&b));
+    assert!(lock(&sb, &["release", "--all", "--holder", "B"]).status.success());
+    assert!(a.wait_with_output().unwrap().status.success(), "then A gets y");
+}
+
+/// Paths are repo-relative and normalized; one leaving the repository is refused by name, a glob of
+/// everything conflicts with every path, unicode is a path like any other.
+#[test]
+fn hostile_paths_are_refused_and_globs_cover_what_they_match() {
+    let sb = sandbox();
+    for (path, says) in [
+        ("../outside", "cannot lock: \"../outside\" is outside the repository"),
+        ("/etc/passwd", "cannot lock: \"/etc/passwd\" is outside the repository"),
+        ("a/../../b", "cannot lock: \"a/../../b\" is outside the repository"),
+        ("./.", "cannot lock: \"./.\" is empty"),
+    ] {
+        let out = lock(&sb, &["acquire", path, "--holder", "h"]);
+        assert_eq!(out.status.code(), Some(2), "{path}");
+        assert!(stderr(&out).contains(says), "{path}: {}", stderr(&out));
+    }
+    let long = "d/".repeat(2100) + "f";
+    let out = lock(&sb, &["acquire", &long, "--holder", "h"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is longer than 4096 bytes"), "{}", stderr(&out));
+    let root = sb.root().display().to_string();
+    let out = lock(&sb, &["acquire", &format!("{root}/src/./ünï/../файл.rs"), "--holder", "h"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("locked src/файл.rs"), "{}", stdout(&out));
+    let out = lock(&sb, &["acquire", "**", "--holder", "all", "--wait", "0s"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("src/файл.rs by h"), "{}", stdout(&out));
+}
+
+/// Under `bdp run`, an agent's locks are its attempt's (`ISSUE#ATTEMPT`, alive as long as its wrapper),
+/// and whatever it still holds is given back when the attempt ends.
+#[test]
+fn a_run_gives_back_the_locks_of_an_attempt_that_ended() {
+    let sb = sandbox();
+    let agent = sb.committing_agent_after(
+        "agent.sh",
+        r#""$BDP_EXE" lock acquire Cargo.toml "migrations/**"
+"$BDP_EXE" lock list > "$BDP_WORKTREE/../../../.scripts/during.txt""#,
+    );
+    std::fs::create_dir_all(sb.root().join(".scripts")).unwrap();
+    let out = sb
+        .bdp_cmd(&["run", "--plain", "--", agent.to_str().unwrap()])
+        .env("BDP_EXE", env!("CARGO_BIN_EXE_bdp"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let during = std::fs::read_to_string(sb.root().join(".scripts/during.txt")).unwrap();
+    assert!(during.contains("Cargo.toml") && during.contains("l1#1"), "{during}");
+    let acquired = &sb.events("file_lock_acquired")[0];
+    let spawned = &sb.events("agent_spawned")[0];
+    assert_eq!(acquired["pid"], spawned["pid"], "the lock follows the agent's wrapper");
+    let released = &sb.events("file_lock_released")[0];
+    assert_eq!(released["holder"], "l1#1");
+    assert_eq!(released["paths"], serde_json::json!(["Cargo.toml", "migrations/**"]));
+    assert!(stdout(&lock(&sb, &["list"])).contains("no file locks held"));
+    sb.assert_clean_end();
+}
+
+fn wait_until(mut cond: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < until, "timed out waiting");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
