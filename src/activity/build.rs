@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use crate::event::{Event, Phase, Record, ReleaseReason};
 
 use super::{
-    Activity, AttemptSpan, IssueSpan, MergeMark, Millis, Outcome, PhaseMark, RecoveryMark, SessionEndKind, SessionSpan,
-    TrackerCallsMark, slots,
+    Activity, AttemptSpan, FileLockMark, IssueSpan, MergeMark, Millis, Outcome, PhaseMark, RecoveryMark,
+    SessionEndKind, SessionSpan, TrackerCallsMark, slots,
 };
 
 /// What is known about an attempt only while folding.
@@ -176,6 +176,15 @@ impl Fold {
             Event::Merged { issue, .. } => {
                 self.out.merges.push(MergeMark { seq: record.seq, at_ms, session, issue: issue.clone() })
             }
+            Event::FileLockAcquired { waited_ms, .. } => {
+                self.out.file_locks.push(FileLockMark { at_ms, granted: true, waited_ms: *waited_ms, deadlock: false })
+            }
+            Event::FileLockRefused { waited_ms, deadlock, .. } => self.out.file_locks.push(FileLockMark {
+                at_ms,
+                granted: false,
+                waited_ms: *waited_ms,
+                deadlock: !deadlock.is_empty(),
+            }),
             Event::TrackerCalls { backend, issues, other } => self.out.tracker_calls.push(TrackerCallsMark {
                 session,
                 backend: backend.clone(),

@@ -74,6 +74,8 @@ pub struct Activity {
     pub merges: Vec<MergeMark>,
     /// Calls made to a CLI tracker (bd, br), as recorded, in log order.
     pub tracker_calls: Vec<TrackerCallsMark>,
+    /// File locks taken and refused (`bdp lock`), in log order.
+    pub file_locks: Vec<FileLockMark>,
     /// Rows needed so that no two bars in a row overlap (see [`AttemptSpan::slot`]).
     pub slots: usize,
     /// Records whose timestamp could not be read (each counted as its predecessor's).
@@ -241,6 +243,16 @@ pub struct RecoveryMark {
     pub text: String,
 }
 
+/// One `file_lock_acquired` or `file_lock_refused` record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileLockMark {
+    pub at_ms: Millis,
+    pub granted: bool,
+    pub waited_ms: u64,
+    /// Refused at once: its wait closed a cycle.
+    pub deadlock: bool,
+}
+
 /// One `tracker_calls` record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TrackerCallsMark {
@@ -280,6 +292,13 @@ impl Activity {
             recoveries: self.recoveries.iter().filter(|r| ids.contains(r.session.as_str())).cloned().collect(),
             merges: self.merges.iter().filter(|m| ids.contains(m.session.as_str())).cloned().collect(),
             tracker_calls: self.tracker_calls.iter().filter(|c| ids.contains(c.session.as_str())).cloned().collect(),
+            // Agents lock from processes of their own: what happened while a kept session ran.
+            file_locks: self
+                .file_locks
+                .iter()
+                .filter(|l| kept.iter().any(|s| (s.start_ms..=s.last_ms).contains(&l.at_ms)))
+                .cloned()
+                .collect(),
             slots: 0,
             bad_timestamps: self.bad_timestamps,
             first_ms: 0,

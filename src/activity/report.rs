@@ -50,6 +50,8 @@ pub struct Report {
     pub issues: Vec<IssueUsage>,
     /// Calls made to a CLI tracker (bd, br); `null` when none were recorded (the JSONL tracker makes none).
     pub tracker_calls: Option<TrackerCallsReport>,
+    /// File lock contention (`bdp lock`); `null` when no lock was asked for.
+    pub file_locks: Option<FileLocksReport>,
     /// Records whose timestamp could not be read.
     pub bad_timestamps: u64,
 }
@@ -135,6 +137,21 @@ pub struct CrashReport {
     pub attempts_adopted: u64,
     /// Attempts of the crashed session recorded abandoned.
     pub attempts_abandoned: u64,
+}
+
+/// How agents' file locks went: taken, refused, and the waits (the contention).
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct FileLocksReport {
+    /// Acquires granted.
+    pub granted: u64,
+    /// Acquires refused: still held after the wait, or a deadlock.
+    pub refused: u64,
+    /// Of those refused, deadlocks (given up at once).
+    pub deadlocks: u64,
+    /// Acquires that had to wait (granted after a wait, or refused).
+    pub waits: u64,
+    /// How long those waited (ms).
+    pub wait: Stat,
 }
 
 /// The processes bdp started to talk to bd or br.
@@ -224,6 +241,7 @@ impl Report {
             crashes: crashes(a),
             usage: a.usage(),
             tracker_calls: tracker_calls(a, claimed),
+            file_locks: file_locks(a),
             issues: issues(a),
             bad_timestamps: a.bad_timestamps,
         }
@@ -359,6 +377,20 @@ fn plan_estimate(a: &Activity) -> Option<PlanEstimate> {
             "list scheduling (as bdp plan) of each issue's actual agent time over {agents} agents, in claim \
              order; the log records no dependencies, so none are assumed"
         ),
+    })
+}
+
+fn file_locks(a: &Activity) -> Option<FileLocksReport> {
+    if a.file_locks.is_empty() {
+        return None;
+    }
+    let waited = a.file_locks.iter().filter(|l| l.waited_ms > 0 || !l.granted);
+    Some(FileLocksReport {
+        granted: a.file_locks.iter().filter(|l| l.granted).count() as u64,
+        refused: a.file_locks.iter().filter(|l| !l.granted).count() as u64,
+        deadlocks: a.file_locks.iter().filter(|l| l.deadlock).count() as u64,
+        waits: waited.clone().count() as u64,
+        wait: Stat::of(waited.map(|l| l.waited_ms)),
     })
 }
 

@@ -169,6 +169,19 @@ pub fn render(r: &Report, since: Option<&str>) -> String {
     for s in &r.sessions {
         let _ = writeln!(out, "  session {}: {}", one_line(&s.id), usage(&s.usage));
     }
+    if let Some(l) = &r.file_locks {
+        let _ = writeln!(
+            out,
+            "file locks: {} granted, {} refused ({} deadlock{}); {} waited, mean {}, p95 {}",
+            l.granted,
+            l.refused,
+            l.deadlocks,
+            if l.deadlocks == 1 { "" } else { "s" },
+            l.waits,
+            l.wait.mean_ms.map_or("-".to_string(), crate::text::duration),
+            l.wait.p95_ms.map_or("-".to_string(), crate::text::duration),
+        );
+    }
     match &r.tracker_calls {
         Some(t) => {
             let per_issue = t.per_issue.map_or("no issue claimed".to_string(), |p| format!("{p:.1} per issue claimed"));
