@@ -64,6 +64,10 @@ impl Repo {
     pub fn locks_dir(&self) -> PathBuf {
         self.bdp_dir().join("locks")
     }
+    /// `.bdp/file-locks/`: the agents' file locks (`bdp lock`), apart from bdp's own locks.
+    pub fn file_locks_dir(&self) -> PathBuf {
+        self.bdp_dir().join("file-locks")
+    }
     /// The file of the lock `name` (escaped like a path component).
     pub fn lock_path(&self, name: &str) -> PathBuf {
         self.locks_dir().join(format!("{}.lock", escape_path_component(name)))

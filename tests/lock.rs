@@ -106,6 +106,8 @@ fn a_two_holder_deadlock_is_found_at_once() {
     let older =
         sb.bdp_cmd(&["lock", "acquire", "y", "--holder", "A", "--wait", "60s"]).stdout(Stdio::piped()).spawn().unwrap();
     wait_until(|| stdout(&lock(&sb, &["list"])).contains("waiting: A for y"));
+    let status = stdout(&sb.bdp(&["status"]));
+    assert!(status.contains("file locks    2") && status.contains("waiting: A for y (held by B)"), "{status}");
     let younger = sb.bdp_cmd(&["lock", "acquire", "x", "--holder", "B", "--wait", "60s"]).output().unwrap();
     assert_eq!(younger.status.code(), Some(1), "{}{}", stdout(&younger), stderr(&younger));
     assert!(

@@ -445,7 +445,7 @@ impl Orchestrator {
     /// Gives back what the attempt's agent still holds of `bdp lock`'s file locks (holder `ISSUE#ATTEMPT`),
     /// with the record. A lock table that cannot be read is left to `bdp lock` and `audit` to report.
     fn release_file_locks(&mut self, id: &str, attempt: u32) {
-        let dir = self.repo.locks_dir().join("files");
+        let dir = self.repo.file_locks_dir();
         if !dir.is_dir() {
             return;
         }

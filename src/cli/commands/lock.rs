@@ -2,10 +2,10 @@
 //! repo-relative path or glob (`src/db/**`), exclusive or `--shared`, held by an issue's attempt
 //! (`$BDP_ISSUE#$BDP_ATTEMPT` under `bdp run`) or `--holder ID`.
 //!
-//! On disk: one JSON file per held lock under `.bdp/locks/files/`, written whole (temp file, fsync,
-//! rename) while holding `.bdp/locks/files/.guard` (flock), which every acquire, release and break takes,
+//! On disk: one JSON file per held lock under `.bdp/file-locks/`, written whole (temp file, fsync,
+//! rename) while holding `.bdp/file-locks/.guard` (flock), which every acquire, release and break takes,
 //! so a check and its grant are one step for every process. A waiter writes what it waits for under
-//! `.bdp/locks/files/waits/`, which makes the wait-for graph: a cycle through a waiter is a deadlock, and
+//! `.bdp/file-locks/waits/`, which makes the wait-for graph: a cycle through a waiter is a deadlock, and
 //! the youngest waiter of it gives up at once. Every acquire, refusal, release and break is also a record
 //! of the event log. The rules (paths, conflicts, cycles) are `crate::filelock`'s.
 
@@ -133,7 +133,7 @@ pub struct Table {
 
 impl Table {
     pub fn open(repo: &Repo) -> CliResult<Table> {
-        let dir = repo.locks_dir().join("files");
+        let dir = repo.file_locks_dir();
         std::fs::create_dir_all(dir.join("waits")).map_err(|e| CliError::io("create", &dir, &e))?;
         let path = dir.join(".guard");
         let guard = std::fs::OpenOptions::new()
@@ -443,11 +443,27 @@ fn release(repo: &Repo, args: &ReleaseArgs) -> CliResult<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// What `bdp lock list --json` prints.
-#[derive(Debug, Serialize)]
-struct Listing {
-    locks: Vec<Entry>,
-    waiting: Vec<Waiting>,
+/// What `bdp lock list --json` prints (and `bdp status` shows).
+#[derive(Debug, Default, Serialize)]
+pub struct Listing {
+    pub locks: Vec<Entry>,
+    /// Live waiters only.
+    pub waiting: Vec<Waiting>,
+}
+
+/// The file locks held and who waits, as the files say now (read without the guard: each file is written
+/// whole). An unreadable table reads as empty: `bdp lock list` names the file.
+pub fn snapshot(repo: &Repo) -> Listing {
+    let dir = repo.file_locks_dir();
+    let mut locks: Vec<Entry> = read_json_dir(&dir).unwrap_or_default().into_iter().map(|(_, e)| e).collect();
+    locks.sort_by(|a, b| (&a.path, &a.holder).cmp(&(&b.path, &b.holder)));
+    let waiting = read_json_dir::<Waiting>(&dir.join("waits"))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, w)| w)
+        .filter(|w| crate::process::is_alive(w.pid, w.start_time))
+        .collect();
+    Listing { locks, waiting }
 }
 
 fn list(repo: &Repo, args: &ListArgs) -> CliResult<Outcome> {

@@ -46,6 +46,8 @@ pub(crate) struct Report {
     pub(crate) agents: Vec<AgentReport>,
     pub(crate) claimed: Vec<ClaimReport>,
     pub(crate) locks: Vec<LockReport>,
+    /// Agents' file locks (`bdp lock`) and who waits for them.
+    pub(crate) file_locks: crate::cli::commands::lock::Listing,
 }
 
 #[derive(Debug, Serialize)]
@@ -151,6 +153,7 @@ fn empty(repo: &Repo) -> Report {
         agents: Vec::new(),
         claimed: Vec::new(),
         locks: Vec::new(),
+        file_locks: Default::default(),
     }
 }
 
@@ -221,6 +224,7 @@ fn build(repo: &Repo, tracker: TrackerKind) -> CliResult<Report> {
         agents,
         claimed,
         locks: locks(repo, &state),
+        file_locks: crate::cli::commands::lock::snapshot(repo),
     })
 }
 

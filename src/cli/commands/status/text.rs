@@ -53,6 +53,34 @@ pub(crate) fn print(r: &Report) {
     print_agents(&r.agents);
     print_claimed(&r.claimed);
     print_locks(&r.locks);
+    print_file_locks(&r.file_locks);
+}
+
+fn print_file_locks(listing: &crate::cli::commands::lock::Listing) {
+    if listing.locks.is_empty() && listing.waiting.is_empty() {
+        return;
+    }
+    println!("{:<13} {}", "file locks", listing.locks.len());
+    let w = width(listing.locks.iter().map(|l| l.path.as_str()));
+    for l in &listing.locks {
+        let mode = if l.shared { "shared" } else { "exclusive" };
+        let gone = if crate::process::is_alive(l.pid, l.start_time) { "" } else { " (gone)" };
+        println!(
+            "  {:<w$}  {mode}, held by {} (pid {}{gone}) since {}",
+            one_line(&l.path),
+            one_line(&l.holder),
+            l.pid,
+            l.since
+        );
+    }
+    for wt in &listing.waiting {
+        println!(
+            "  waiting: {} for {} (held by {})",
+            one_line(&wt.holder),
+            one_line(&wt.paths.join(", ")),
+            one_line(&wt.waits_for.join(", "))
+        );
+    }
 }
 
 fn width<'a>(items: impl Iterator<Item = &'a str>) -> usize {
