@@ -13,7 +13,9 @@ use crate::git;
 use crate::log::lock::Holder;
 use crate::plan::Issue;
 use crate::process;
-use crate::reconcile::{AttemptView, ExitView, LockFile, MarkedGroup, MergeView, TrackerView, WorktreeView, World};
+use crate::reconcile::{
+    AttemptView, ExitView, FileLockView, LockFile, MarkedGroup, MergeView, TrackerView, WorktreeView, World,
+};
 use crate::repo::{BRANCH_PREFIX, Repo, unescape_path_component};
 use crate::state::State;
 
@@ -49,6 +51,7 @@ impl Observer<'_> {
         world.marked = self.marked_groups();
         world.attempts = self.attempts(state, &world.marked);
         world.lock_files = self.lock_files();
+        world.file_locks = self.file_locks();
         world.run_dirs = self.run_dirs();
         world.lock_holders = state
             .locks
@@ -127,6 +130,30 @@ impl Observer<'_> {
             group.pids.push(found.pid);
         }
         groups.into_values().collect()
+    }
+
+    /// The agents' file locks (`bdp lock`), each with whether its holder runs and its TTL passed. A file
+    /// that cannot be read is left out here: `bdp lock` names it when it meets it.
+    fn file_locks(&self) -> Vec<FileLockView> {
+        let Ok(read) = std::fs::read_dir(self.repo.file_locks_dir()) else { return Vec::new() };
+        let mut paths: Vec<_> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        let now = jiff::Timestamp::now().as_millisecond();
+        paths
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .filter_map(|p| {
+                let entry: crate::filelock::Entry = serde_json::from_slice(&std::fs::read(&p).ok()?).ok()?;
+                Some(FileLockView {
+                    file: p.display().to_string(),
+                    alive: process::is_running(entry.pid, entry.start_time),
+                    expired: entry.expires_ms.is_some_and(|at| at <= now),
+                    path: entry.path,
+                    holder: entry.holder,
+                    pid: entry.pid,
+                })
+            })
+            .collect()
     }
 
     fn lock_files(&self) -> Vec<LockFile> {

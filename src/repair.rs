@@ -51,6 +51,15 @@ pub fn apply_safe(
             _ => {}
         },
         Repair::RemoveLockFile { path } => remove_file(Path::new(path))?,
+        Repair::BreakFileLock { file, path, holder } => {
+            remove_file(Path::new(file))?;
+            events.push(Event::FileLockBroken {
+                holder: holder.clone(),
+                path: path.clone(),
+                reason: finding.world.clone(),
+                by: "bdp (audit)".into(),
+            });
+        }
         Repair::BreakLock { lock } => {
             remove_file(&repo.lock_path(lock))?;
             if state.locks.contains_key(lock) {

@@ -212,3 +212,33 @@ fn wait_until(mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `bdp audit` reports file locks nobody should hold (a dead holder; with no run live, an attempt that is
+/// over), and `--fix` breaks them, recorded as broken by the audit.
+#[test]
+fn audit_reports_stale_file_locks_and_fix_breaks_them() {
+    let sb = sandbox();
+    // l1 is an issue of the tracker that no run claimed: its attempt 1 is not running.
+    assert!(lock(&sb, &["acquire", "b.txt", "--holder", "l1#1"]).status.success());
+    assert!(lock(&sb, &["acquire", "c.txt", "--holder", "a-person"]).status.success());
+    // Last: an acquire breaks the stale locks it meets.
+    let bdp = env!("CARGO_BIN_EXE_bdp");
+    let dead = std::process::Command::new("sh")
+        .args(["-c", &format!("{bdp} lock acquire a.txt --holder gone >/dev/null; true")])
+        .current_dir(sb.root())
+        .status()
+        .unwrap();
+    assert!(dead.success());
+    let audit = sb.bdp(&["audit"]);
+    assert_eq!(audit.status.code(), Some(1), "{}{}", stdout(&audit), stderr(&audit));
+    let text = stdout(&audit);
+    assert!(text.contains("file_lock_stale") && text.contains("a.txt (held by gone)"), "{text}");
+    assert!(text.contains("l1 is not claimed") && text.contains("break l1#1's file lock on b.txt"), "{text}");
+    assert!(!text.contains("c.txt"), "a live holder that is no attempt is left alone: {text}");
+    let fix = sb.bdp(&["audit", "--fix"]);
+    assert!(stdout(&fix).contains("break gone's file lock on a.txt"), "{}", stdout(&fix));
+    let listing = stdout(&lock(&sb, &["list"]));
+    assert!(!listing.contains("a.txt") && !listing.contains("b.txt") && listing.contains("c.txt"), "{listing}");
+    let broken: Vec<_> = sb.events("file_lock_broken").iter().map(|e| e["by"].as_str().unwrap().to_string()).collect();
+    assert_eq!(broken, ["bdp (audit)", "bdp (audit)"]);
+}

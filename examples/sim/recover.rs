@@ -62,6 +62,8 @@ impl Sim {
                 self.repaired(&f);
                 Ok(())
             }
+            // The simulated agents take no file locks.
+            Repair::BreakFileLock { .. } => Ok(()),
             Repair::StopAgent { pgid } => {
                 self.stop_group(pgid);
                 self.repaired(&f);

@@ -187,6 +187,7 @@ impl World {
                 .collect(),
             attempts,
             marked,
+            file_locks: Vec::new(),
             lock_files: self
                 .lock_files
                 .iter()

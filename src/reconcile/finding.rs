@@ -58,6 +58,8 @@ pub enum FindingKind {
     BranchWithoutClaim,
     /// A run directory under `.bdp/runs/` that no live claim needs (only `bdp clean` looks for these).
     RunDirWithoutClaim,
+    /// An agent's file lock (`bdp lock`) whose holder is dead, whose attempt ended, or whose TTL passed.
+    FileLockStale,
 }
 
 impl FindingKind {
@@ -87,6 +89,7 @@ impl FindingKind {
             FindingKind::WorktreeWithoutClaim => "worktree_without_claim",
             FindingKind::BranchWithoutClaim => "branch_without_claim",
             FindingKind::RunDirWithoutClaim => "run_dir_without_claim",
+            FindingKind::FileLockStale => "file_lock_stale",
         }
     }
 }
@@ -154,6 +157,8 @@ pub enum Repair {
     RemoveRunDir { path: String },
     /// Delete the checkpoint from the index (it is a cache).
     DropCheckpoint { seq: u64 },
+    /// Break an agent's file lock: remove its file (`file`), recorded as broken.
+    BreakFileLock { file: String, path: String, holder: String },
 }
 
 impl Repair {
@@ -179,6 +184,7 @@ impl Repair {
             Repair::DeleteBranch { .. } => "delete_branch",
             Repair::RemoveRunDir { .. } => "remove_run_dir",
             Repair::DropCheckpoint { .. } => "drop_checkpoint",
+            Repair::BreakFileLock { .. } => "break_file_lock",
         }
     }
 
@@ -195,6 +201,7 @@ impl Repair {
                 | Repair::DeleteBranch { .. }
                 | Repair::RemoveRunDir { .. }
                 | Repair::DropCheckpoint { .. }
+                | Repair::BreakFileLock { .. }
         )
     }
 
@@ -234,6 +241,7 @@ impl Repair {
             Repair::DeleteBranch { branch } => format!("delete the branch {branch}"),
             Repair::RemoveRunDir { path } => format!("remove the run directory {path}"),
             Repair::DropCheckpoint { seq } => format!("drop the checkpoint at seq {seq}"),
+            Repair::BreakFileLock { path, holder, .. } => format!("break {holder}'s file lock on {path}"),
         }
     }
 }

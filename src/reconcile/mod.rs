@@ -64,6 +64,7 @@ pub fn diff(state: &State, world: &World) -> Vec<Finding> {
         strays(state, world, &mut out);
     }
     locks(state, world, &mut out);
+    file_locks(state, world, &mut out);
     if live {
         return out;
     }
@@ -250,6 +251,55 @@ fn locks(state: &State, world: &World, out: &mut Vec<Finding>) {
             log: format!("no lock {}", file.name),
             world: holder,
             repair: Repair::RemoveLockFile { path: file.path.clone() },
+        });
+    }
+}
+
+/// Agents' file locks nobody should hold any more: the holder is dead, the TTL passed, or (with no run
+/// live, which gives an attempt's locks back itself) the holder's attempt (`ISSUE#ATTEMPT`) is over.
+fn file_locks(state: &State, world: &World, out: &mut Vec<Finding>) {
+    for lock in &world.file_locks {
+        let attempt_over = || -> Option<String> {
+            let (id, n) = lock.holder.rsplit_once('#')?;
+            let n: u32 = n.parse().ok()?;
+            // A holder named like an attempt of an issue the tracker or the log knows.
+            if !world.tracker.contains_key(id) && !state.issues.contains_key(id) {
+                return None;
+            }
+            let claim = state.issues.get(id).and_then(|i| i.claim.as_ref());
+            let Some(claim) = claim else { return Some(format!("{id} is not claimed")) };
+            match &claim.attempt {
+                Some(a) if a.number == n && a.outcome.is_none() => None,
+                Some(a) if a.number == n => Some(format!("attempt {n} of {id} ended")),
+                Some(a) => Some(format!("{id} is at attempt {}, not {n}", a.number)),
+                None => Some(format!("{id} has no attempt {n}")),
+            }
+        };
+        let why = if !lock.alive {
+            Some((format!("taken by {}", lock.holder), format!("its holder (pid {}) is dead", lock.pid)))
+        } else if lock.expired {
+            Some((format!("taken by {}", lock.holder), "its TTL passed".to_string()))
+        } else if world.live_orchestrator.is_none() {
+            attempt_over().map(|over| (over, format!("held by pid {}, which runs", lock.pid)))
+        } else {
+            None
+        };
+        let Some((log, world_text)) = why else { continue };
+        out.push(Finding {
+            kind: FindingKind::FileLockStale,
+            issue: lock
+                .holder
+                .rsplit_once('#')
+                .map(|(id, _)| id.to_string())
+                .filter(|id| state.issues.contains_key(id) || world.tracker.contains_key(id)),
+            subject: Some(format!("{} (held by {})", lock.path, lock.holder)),
+            log,
+            world: world_text,
+            repair: Repair::BreakFileLock {
+                file: lock.file.clone(),
+                path: lock.path.clone(),
+                holder: lock.holder.clone(),
+            },
         });
     }
 }

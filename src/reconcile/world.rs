@@ -24,6 +24,8 @@ pub struct World {
     pub marked: Vec<MarkedGroup>,
     /// Lock files under `.bdp/locks/`.
     pub lock_files: Vec<LockFile>,
+    /// Agents' file locks under `.bdp/file-locks/` (`bdp lock`).
+    pub file_locks: Vec<FileLockView>,
     /// Holders of the log's locks: pid → alive (pid and start time match, not a zombie).
     pub lock_holders: BTreeMap<u32, bool>,
     /// Worktrees under `.bdp/worktrees/`.
@@ -121,4 +123,18 @@ pub enum MergeView {
     Done { commit: String },
     /// Not in the base branch (or the branch is gone: `tip` is `None`).
     NotDone { tip: Option<String> },
+}
+
+/// One of the agents' file locks, as its file says, with what is alive of its holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileLockView {
+    /// The lock's own file.
+    pub file: String,
+    pub path: String,
+    pub holder: String,
+    pub pid: u32,
+    /// Its holder process runs (pid and start time).
+    pub alive: bool,
+    /// Its TTL passed.
+    pub expired: bool,
 }

@@ -203,6 +203,7 @@ impl Orchestrator {
             }
             // Handled by the `is_safe` arm above.
             Repair::ReleaseInTracker
+            | Repair::BreakFileLock { .. }
             | Repair::BreakLock { .. }
             | Repair::RemoveLockFile { .. }
             | Repair::StopAgent { .. }
