@@ -384,6 +384,9 @@ run_options! { @munch [] []
     maybe label: String [value_name = "LABEL"];
     /// Keep each issue's worktree (and branch) when it is done.
     switch keep_worktrees [];
+    /// Install a pre-commit hook in each worktree that refuses a commit touching a path another agent
+    /// holds an exclusive file lock on (`bdp lock`); the repository's own pre-commit hook still runs.
+    switch lock_hook [];
     /// With bd or br: label each issue with the phase it is in (`phase:running`, …), or leave the tracker
     /// alone between the claim and the close.
     value phase_labels: PhaseLabels = "all" [value_name = "WHICH"];

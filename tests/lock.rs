@@ -242,3 +242,29 @@ fn audit_reports_stale_file_locks_and_fix_breaks_them() {
     let broken: Vec<_> = sb.events("file_lock_broken").iter().map(|e| e["by"].as_str().unwrap().to_string()).collect();
     assert_eq!(broken, ["bdp (audit)", "bdp (audit)"]);
 }
+
+/// `bdp run --lock-hook`: each worktree's pre-commit hook refuses a commit touching a path another holder
+/// locked exclusively, naming it; the agent's attempt fails in those words. Other paths commit as usual.
+#[test]
+fn the_lock_hook_refuses_a_commit_of_a_path_another_holds() {
+    let sb = Sandbox::new(&[("h1", "touches the schema", 2, &[][..]), ("h2", "touches the docs", 2, &[][..])]);
+    assert!(lock(&sb, &["acquire", "schema/**", "--holder", "migration-owner"]).status.success());
+    let agent = sb.script(
+        "agent.sh",
+        r#"set -e
+if [ "$BDP_ISSUE" = h1 ]; then mkdir -p schema; echo x > schema/users.sql; else echo y > docs.txt; fi
+git add -A; git commit -q -m "work on $BDP_ISSUE""#,
+    );
+    let out = sb.bdp(&["run", "--plain", "--retries", "0", "--lock-hook", "--", agent.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    let issues = sb.issues();
+    assert_eq!(issues["h2"]["status"], "closed", "a path nobody locked commits");
+    let released = sb.events("issue_released").into_iter().find(|r| r["issue"] == "h1").unwrap();
+    let detail = released["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("bdp: refused: schema/users.sql is locked by migration-owner (schema/**, since "),
+        "{detail}"
+    );
+    assert!(sb.main_subjects().contains(&"work on h2".to_string()));
+    assert!(!sb.main_subjects().contains(&"work on h1".to_string()));
+}

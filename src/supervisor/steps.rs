@@ -179,6 +179,7 @@ impl Orchestrator {
             self.fresh_worktrees.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.to_string());
         }
         let (tx, issue, git_lock) = (self.tx.clone(), id.to_string(), self.git_lock.clone());
+        let lock_hook = self.opts.lock_hook.then(|| (self.repo.bdp_dir().join("hooks"), self.bdp_exe.clone()));
         tokio::task::spawn_blocking(move || {
             let _git = git_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let result = (|| -> Result<(String, String), String> {
@@ -187,6 +188,9 @@ impl Orchestrator {
                 git::delete_branch(&root, &branch).map_err(|e| e.to_string())?;
                 std::fs::create_dir_all(&worktrees_dir).map_err(|e| format!("{}: {e}", worktrees_dir.display()))?;
                 git::add_worktree(&root, &path, &branch, &base).map_err(|e| e.to_string())?;
+                if let Some((hooks, bdp)) = &lock_hook {
+                    install_lock_hook(&root, &path, hooks, bdp)?;
+                }
                 Ok((path.display().to_string(), branch))
             })();
             let _ = tx.send(Input::WorktreeReady { issue, result });
@@ -595,6 +599,23 @@ impl Orchestrator {
         }
         Ok(())
     }
+}
+
+/// `--lock-hook`: the worktree's hooks are bdp's (`.bdp/hooks/`, a config of this worktree only), whose
+/// pre-commit hook checks the file locks and then runs the repository's own.
+fn install_lock_hook(root: &Path, worktree: &Path, hooks: &Path, bdp: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(hooks).map_err(|e| format!("cannot create {}: {e}", hooks.display()))?;
+    let hook = hooks.join("pre-commit");
+    std::fs::write(&hook, crate::cli::commands::lock::pre_commit_hook(bdp))
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))
+        })
+        .map_err(|e| format!("cannot write {}: {e}", hook.display()))?;
+    git::run(root, ["config", "extensions.worktreeConfig", "true"]).map_err(|e| e.to_string())?;
+    let hooks = hooks.display().to_string();
+    git::run(worktree, ["config", "--worktree", "core.hooksPath", hooks.as_str()]).map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// Commits the issue's branch has beyond the base, whether its worktree has uncommitted changes, and its head.

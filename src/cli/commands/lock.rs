@@ -39,6 +39,17 @@ pub enum LockCommand {
     Release(ReleaseArgs),
     /// The locks held, and who waits for what.
     List(ListArgs),
+    /// Exit 1 when a PATH (default: the paths staged for commit) is locked exclusively by another holder,
+    /// naming it (the pre-commit hook of `bdp run --lock-hook`).
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Repo-relative paths [default: `git diff --cached --name-only`].
+    pub paths: Vec<String>,
+    #[arg(long, value_name = "ID")]
+    pub holder: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +108,7 @@ pub fn run(repo: &Repo, args: &LockArgs) -> CliResult<Outcome> {
         LockCommand::Acquire(a) => acquire(repo, a),
         LockCommand::Release(r) => release(repo, r),
         LockCommand::List(l) => list(repo, l),
+        LockCommand::Check(c) => check(repo, c),
     }
 }
 
@@ -507,4 +519,50 @@ fn list(repo: &Repo, args: &ListArgs) -> CliResult<Outcome> {
         );
     }
     Ok(Outcome::Ok)
+}
+
+fn check(repo: &Repo, args: &CheckArgs) -> CliResult<Outcome> {
+    // No holder (a person's commit): every exclusive lock counts.
+    let me = holder_of(&args.holder).unwrap_or_default();
+    let paths: Vec<String> = if args.paths.is_empty() {
+        let cwd = std::env::current_dir().map_err(|e| CliError::io("read", Path::new("."), &e))?;
+        let staged = crate::git::run(&cwd, ["diff", "--cached", "--name-only"])
+            .map_err(|e| CliError::user(format!("cannot list the staged paths: {e}")))?;
+        staged.lines().map(str::to_string).collect()
+    } else {
+        args.paths.clone()
+    };
+    let locks = snapshot(repo).locks;
+    let mut refused = Vec::new();
+    for text in &paths {
+        let Ok(path) = LockPath::parse(text) else { continue };
+        for lock in locks.iter().filter(|l| !l.shared && l.holder != me) {
+            if LockPath::parse(&lock.path).is_ok_and(|theirs| theirs.overlaps(&path)) {
+                refused.push(format!("{text} is locked by {} ({}, since {})", lock.holder, lock.path, lock.since));
+            }
+        }
+    }
+    if refused.is_empty() {
+        return Ok(Outcome::Ok);
+    }
+    // The refusal last: what an agent's failure is reported by.
+    eprintln!("bdp: commit refused; wait for the lock (`bdp lock acquire PATH`) or leave the file to its holder");
+    for line in &refused {
+        eprintln!("bdp: refused: {line}");
+    }
+    Ok(Outcome::Found)
+}
+
+/// The pre-commit hook of `bdp run --lock-hook`: `bdp lock check` on the staged paths, then the
+/// repository's own pre-commit hook, if it has one.
+pub fn pre_commit_hook(bdp: &Path) -> String {
+    let quoted =
+        bdp.display().to_string().replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$").replace('`', "\\`");
+    format!(
+        "#!/bin/sh\n# bdp run --lock-hook: refuse a commit that touches a path another agent holds an exclusive\n\
+         # file lock on (bdp lock), then run the repository's own pre-commit hook.\n\
+         \"{quoted}\" lock check || exit 1\n\
+         common=$(git rev-parse --git-common-dir)\n\
+         if [ -x \"$common/hooks/pre-commit\" ]; then exec \"$common/hooks/pre-commit\" \"$@\"; fi\n"
+    )
 }
