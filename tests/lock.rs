@@ -268,3 +268,15 @@ git add -A; git commit -q -m "work on $BDP_ISSUE""#,
     assert!(sb.main_subjects().contains(&"work on h2".to_string()));
     assert!(!sb.main_subjects().contains(&"work on h1".to_string()));
 }
+
+/// A lock the log cannot record is not held: the acquire fails naming why, and nothing is locked.
+#[test]
+fn a_grant_the_log_cannot_record_is_taken_back() {
+    let sb = sandbox();
+    std::fs::create_dir_all(sb.root().join(".bdp")).unwrap();
+    std::fs::write(sb.root().join(".bdp/events"), "not a directory").unwrap();
+    let out = lock(&sb, &["acquire", "a.txt", "--holder", "h"]);
+    assert_eq!(out.status.code(), Some(2), "{}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains(".bdp/events") && stderr(&out).contains("nothing was locked"), "{}", stderr(&out));
+    assert!(stdout(&lock(&sb, &["list"])).contains("no file locks held"));
+}

@@ -343,8 +343,14 @@ fn acquire(repo: &Repo, args: &AcquireArgs) -> CliResult<Outcome> {
                 waited_ms,
                 ttl_ms: args.ttl.map(|t| t.as_millis() as u64),
             });
+            // A grant the log cannot record is taken back: no lock is held that the log does not know.
+            if let Err(e) = record(repo, events) {
+                for path in &names {
+                    let _ = std::fs::remove_file(entry_file(&table.dir, &holder, path));
+                }
+                return Err(e.with_hint("nothing was locked"));
+            }
             drop(guard);
-            record(repo, events)?;
             println!(
                 "locked {} ({}, held by {holder})",
                 names.join(", "),
