@@ -280,3 +280,31 @@ fn a_grant_the_log_cannot_record_is_taken_back() {
     assert!(stderr(&out).contains(".bdp/events") && stderr(&out).contains("nothing was locked"), "{}", stderr(&out));
     assert!(stdout(&lock(&sb, &["list"])).contains("no file locks held"));
 }
+
+/// What `bdp lock` says, as a person sees it (pids and times filtered).
+#[test]
+fn lock_transcripts() {
+    let sb = sandbox();
+    let root = sb.root();
+    let mut text = String::new();
+    for args in [
+        &["lock", "acquire", "Cargo.toml", "src/db/**", "--holder", "bd-1#1"][..],
+        &["lock", "acquire", "src/db/schema.sql", "--holder", "bd-2#1", "--wait", "0s"],
+        &["lock", "acquire", "README.md", "--shared", "--holder", "bd-2#1", "--ttl", "30m"],
+        &["lock", "list"],
+        &["lock", "check", "src/db/x.sql", "docs/a.md", "--holder", "bd-2#1"],
+        &["lock", "release", "--all", "--holder", "bd-1#1"],
+        &["lock", "release", "nothing.txt", "--holder", "bd-1#1"],
+        &["lock", "acquire", "../elsewhere", "--holder", "bd-1#1"],
+    ] {
+        text.push_str(&crate::common::transcript(root, args));
+    }
+    let filters = vec![
+        (r"pid \d+", "pid [PID]"),
+        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "[TIME]"),
+        (r"(?m)^(\S+\s+(?:exclusive|shared)\s+\S+\s+)\d+", "$1[PID]"),
+    ];
+    insta::with_settings!({ filters => filters }, {
+        insta::assert_snapshot!("lock_transcripts", text);
+    });
+}

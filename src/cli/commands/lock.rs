@@ -552,7 +552,7 @@ fn check(repo: &Repo, args: &CheckArgs) -> CliResult<Outcome> {
         return Ok(Outcome::Ok);
     }
     // The refusal last: what an agent's failure is reported by.
-    eprintln!("bdp: commit refused; wait for the lock (`bdp lock acquire PATH`) or leave the file to its holder");
+    eprintln!("bdp: locked by another holder; wait for the lock (`bdp lock acquire PATH`) or leave the file to it");
     for line in &refused {
         eprintln!("bdp: refused: {line}");
     }
