@@ -291,19 +291,21 @@ fn record(repo: &Repo, events: Vec<Event>) -> CliResult<()> {
     Ok(())
 }
 
-fn acquire(repo: &Repo, args: &AcquireArgs) -> CliResult<Outcome> {
-    let holder = holder_of(&args.holder)?;
+/// Paths as the user gave them: repo-relative, or absolute inside the agent's worktree or the repository.
+fn user_paths(repo: &Repo, texts: &[String]) -> Result<Vec<LockPath>, crate::filelock::PathError> {
     let worktree = std::env::var("BDP_WORKTREE").ok().map(PathBuf::from);
     let mut roots: Vec<&Path> = vec![repo.root.as_path()];
     if let Some(w) = &worktree {
         roots.insert(0, w.as_path());
     }
-    let mut wanted = Vec::new();
-    for text in &args.paths {
-        wanted.push(LockPath::from_user(text, &roots).map_err(|e| {
-            CliError::user(format!("cannot lock: {e}")).with_hint("paths are relative to the repository's top")
-        })?);
-    }
+    texts.iter().map(|text| LockPath::from_user(text, &roots)).collect()
+}
+
+fn acquire(repo: &Repo, args: &AcquireArgs) -> CliResult<Outcome> {
+    let holder = holder_of(&args.holder)?;
+    let wanted = user_paths(repo, &args.paths).map_err(|e| {
+        CliError::user(format!("cannot lock: {e}")).with_hint("paths are relative to the repository's top")
+    })?;
     let wanted = canonical(wanted);
     let names: Vec<String> = wanted.iter().map(LockPath::as_string).collect();
     let pid = owner_pid();
@@ -436,16 +438,7 @@ fn release(repo: &Repo, args: &ReleaseArgs) -> CliResult<Outcome> {
     let paths = if args.all {
         None
     } else {
-        let worktree = std::env::var("BDP_WORKTREE").ok().map(PathBuf::from);
-        let mut roots: Vec<&Path> = vec![repo.root.as_path()];
-        if let Some(w) = &worktree {
-            roots.insert(0, w.as_path());
-        }
-        let mut ps = Vec::new();
-        for text in &args.paths {
-            ps.push(LockPath::from_user(text, &roots).map_err(|e| CliError::user(format!("cannot release: {e}")))?);
-        }
-        Some(ps)
+        Some(user_paths(repo, &args.paths).map_err(|e| CliError::user(format!("cannot release: {e}")))?)
     };
     let table = Table::open(repo)?;
     let released = {
