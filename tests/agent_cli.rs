@@ -333,3 +333,64 @@ fi"#;
     assert!(sb.main_subjects().contains(&"agent: cv-1".to_string()));
     sb.assert_clean_end();
 }
+
+/// The claude preset starts `bdp mcp` for its agent (`--mcp-config`), and the real CLI calls its tools:
+/// the model takes a file lock on agent.txt, reports its progress, then commits. The lock is recorded for
+/// the attempt (`ISSUE#1`, the holder the CLI's environment gave the server) and given back when the
+/// attempt ends; the progress report is recorded for the attempt and shown by `bdp replay`.
+#[test]
+fn the_claude_preset_gives_its_agent_bdps_mcp_tools() {
+    let Some(api) = StandIn::start("the_claude_preset_gives_its_agent_bdps_mcp_tools") else { return };
+    let sb = Sandbox::new(&[("mc-1", "locks first", 2, &[])]);
+    let mut cmd = sb.bdp_cmd(&["run", "--plain", "--agent", "claude", "--retries", "0"]);
+    api.env(&mut cmd, "mcp");
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_mcp_tools_were_used(&sb, &api, "mc-1");
+}
+
+/// The same through the real codex CLI (`-c mcp_servers.bdp.*`, its environment passed on by `env_vars`).
+#[test]
+fn the_codex_preset_gives_its_agent_bdps_mcp_tools() {
+    let Some(api) = StandIn::start_for("the_codex_preset_gives_its_agent_bdps_mcp_tools", "codex") else { return };
+    let sb = Sandbox::new(&[("mx-1", "locks first", 2, &[])]);
+    let mut args = vec!["run", "--plain", "--agent", "codex", "--retries", "0", "--"];
+    let flags = api.codex_flags("mcp");
+    args.extend(flags.iter().map(String::as_str));
+    let mut cmd = sb.bdp_cmd(&args);
+    api.codex_env(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_mcp_tools_were_used(&sb, &api, "mx-1");
+}
+
+fn assert_mcp_tools_were_used(sb: &Sandbox, api: &StandIn, id: &str) {
+    let requests = api.requests();
+    let results: Vec<String> = requests
+        .iter()
+        .flat_map(|r| r["tool_results"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
+    let holder = format!("{id}#1");
+    assert!(
+        results.iter().any(|t| t.contains(&format!("locked agent.txt (exclusive, held by {holder})"))),
+        "the lock tool's answer reached the model: {results:?}\n{requests:?}"
+    );
+    assert!(results.iter().any(|t| t.contains("noted: writing agent.txt (50%, step 2/3)")), "{results:?}");
+    let acquired = sb.events("file_lock_acquired");
+    assert_eq!(acquired.len(), 1, "{acquired:?}");
+    assert_eq!(acquired[0]["holder"], holder.as_str());
+    assert_eq!(acquired[0]["paths"], serde_json::json!(["agent.txt"]));
+    let released = sb.events("file_lock_released");
+    assert_eq!(released.len(), 1, "the attempt's end gave the lock back: {released:?}");
+    assert_eq!(released[0]["holder"], holder.as_str());
+    let progress = sb.events("progress_reported");
+    assert_eq!(progress.len(), 1, "{progress:?}");
+    assert_eq!(progress[0]["issue"], id);
+    assert_eq!(progress[0]["attempt"], 1);
+    assert_eq!(progress[0]["percent"], 50);
+    assert_eq!(sb.issues()[id]["status"], "closed");
+    let replay = sb.bdp(&["replay", "--issue", id]);
+    assert!(stdout(&replay).contains("attempt 1: writing agent.txt (50%, step 2/3)"), "{}", stdout(&replay));
+    sb.assert_clean_end();
+}

@@ -8,7 +8,7 @@ mod paths;
 mod render;
 mod tracker;
 
-use commands::{audit, clean, demo, events, lock, logs, plan, replay, run, status, stop, summary, verify};
+use commands::{audit, clean, demo, events, lock, logs, mcp, plan, replay, run, status, stop, summary, verify};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,7 +32,15 @@ pub struct Cli {
 
     /// Which tracker to read and write: bd or br if the repo has their database and the binary is on
     /// PATH, else .beads/issues.jsonl directly.
-    #[arg(long, global = true, value_enum, default_value = "auto", value_name = "KIND", display_order = 902)]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "KIND",
+        env = "BDP_TRACKER",
+        display_order = 902
+    )]
     pub tracker: crate::tracker::TrackerKind,
 
     #[command(subcommand)]
@@ -62,6 +70,9 @@ pub enum Command {
     Stop(stop::StopArgs),
     /// File locks for agents: acquire (all or none, waiting; deadlocks found at once), release, list.
     Lock(lock::LockArgs),
+    /// An MCP server on stdio for an agent of `bdp run`: lock_acquire, lock_release, lock_list,
+    /// report_progress, issue. The claude and codex presets start it for each agent.
+    Mcp(mcp::McpArgs),
     /// Show the tracks of ready work and the estimated makespan with N agents.
     Plan(plan::PlanArgs),
     /// Summarize past sessions: issues done/failed/conflicted, time per issue and phase, speedup, crashes, usage.
@@ -164,6 +175,7 @@ fn run(cli: Cli) -> CliResult<Outcome> {
         Command::Run(args) => run::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),
         Command::Stop(args) => stop::run(&Repo::discover(cli.repo.as_deref())?, &args),
         Command::Lock(args) => lock::run(&Repo::discover(cli.repo.as_deref())?, &args),
+        Command::Mcp(args) => mcp::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),
         Command::Plan(args) => plan::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),
         Command::Summary(args) => summary::run(&Repo::discover(cli.repo.as_deref())?, &args),
         Command::Status(args) => status::run(&Repo::discover(cli.repo.as_deref())?, cli.tracker, &args),

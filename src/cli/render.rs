@@ -113,6 +113,9 @@ pub fn describe(event: &Event) -> String {
         }
         Event::FileLockReleased { holder, paths } => format!("{holder} unlocked {}", paths.join(", ")),
         Event::FileLockBroken { holder, path, reason, by } => format!("{by} broke {holder}'s lock on {path}: {reason}"),
+        Event::ProgressReported { attempt, status, percent, step, steps, .. } => {
+            format!("attempt {attempt}: {}", progress_text(status, *percent, *step, *steps))
+        }
         Event::HookRan { hook, code, duration_ms, .. } => match code {
             Some(0) => format!("{} hook passed in {}", hook.key(), duration(*duration_ms)),
             Some(code) => format!("{} hook exited {code} after {}", hook.key(), duration(*duration_ms)),
@@ -279,4 +282,23 @@ mod tests {
             "attempt 2 in 5.0s: stalled: no output for 10m (resolves its conflict with 0123456789ab in a.rs, b.rs)"
         );
     }
+}
+
+/// An agent's progress report as one line: its status (control characters dropped, cut to 120
+/// characters), then the percent and the step it gave, if any: `writing tests (60%, step 3/5)`.
+pub fn progress_text(status: &str, percent: Option<u8>, step: Option<u32>, steps: Option<u32>) -> String {
+    let mut text: String = one_line(status);
+    if text.chars().count() > 120 {
+        text = text.chars().take(119).collect::<String>() + "…";
+    }
+    let mut extra = Vec::new();
+    if let Some(p) = percent {
+        extra.push(format!("{p}%"));
+    }
+    match (step, steps) {
+        (Some(s), Some(n)) => extra.push(format!("step {s}/{n}")),
+        (Some(s), None) => extra.push(format!("step {s}")),
+        _ => {}
+    }
+    if extra.is_empty() { text } else { format!("{text} ({})", extra.join(", ")) }
 }

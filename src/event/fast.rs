@@ -157,6 +157,14 @@ mirrors! {
     }
     "file_lock_released" => FileLockReleased { holder: String, paths: Vec<String> }
     "file_lock_broken" => FileLockBroken { holder: String, path: String, reason: String, by: String }
+    "progress_reported" => ProgressReported {
+        issue: IssueId,
+        attempt: u32,
+        status: String,
+        #[serde(default)] percent: Option<u8>,
+        #[serde(default)] step: Option<u32>,
+        #[serde(default)] steps: Option<u32>,
+    }
     "reconcile_finding" => ReconcileFinding { kind: String, #[serde(default)] issue: Option<IssueId>, detail: String }
     "repair_applied" => RepairApplied { kind: String, #[serde(default)] issue: Option<IssueId>, action: String }
     "retry_scheduled" => RetryScheduled {
@@ -325,6 +333,22 @@ mod tests {
                 deadlock: vec![],
             },
             Event::FileLockReleased { holder: "bd-1#2".into(), paths: vec!["Cargo.toml".into()] },
+            Event::ProgressReported {
+                issue: i(),
+                attempt: 2,
+                status: "tests pass; writing docs".into(),
+                percent: Some(60),
+                step: Some(3),
+                steps: Some(5),
+            },
+            Event::ProgressReported {
+                issue: i(),
+                attempt: 1,
+                status: "reading".into(),
+                percent: None,
+                step: None,
+                steps: None,
+            },
             Event::FileLockBroken {
                 holder: "bd-2#1".into(),
                 path: "a".into(),

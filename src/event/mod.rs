@@ -427,6 +427,19 @@ pub enum Event {
         reason: String,
         by: String,
     },
+    /// The agent of `attempt` said how far it is (`report_progress`, a tool of `bdp mcp`): a status line,
+    /// and a percent or a step count (`step` of `steps`) when it gave one.
+    ProgressReported {
+        issue: IssueId,
+        attempt: u32,
+        status: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        percent: Option<u8>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        steps: Option<u32>,
+    },
     /// A workspace hook (`[hooks]` in `.bdp/config.toml`) ran in the issue's worktree for `attempt`
     /// (`after_create` and `before_run` before its agent, `after_run` after it, `before_remove` before the
     /// worktree goes); `code` is its exit status (none: killed or not started).
@@ -543,6 +556,7 @@ event_kinds! {
     FileLockRefused => "file_lock_refused",
     FileLockReleased => "file_lock_released",
     FileLockBroken => "file_lock_broken",
+    ProgressReported => "progress_reported",
     ReconcileFinding => "reconcile_finding",
     RepairApplied => "repair_applied",
     RetryScheduled => "retry_scheduled",
@@ -573,7 +587,8 @@ impl Event {
             | Event::TrackerIssueClosed { issue, .. }
             | Event::RetryScheduled { issue, .. }
             | Event::HookRan { issue, .. }
-            | Event::ReviewVerdict { issue, .. } => Some(issue),
+            | Event::ReviewVerdict { issue, .. }
+            | Event::ProgressReported { issue, .. } => Some(issue),
             Event::LockAcquired { issue, .. }
             | Event::ReconcileFinding { issue, .. }
             | Event::RepairApplied { issue, .. } => issue.as_deref(),

@@ -226,6 +226,7 @@ impl State {
                     check_passed: None,
                     carries_on,
                     verdict: None,
+                    progress: None,
                 });
                 self.issues.get_mut(issue).expect("claimed issues exist").attempts = *attempt;
             }
@@ -376,6 +377,21 @@ impl State {
             | Event::FileLockRefused { .. }
             | Event::FileLockReleased { .. }
             | Event::FileLockBroken { .. } => {}
+            // An agent's word on its progress: kept on its attempt while that is the claim's open attempt. A
+            // report that arrives after its attempt ended (the agent's tool server outliving it) is history
+            // only, not an inconsistency.
+            Event::ProgressReported { issue, attempt, status, percent, step, steps } => {
+                let open = self
+                    .issues
+                    .get_mut(issue)
+                    .and_then(|i| i.claim.as_mut())
+                    .and_then(|c| c.attempt.as_mut())
+                    .filter(|a| a.number == *attempt && a.is_open());
+                if let Some(a) = open {
+                    a.progress =
+                        Some(Progress { seq, status: status.clone(), percent: *percent, step: *step, steps: *steps });
+                }
+            }
             Event::TrackerIssueClosed { issue, .. } => {
                 self.issues.entry(issue.clone()).or_default().closed_seq = Some(seq);
             }

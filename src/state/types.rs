@@ -191,6 +191,22 @@ pub struct Attempt {
     /// The reviewer's verdict on this attempt's work, once given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<crate::event::Verdict>,
+    /// What its agent last said of its progress (`report_progress`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+/// An agent's last word on how far it is (`progress_reported`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Progress {
+    pub seq: u64,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u32>,
 }
 
 impl Attempt {

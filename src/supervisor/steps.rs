@@ -199,12 +199,18 @@ impl Orchestrator {
 
     /// The `BDP_*` environment an agent and a check share.
     fn bdp_env(&self, id: &str, attempt: u32, workdir: &str) -> Vec<(String, String)> {
-        vec![
+        let mut env = vec![
             ("BDP_ISSUE".into(), id.to_string()),
             ("BDP_WORKTREE".into(), workdir.to_string()),
             ("BDP_SESSION".into(), self.log.session().to_string()),
             ("BDP_ATTEMPT".into(), attempt.to_string()),
-        ]
+        ];
+        // Which tracker the agent's `bdp` commands (`bdp mcp`'s `issue` tool) read: the run's own.
+        let tracker = self.tracker.name();
+        if ["jsonl", "bd", "br"].contains(&tracker) {
+            env.push(("BDP_TRACKER".into(), tracker.to_string()));
+        }
+        env
     }
 
     /// Where the issue's agent works.
@@ -264,6 +270,7 @@ impl Orchestrator {
             git_dir: &self.git_dir,
             worktree_git_dir: &worktree_git_dir,
             agent_session: &agent_session,
+            bdp: &self.bdp_exe.display().to_string(),
         };
         let mut argv = substitute(&self.opts.template, &vars);
         if let Some((preset, session, why)) = self.resumable(id, attempt) {
@@ -454,7 +461,7 @@ impl Orchestrator {
             return;
         }
         let holder = format!("{id}#{attempt}");
-        let released = crate::cli::commands::lock::Table::open(&self.repo).and_then(|table| table.release_all(&holder));
+        let released = crate::file_locks::Table::open(&self.repo).and_then(|table| table.release_all(&holder));
         match released {
             Ok(paths) if !paths.is_empty() => self.defer(vec![Event::FileLockReleased { holder, paths }]),
             Ok(_) => {}
@@ -481,6 +488,7 @@ impl Orchestrator {
                     git_dir: &self.git_dir,
                     worktree_git_dir: &worktree_git_dir(&workdir, &self.git_dir),
                     agent_session: &session,
+                    bdp: &self.bdp_exe.display().to_string(),
                 };
                 let text = super::review::instruction(&prompt_file, &self.base, &files);
                 // The agent's own CLI reviews with the agent's flags (`--agent codex -- -c …`: its provider).

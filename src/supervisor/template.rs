@@ -22,7 +22,30 @@ pub enum Preset {
 /// (`Glob`, `Grep`, `LS`, `MultiEdit`, `TodoWrite`) and new ones (`Task*`), as the CLI's versions name
 /// them (a name a version does not have is ignored). Not the web tools. One `=` argument: a space would
 /// let the variadic option swallow the prompt that follows.
-pub const CLAUDE_TOOLS: &str = "--allowedTools=Bash,Edit,MultiEdit,Write,Read,NotebookEdit,Glob,Grep,LS,TodoWrite,TaskCreate,TaskGet,TaskList,TaskUpdate";
+/// `mcp__bdp` allows every tool of the `bdp mcp` server the preset starts.
+pub const CLAUDE_TOOLS: &str = "--allowedTools=Bash,Edit,MultiEdit,Write,Read,NotebookEdit,Glob,Grep,LS,TodoWrite,TaskCreate,TaskGet,TaskList,TaskUpdate,mcp__bdp";
+
+/// The `bdp mcp` server for claude (`--mcp-config` takes JSON strings; one `=` argument, as above). Claude
+/// starts it with its own environment, so it knows the attempt (`$BDP_ISSUE`, `$BDP_ATTEMPT`).
+pub const CLAUDE_MCP: &str =
+    r#"--mcp-config={"mcpServers":{"bdp":{"type":"stdio","command":{bdp_json},"args":["mcp"]}}}"#;
+
+/// The `bdp mcp` server for codex, as `-c` overrides of its config (TOML values). Codex starts MCP servers
+/// with a few variables of its environment only: `env_vars` passes the attempt's on. Its default tool
+/// timeout (60 s) is shorter than a lock's longest wait (600 s). `exec` never asks for an approval, so an MCP
+/// tool that needs one is refused: its tools are approved here.
+pub const CODEX_MCP: [&str; 10] = [
+    "-c",
+    "mcp_servers.bdp.command={bdp_json}",
+    "-c",
+    r#"mcp_servers.bdp.args=["mcp"]"#,
+    "-c",
+    r#"mcp_servers.bdp.env_vars=["BDP_ISSUE","BDP_ATTEMPT","BDP_WORKTREE","BDP_SESSION","BDP_WRAPPER_PID","BDP_TRACKER"]"#,
+    "-c",
+    "mcp_servers.bdp.tool_timeout_sec=660",
+    "-c",
+    r#"mcp_servers.bdp.default_tools_approval_mode="approve""#,
+];
 
 /// The instruction both presets pass as the prompt: the issue itself is in the prompt file.
 pub const PRESET_INSTRUCTION: &str =
@@ -47,6 +70,7 @@ impl Preset {
                 "--permission-mode",
                 "dontAsk",
                 CLAUDE_TOOLS,
+                CLAUDE_MCP,
                 "--session-id",
                 "{agent_session}",
             ],
@@ -67,6 +91,9 @@ impl Preset {
             ],
         };
         let mut argv: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        if self == Preset::Codex {
+            argv.extend(CODEX_MCP.iter().map(|w| w.to_string()));
+        }
         argv.push(PRESET_INSTRUCTION.to_string());
         argv
     }
@@ -107,11 +134,23 @@ pub struct Vars<'a> {
     pub worktree_git_dir: &'a str,
     /// A UUID for the attempt's agent session ([`agent_session_id`]).
     pub agent_session: &'a str,
+    /// This bdp program's path (`{bdp}`; `{bdp_json}` is it as a quoted JSON string, which is also a TOML
+    /// one, for the MCP configurations of the presets).
+    pub bdp: &'a str,
 }
 
 /// The placeholders a template may use.
-pub const PLACEHOLDERS: &[&str] =
-    &["{id}", "{prompt_file}", "{worktree}", "{attempt}", "{git_dir}", "{worktree_git_dir}", "{agent_session}"];
+pub const PLACEHOLDERS: &[&str] = &[
+    "{id}",
+    "{prompt_file}",
+    "{worktree}",
+    "{attempt}",
+    "{git_dir}",
+    "{worktree_git_dir}",
+    "{agent_session}",
+    "{bdp}",
+    "{bdp_json}",
+];
 
 /// The session id bdp gives an attempt's agent (`claude --session-id`): a UUID (version 4 layout) made
 /// from the run's session, the issue and the attempt, so it is known before the agent prints anything and
@@ -149,6 +188,7 @@ pub fn resume_claude(argv: &[String], session: &str, note: &str) -> Vec<String> 
 /// Replaces every placeholder in every argument. Each argument stays one argument.
 pub fn substitute(template: &[String], vars: &Vars<'_>) -> Vec<String> {
     let attempt = vars.attempt.to_string();
+    let bdp_json = serde_json::Value::from(vars.bdp).to_string();
     template
         .iter()
         .map(|arg| {
@@ -164,6 +204,8 @@ pub fn substitute(template: &[String], vars: &Vars<'_>) -> Vec<String> {
                     ("{git_dir}", vars.git_dir),
                     ("{worktree_git_dir}", vars.worktree_git_dir),
                     ("{agent_session}", vars.agent_session),
+                    ("{bdp_json}", bdp_json.as_str()),
+                    ("{bdp}", vars.bdp),
                 ] {
                     if let Some(after) = rest.strip_prefix(name) {
                         out.push_str(value);
@@ -243,6 +285,7 @@ mod tests {
             git_dir: "/r/.git",
             worktree_git_dir: "/r/.git/worktrees/wt",
             agent_session: "u-1",
+            bdp: "/opt/b\"dp",
         }
     }
 

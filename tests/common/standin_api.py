@@ -14,6 +14,8 @@ says what the "model" does:
   badkey    every request fails with HTTP 401 `authentication_error`.
   hangfirst a session's first request is never answered (the CLI waits, silent: a stall); later
             requests of the same session (the CLI's x-claude-code-session-id: a resume) as `commit`.
+  mcp       as `commit`, but first calls bdp's MCP tools, one per turn: `lock_acquire` on agent.txt, then
+            `report_progress` (whatever name the CLI gives them: the tool whose name ends so).
   toolong   every request fails with HTTP 400 `invalid_request_error`, "prompt is too long" (the context
             is exhausted; Responses: `context_length_exceeded`).
 
@@ -82,6 +84,53 @@ def stream(content, stop_reason, model):
     return sse(events)
 
 
+MCP_STEPS = [("lock_acquire", {"paths": ["agent.txt"], "wait_seconds": 5}),
+             ("report_progress", {"status": "writing agent.txt", "percent": 50, "step": 2, "steps": 3})]
+
+
+def tool_results(body):
+    """The texts of the tool results so far, Messages or Responses shaped, in order."""
+    out = []
+    for m in body.get("messages", []):
+        for c in m.get("content") if isinstance(m.get("content"), list) else []:
+            if isinstance(c, dict) and c.get("type") == "tool_result":
+                inner = c.get("content")
+                if isinstance(inner, list):
+                    inner = " ".join(x.get("text", "") for x in inner if isinstance(x, dict))
+                out.append(str(inner))
+    for i in body.get("input", []):
+        if isinstance(i, dict) and i.get("type") == "function_call_output":
+            output = i.get("output")
+            out.append(output if isinstance(output, str) else json.dumps(output))
+    return out
+
+
+def tool_names(body):
+    """Every tool name the request offers (Responses namespaces hold tools of their own)."""
+    names = []
+    for t in body.get("tools", []):
+        if not isinstance(t, dict):
+            continue
+        if t.get("name"):
+            names.append(t["name"])
+        for inner in t.get("tools", []) or []:
+            if isinstance(inner, dict) and inner.get("name"):
+                names.append(t.get("name", "") + "." + inner["name"] if t.get("name") else inner["name"])
+    return names
+
+
+def mcp_call(body):
+    """In `mcp` mode, the MCP tool call this turn makes (name, input), if one is left."""
+    names = tool_names(body)
+    done = len(tool_results(body))
+    if done < len(MCP_STEPS):
+        suffix, args = MCP_STEPS[done]
+        for name in names:
+            if name.endswith(suffix):
+                return name, args
+    return None
+
+
 def has_tool_result(body):
     for m in body.get("messages", []):
         content = m.get("content")
@@ -130,7 +179,12 @@ class Handler(BaseHTTPRequestHandler):
                                     "messages": len(body.get("messages", body.get("input", []))),
                                     "metadata": body.get("metadata"),
                                     "last_user": last_user_text(body),
+                                    "tool_names": tool_names(body),
+                                    "tool_results": tool_results(body),
                                     "session": session}) + "\n")
+        if os.environ.get("STANDIN_RAW"):
+            with open(os.environ["STANDIN_RAW"], "a") as f:
+                f.write(json.dumps(body) + "\n")
         if responses:
             self.answer_responses_api(mode, body, session)
             return
@@ -162,7 +216,17 @@ class Handler(BaseHTTPRequestHandler):
         command = DEFAULT_COMMAND
         if mode.startswith("commit:"):
             command = urllib.parse.unquote(mode[len("commit:"):])
-        if mode.startswith("commit") and "Bash" in tools and not has_tool_result(body):
+        call = mcp_call(body) if mode == "mcp" else None
+        if call:
+            content = [{"type": "text", "text": "First the lock, then a word on progress."},
+                       {"type": "tool_use", "id": f"toolu_standin_mcp_{len(tool_results(body))}", "name": call[0],
+                        "input": call[1]}]
+            stop = "tool_use"
+        elif mode == "mcp" and "Bash" in tools and len(tool_results(body)) == len(MCP_STEPS):
+            content = [{"type": "tool_use", "id": "toolu_standin_1", "name": "Bash",
+                        "input": {"command": command, "description": "Write agent.txt and commit it"}}]
+            stop = "tool_use"
+        elif mode.startswith("commit") and "Bash" in tools and not has_tool_result(body):
             content = [{"type": "text", "text": "I will write the file and commit it."},
                        {"type": "tool_use", "id": "toolu_standin_1", "name": "Bash",
                         "input": {"command": command, "description": "Write agent.txt and commit it"}}]
@@ -228,7 +292,18 @@ def _responses(self, mode, body, session):
         command = urllib.parse.unquote(mode[len("commit:"):])
     tools = [t.get("name") for t in body.get("tools", []) if isinstance(t, dict)]
     events = [{"type": "response.created", "response": {"id": "resp_standin"}}]
-    if mode.startswith("commit") and "exec_command" in tools and not has_call_output(body):
+    call = mcp_call(body) if mode == "mcp" else None
+    if call:
+        n = len(tool_results(body))
+        item = {"type": "function_call", "id": f"fc_standin_mcp_{n}", "call_id": f"call_standin_mcp_{n}",
+                "name": call[0], "arguments": json.dumps(call[1])}
+        if "." in call[0]:
+            # A tool of a namespace (codex puts an MCP server's tools in one): named apart.
+            item["namespace"], item["name"] = call[0].split(".", 1)
+    elif mode == "mcp" and "exec_command" in tools and len(tool_results(body)) == len(MCP_STEPS):
+        item = {"type": "function_call", "id": "fc_standin_1", "call_id": "call_standin_1", "name": "exec_command",
+                "arguments": json.dumps({"cmd": command})}
+    elif mode.startswith("commit") and "exec_command" in tools and not has_call_output(body):
         item = {"type": "function_call", "id": "fc_standin_1", "call_id": "call_standin_1", "name": "exec_command",
                 "arguments": json.dumps({"cmd": command})}
     else:

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod events;
 pub mod lock;
 pub mod logs;
+pub mod mcp;
 pub mod plan;
 pub mod replay;
 pub mod run;

@@ -36,6 +36,7 @@ pub fn print(
             Isolation::None => "in the repository itself".to_string(),
         }
     );
+    let bdp = std::env::current_exe().map_or_else(|_| "bdp".to_string(), |p| p.display().to_string());
     for (n, issue) in order.iter().enumerate() {
         let attempt = attempts.get(&issue.id).copied().unwrap_or(0) + 1;
         let workdir = match opts.isolation {
@@ -58,6 +59,7 @@ pub fn print(
             git_dir,
             worktree_git_dir: &worktree_git_dir,
             agent_session: &session,
+            bdp: &bdp,
         };
         let argv = substitute(&opts.template, &vars);
         let when = if n < opts.agents { "starts at once" } else { "queued" };

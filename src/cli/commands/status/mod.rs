@@ -47,7 +47,7 @@ pub(crate) struct Report {
     pub(crate) claimed: Vec<ClaimReport>,
     pub(crate) locks: Vec<LockReport>,
     /// Agents' file locks (`bdp lock`) and who waits for them.
-    pub(crate) file_locks: crate::cli::commands::lock::Listing,
+    pub(crate) file_locks: crate::file_locks::Listing,
 }
 
 #[derive(Debug, Serialize)]
@@ -224,7 +224,7 @@ fn build(repo: &Repo, tracker: TrackerKind) -> CliResult<Report> {
         agents,
         claimed,
         locks: locks(repo, &state),
-        file_locks: crate::cli::commands::lock::snapshot(repo),
+        file_locks: crate::file_locks::snapshot(repo),
     })
 }
 

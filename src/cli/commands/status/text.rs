@@ -56,7 +56,7 @@ pub(crate) fn print(r: &Report) {
     print_file_locks(&r.file_locks);
 }
 
-fn print_file_locks(listing: &crate::cli::commands::lock::Listing) {
+fn print_file_locks(listing: &crate::file_locks::Listing) {
     if listing.locks.is_empty() && listing.waiting.is_empty() {
         return;
     }
