@@ -397,7 +397,7 @@ pub fn release(repo: &Repo, holder: &str, paths: Option<&[LockPath]>) -> CliResu
 }
 
 /// What `bdp lock list --json` prints (and `bdp status` shows).
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Listing {
     pub locks: Vec<Entry>,
     /// Live waiters only.

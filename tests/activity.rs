@@ -116,6 +116,17 @@ fn build(root: &Path) {
         let mut z5 = done("bd-z5", 1, 5501, None);
         z5.truncate(7);
         append(&w, interleave(vec![k4, z5]));
+        append(
+            &w,
+            vec![Event::ProgressReported {
+                issue: "bd-k4".into(),
+                attempt: 1,
+                status: "half <b>way</b>".into(),
+                percent: Some(50),
+                step: None,
+                steps: None,
+            }],
+        );
     }
     let w = common::writer_at(root, S2, 15 * 60 * 1000);
     append(&w, vec![started(Some(S1))]);
@@ -272,6 +283,10 @@ fn replay_html_has_a_bar_per_attempt_with_its_outcome_and_the_markers() {
     assert_eq!(select(&doc, "path.m-finding").len(), 3);
     assert_eq!(select(&doc, "path.m-repair").len(), 2);
     assert_eq!(select(&doc, "path.m-merge").len(), 1);
+    // The agent's progress report, a dot on its bar, escaped.
+    let progress = select(&doc, "circle.pg title");
+    assert_eq!(progress.len(), 1);
+    assert_eq!(progress[0].text().collect::<String>(), "bd-k4 attempt 1: half <b>way</b> (50%)");
     // The events of each attempt, for hover and click, in the JSON block: k4's crosses the crash.
     let data = select(&doc, "script#bdp-attempts");
     let data: serde_json::Value = serde_json::from_str(&data[0].text().collect::<String>()).unwrap();

@@ -25,6 +25,7 @@ mod log_disk_full;
 mod log_faults;
 mod log_tail;
 mod log_writer;
+mod mcp;
 mod orchestrator_lock;
 mod plan_cli;
 mod recover;

@@ -240,6 +240,15 @@ fn status_of_a_running_session() {
     w.append(vec![started(std::process::id(), my_start_time())]).unwrap();
     w.append(common::issue_done("bd-done", 1, dead_pid(), "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567")).unwrap();
     w.append(running(root, "bd-live", 1, Some((agent.pid(), agent.start_time())), false)).unwrap();
+    w.append(vec![Event::ProgressReported {
+        issue: "bd-live".into(),
+        attempt: 1,
+        status: "migrations written;\x1b[2J tests next".into(),
+        percent: None,
+        step: Some(2),
+        steps: Some(3),
+    }])
+    .unwrap();
     w.append(running(root, "bd-dead", 1, Some((dead_pid(), Some(1))), false)).unwrap();
     let mut retry = running(root, "bd-retry", 1, Some((dead_pid(), Some(1))), false);
     retry.push(exited("bd-retry", 1, 3));

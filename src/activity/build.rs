@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::event::{Event, Phase, Record, ReleaseReason};
 
 use super::{
-    Activity, AttemptSpan, FileLockMark, IssueSpan, MergeMark, Millis, Outcome, PhaseMark, RecoveryMark,
+    Activity, AttemptSpan, FileLockMark, IssueSpan, MergeMark, Millis, Outcome, PhaseMark, ProgressMark, RecoveryMark,
     SessionEndKind, SessionSpan, TrackerCallsMark, slots,
 };
 
@@ -80,7 +80,9 @@ fn attempt_of(event: &Event) -> Option<u32> {
         | Event::AttemptAbandoned { attempt, .. }
         | Event::CheckPassed { attempt, .. }
         | Event::CheckFailed { attempt, .. }
-        | Event::ReviewVerdict { attempt, .. } => Some(*attempt),
+        | Event::ReviewVerdict { attempt, .. }
+        | Event::HookRan { attempt, .. }
+        | Event::ProgressReported { attempt, .. } => Some(*attempt),
         _ => None,
     }
 }
@@ -260,6 +262,7 @@ impl Fold {
                     check_ms: None,
                     check_passed: None,
                     verdict: None,
+                    progress: Vec::new(),
                     merge_started_ms: None,
                     merged_ms: None,
                     phases,
@@ -335,6 +338,9 @@ impl Fold {
                 a.check_passed = Some(matches!(record.event, Event::CheckPassed { .. }));
             }
             Event::ReviewVerdict { verdict, .. } => a.verdict = Some(*verdict),
+            Event::ProgressReported { status, percent, step, steps, .. } => a
+                .progress
+                .push(ProgressMark { at_ms, text: crate::text::progress_line(status, *percent, *step, *steps) }),
             Event::MergeStarted { .. } => {
                 a.merge_started_ms.get_or_insert(at_ms);
             }

@@ -189,6 +189,9 @@ pub struct AttemptSpan {
     pub phases: Vec<PhaseMark>,
     /// What the agent reported, if anything.
     pub usage: Option<AgentUsage>,
+    /// The agent's own reports of its progress (`report_progress`), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub progress: Vec<ProgressMark>,
     /// The session that recorded its exit.
     pub exited_in: Option<String>,
     /// Seqs of the records about it (claim and set-up included for the first attempt of a claim).
@@ -204,6 +207,13 @@ impl AttemptSpan {
         let started = self.merge_started_ms?;
         Some((started - exited).max(0) as u64)
     }
+}
+
+/// An agent's progress report, as one line, and when it came.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProgressMark {
+    pub at_ms: Millis,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

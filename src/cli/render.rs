@@ -284,21 +284,7 @@ mod tests {
     }
 }
 
-/// An agent's progress report as one line: its status (control characters dropped, cut to 120
-/// characters), then the percent and the step it gave, if any: `writing tests (60%, step 3/5)`.
+/// An agent's progress report as one line ([`crate::text::progress_line`]).
 pub fn progress_text(status: &str, percent: Option<u8>, step: Option<u32>, steps: Option<u32>) -> String {
-    let mut text: String = one_line(status);
-    if text.chars().count() > 120 {
-        text = text.chars().take(119).collect::<String>() + "…";
-    }
-    let mut extra = Vec::new();
-    if let Some(p) = percent {
-        extra.push(format!("{p}%"));
-    }
-    match (step, steps) {
-        (Some(s), Some(n)) => extra.push(format!("step {s}/{n}")),
-        (Some(s), None) => extra.push(format!("step {s}")),
-        _ => {}
-    }
-    if extra.is_empty() { text } else { format!("{text} ({})", extra.join(", ")) }
+    crate::text::progress_line(status, percent, step, steps)
 }

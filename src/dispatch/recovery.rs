@@ -129,6 +129,7 @@ mod tests {
                 check_passed: check,
                 carries_on: None,
                 verdict: None,
+                progress: None,
             }),
             ..Claim::new("s", 1, "bdp", 0)
         }

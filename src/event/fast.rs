@@ -333,6 +333,12 @@ mod tests {
                 deadlock: vec![],
             },
             Event::FileLockReleased { holder: "bd-1#2".into(), paths: vec!["Cargo.toml".into()] },
+            Event::FileLockBroken {
+                holder: "bd-2#1".into(),
+                path: "a".into(),
+                reason: "its holder is dead".into(),
+                by: "bd-1#2".into(),
+            },
             Event::ProgressReported {
                 issue: i(),
                 attempt: 2,
@@ -340,20 +346,6 @@ mod tests {
                 percent: Some(60),
                 step: Some(3),
                 steps: Some(5),
-            },
-            Event::ProgressReported {
-                issue: i(),
-                attempt: 1,
-                status: "reading".into(),
-                percent: None,
-                step: None,
-                steps: None,
-            },
-            Event::FileLockBroken {
-                holder: "bd-2#1".into(),
-                path: "a".into(),
-                reason: "its holder is dead".into(),
-                by: "bd-1#2".into(),
             },
             Event::ReconcileFinding { kind: "k".into(), issue: Some(i()), detail: "d".into() },
             Event::RepairApplied { kind: "k".into(), issue: Some(i()), action: "a".into() },

@@ -86,6 +86,7 @@ mod tests {
             check_passed,
             carries_on: None,
             verdict: None,
+            progress: None,
         }
     }
 

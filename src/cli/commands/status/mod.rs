@@ -90,6 +90,8 @@ pub(crate) struct AgentReport {
     pub(crate) phase: String,
     pub(crate) spawned_at: Option<String>,
     pub(crate) elapsed_ms: Option<u64>,
+    /// What the agent last said of its progress (`report_progress` of `bdp mcp`).
+    pub(crate) progress: Option<crate::state::Progress>,
 }
 
 #[derive(Debug, Serialize)]
@@ -188,6 +190,7 @@ fn build(repo: &Repo, tracker: TrackerKind) -> CliResult<Report> {
                 phase,
                 spawned_at: ts.get(&spawned.seq).cloned(),
                 elapsed_ms: ts.get(&spawned.seq).and_then(|t| live::elapsed_ms(t)),
+                progress: attempt.progress.clone(),
             }),
             _ => {
                 let (state, detail) = describe_claim(claim, stage, &ts);

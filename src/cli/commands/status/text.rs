@@ -107,6 +107,13 @@ fn print_agents(agents: &[AgentReport]) {
             if a.alive { "alive" } else { "DEAD" },
             a.pid,
         );
+        if let Some(p) = &a.progress {
+            println!(
+                "  {:<w$}  progress: {}",
+                "",
+                crate::cli::render::progress_text(&p.status, p.percent, p.step, p.steps)
+            );
+        }
     }
 }
 

@@ -117,6 +117,7 @@ pub fn svg(a: &Activity) -> String {
         );
     }
     phases(&mut s, &scale, &a.attempts);
+    progress(&mut s, &scale, &a.attempts);
     markers(&mut s, a, &scale, bottom);
     s.push_str("</svg>");
     s
@@ -171,6 +172,23 @@ fn phases(s: &mut String, scale: &Scale, attempts: &[AttemptSpan]) {
     for ((class, _), d) in PHASE_KINDS.iter().zip(paths) {
         if !d.is_empty() {
             let _ = write!(s, r#"<path class="{class}" pointer-events="none" d="{d}"/>"#);
+        }
+    }
+}
+
+/// The agents' progress reports: a dot on the bar where each came, the report as its `<title>`.
+fn progress(s: &mut String, scale: &Scale, attempts: &[AttemptSpan]) {
+    for t in attempts {
+        let y = TOP + t.slot as f64 * ROW + 3.0;
+        for p in &t.progress {
+            let _ = write!(
+                s,
+                r#"<circle class="pg" cx="{:.1}" cy="{y:.0}" r="2.5"><title>{} attempt {}: {}</title></circle>"#,
+                scale.x(p.at_ms.clamp(t.start_ms, t.end_ms)),
+                escape(&t.issue),
+                t.attempt,
+                escape(&p.text)
+            );
         }
     }
 }

@@ -102,6 +102,10 @@ pub struct World {
     pub tracker: Result<Arc<TrackerView>, String>,
     /// Lock holders seen alive, by pid.
     pub lock_holders_alive: BTreeMap<u32, bool>,
+    /// Agents' file locks and who waits for them (`.bdp/file-locks/`).
+    pub file_locks: crate::file_locks::Listing,
+    /// Whether each file lock's holder (by pid) is alive.
+    pub file_lock_holders_alive: BTreeMap<u32, bool>,
 }
 
 /// The tracker's issues and the ready ones in plan order, worked out once per read of the tracker.
@@ -137,6 +141,7 @@ pub struct Model {
     pub queue_error: Option<String>,
     pub recent: Vec<String>,
     pub locks: Vec<LockView>,
+    pub file_locks: Vec<FileLockView>,
     /// The log could not be followed any more (damage): shown instead of silently freezing.
     pub log_error: Option<String>,
 }
@@ -174,6 +179,8 @@ pub struct AgentView {
     /// `None` when no agent was spawned for the current attempt.
     pub alive: Option<bool>,
     pub last_line: Option<String>,
+    /// What the agent last said of its progress (`report_progress`).
+    pub progress: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,6 +196,13 @@ pub struct LockView {
     pub holder_pid: u32,
     pub holder_alive: Option<bool>,
     pub issue: Option<String>,
+}
+
+/// An agent's file lock (`bdp lock`, `lock_acquire`), or a wait for one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileLockView {
+    Held { path: String, shared: bool, holder: String, alive: bool },
+    Waiting { holder: String, paths: String, held_by: String },
 }
 
 fn ms_between(from: &str, to: jiff::Timestamp) -> Option<u64> {
@@ -237,6 +251,9 @@ impl Model {
                     elapsed_ms: spawned.and_then(|s| ms_between(activity.spawn_ts.get(&s.seq)?, world.now)),
                     alive: spawned.map(|_| world.alive.get(id).copied().unwrap_or(false)),
                     last_line: world.last_lines.get(id).map(|l| one_line(l)),
+                    progress: open
+                        .and_then(|a| a.progress.as_ref())
+                        .map(|p| crate::cli::render::progress_text(&p.status, p.percent, p.step, p.steps)),
                 }
             })
             .collect();
@@ -297,6 +314,22 @@ impl Model {
                     holder_alive: world.lock_holders_alive.get(&lock.holder_pid).copied(),
                     issue: lock.issue.as_deref().map(one_line),
                 })
+                .collect(),
+            file_locks: world
+                .file_locks
+                .locks
+                .iter()
+                .map(|l| FileLockView::Held {
+                    path: one_line(&l.path),
+                    shared: l.shared,
+                    holder: one_line(&l.holder),
+                    alive: world.file_lock_holders_alive.get(&l.pid).copied().unwrap_or(true),
+                })
+                .chain(world.file_locks.waiting.iter().map(|w| FileLockView::Waiting {
+                    holder: one_line(&w.holder),
+                    paths: one_line(&w.paths.join(", ")),
+                    held_by: one_line(&w.waits_for.join(", ")),
+                }))
                 .collect(),
             log_error,
         }

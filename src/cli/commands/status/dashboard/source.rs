@@ -154,6 +154,9 @@ impl Source {
         }
         let lock_holders_alive =
             self.state.locks.values().map(|l| (l.holder_pid, crate::process::is_alive(l.holder_pid, None))).collect();
+        let file_locks = crate::file_locks::snapshot(&self.repo);
+        let file_lock_holders_alive =
+            file_locks.locks.iter().map(|l| (l.pid, crate::process::is_alive(l.pid, l.start_time))).collect();
         self.refresh_tracker();
         World {
             now: jiff::Timestamp::now(),
@@ -163,6 +166,8 @@ impl Source {
             last_lines,
             tracker: self.tracker.clone(),
             lock_holders_alive,
+            file_locks,
+            file_lock_holders_alive,
         }
     }
 

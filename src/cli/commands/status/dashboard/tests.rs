@@ -137,6 +137,17 @@ fn recovered_run() -> Log {
     log.finished("s-crashed", "bd-a1", 60_000, usage(1000, 200, Some(150_000)), ReleaseReason::Done);
     log.running("s-crashed", "bd-b2", 4242);
     log.running("s-crashed", "bd-c3", 4343);
+    log.push(
+        "s-crashed",
+        Event::ProgressReported {
+            issue: "bd-b2".into(),
+            attempt: 1,
+            status: "tests pass;\nwriting docs".into(),
+            percent: Some(60),
+            step: None,
+            steps: None,
+        },
+    );
     log.started("s-recovers", 30, Some("s-crashed"));
     let exited = Event::AgentExited {
         issue: "bd-c3".into(),
@@ -178,6 +189,26 @@ fn world(now: &str) -> World {
         last_lines: BTreeMap::from([("bd-b2".to_string(), "running tests\u{7}".to_string())]),
         tracker: Ok(Arc::new(TrackerView::new(tracker, now.parse().unwrap()))),
         lock_holders_alive: BTreeMap::from([(30, true)]),
+        file_locks: crate::file_locks::Listing {
+            locks: vec![crate::filelock::Entry {
+                path: "Cargo.toml".into(),
+                shared: false,
+                holder: "bd-b2#1".into(),
+                pid: 41,
+                start_time: None,
+                since: "2026-11-25T06:02:00Z".into(),
+                expires_ms: None,
+            }],
+            waiting: vec![crate::file_locks::Waiting {
+                holder: "bd-x9#2".into(),
+                paths: vec!["Cargo.toml".into()],
+                waits_for: vec!["bd-b2#1".into()],
+                pid: 42,
+                start_time: None,
+                since_ms: 0,
+            }],
+        },
+        file_lock_holders_alive: BTreeMap::from([(41, true)]),
     }
 }
 

@@ -9,12 +9,13 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 
-use super::model::{Model, SessionView};
+use super::model::{FileLockView, Model, SessionView};
 use crate::cli::render::{duration, time_of_day};
 
 pub fn draw(frame: &mut Frame, model: &Model) {
     let agent_rows = model.agents.len().max(1) as u16;
-    let side_rows = model.queue.len().max(model.locks.len()).max(1) as u16 + u16::from(model.queue_error.is_some());
+    let side_rows = model.queue.len().max(model.locks.len() + model.file_locks.len()).max(1) as u16
+        + u16::from(model.queue_error.is_some());
     let [header, agents, side, recent, footer] = Layout::vertical([
         Constraint::Length(5),
         Constraint::Length(agent_rows + 3),
@@ -108,7 +109,7 @@ fn draw_header(frame: &mut Frame, area: Rect, m: &Model) {
 }
 
 fn draw_agents(frame: &mut Frame, area: Rect, m: &Model) {
-    let header = Row::new(["ISSUE", "TITLE", "PHASE", "TRY", "ELAPSED", "LAST OUTPUT"]).style(bold());
+    let header = Row::new(["ISSUE", "TITLE", "PHASE", "TRY", "ELAPSED", "PROGRESS · LAST OUTPUT"]).style(bold());
     let rows: Vec<Row> = m
         .agents
         .iter()
@@ -123,7 +124,12 @@ fn draw_agents(frame: &mut Frame, area: Rect, m: &Model) {
                 Cell::from(a.phase.clone()),
                 Cell::from(a.attempt.map_or_else(|| "-".to_string(), |n| n.to_string())),
                 Cell::from(elapsed),
-                Cell::from(a.last_line.clone().unwrap_or_default()),
+                // The agent's own word on its progress first, then the end of its output.
+                Cell::from(match (&a.progress, &a.last_line) {
+                    (Some(p), Some(l)) => format!("{p} · {l}"),
+                    (Some(p), None) => p.clone(),
+                    (None, l) => l.clone().unwrap_or_default(),
+                }),
             ])
         })
         .collect();
@@ -170,6 +176,16 @@ fn draw_locks(frame: &mut Frame, area: Rect, m: &Model) {
             Line::raw(format!("{}  pid {}{alive}{issue}", l.name, l.holder_pid))
         })
         .collect();
+    for f in &m.file_locks {
+        lines.push(Line::raw(match f {
+            FileLockView::Held { path, shared, holder, alive } => format!(
+                "{path}  {}, {holder}{}",
+                if *shared { "shared" } else { "exclusive" },
+                if *alive { "" } else { " (gone)" }
+            ),
+            FileLockView::Waiting { holder, paths, held_by } => format!("{holder} waits for {paths} ({held_by})"),
+        }));
+    }
     if lines.is_empty() {
         lines.push(Line::raw("none held"));
     }
