@@ -213,6 +213,18 @@ impl ConfigFile {
         Ok(file)
     }
 
+    /// The ownership rules of `[ownership]`; a key that is not a repo-relative path or glob names the file.
+    pub fn zones(&self) -> Result<Vec<crate::filelock::zones::Zone>, OptionError> {
+        self.ownership
+            .iter()
+            .map(|(path, mode)| {
+                crate::filelock::LockPath::parse(path)
+                    .map(|path| crate::filelock::zones::Zone { path, mode: *mode })
+                    .map_err(|e| error(format!("{}: [ownership] {e}", self.path)))
+            })
+            .collect()
+    }
+
     /// The value of `key`, read by the option's own parser; a bad one names the file, line and key.
     fn read<T: OptionValue>(
         &self,
@@ -278,6 +290,9 @@ macro_rules! run_options {
             /// `[hooks]`: commands run in each issue's worktree.
             #[serde(default)]
             pub hooks: Hooks,
+            /// `[ownership]`: path globs mapped to `exclusive` or `sequential` (`crate::filelock::zones`).
+            #[serde(default)]
+            pub ownership: std::collections::BTreeMap<String, crate::filelock::zones::ZoneMode>,
             #[serde(skip)]
             path: String,
             #[serde(skip)]
@@ -291,6 +306,8 @@ macro_rules! run_options {
             pub template: Vec<String>,
             /// The workspace hooks (`[hooks]` in the config file).
             pub hooks: Hooks,
+            /// The ownership rules (`[ownership]` in the config file).
+            pub zones: Vec<crate::filelock::zones::Zone>,
             $($(#[doc = $doc])* pub $name: kind::$kind::Ty<$ty>,)*
         }
 
@@ -301,6 +318,7 @@ macro_rules! run_options {
                 Ok(RunOptions {
                     template: Vec::new(),
                     hooks: file.hooks.clone(),
+                    zones: file.zones()?,
                     $($name: kind::$kind::resolve(&flags.$name, file.read::<$ty>(stringify!($name), &file.$name)?, &[$($default)?])?,)*
                 })
             }
@@ -314,6 +332,11 @@ macro_rules! run_options {
                 map.serialize_entry("template", &self.template)?;
                 if !self.hooks.is_empty() {
                     map.serialize_entry("hooks", &self.hooks)?;
+                }
+                if !self.zones.is_empty() {
+                    let zones: std::collections::BTreeMap<String, &str> =
+                        self.zones.iter().map(|z| (z.path.as_string(), z.mode.as_str())).collect();
+                    map.serialize_entry("ownership", &zones)?;
                 }
                 $(map.serialize_entry(stringify!($name), &kind::$kind::to_json(&self.$name))?;)*
                 map.end()

@@ -43,6 +43,26 @@ pub fn short(commit: &str) -> &str {
     commit.get(..12).unwrap_or(commit)
 }
 
+/// An agent's progress report as one line: its status (control characters escaped, cut to 120
+/// characters), then the percent and the step it gave, if any: `writing tests (60%, step 3/5)`.
+pub fn progress_line(status: &str, percent: Option<u8>, step: Option<u32>, steps: Option<u32>) -> String {
+    let mut text: String =
+        status.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect();
+    if text.chars().count() > 120 {
+        text = text.chars().take(119).collect::<String>() + "…";
+    }
+    let mut extra = Vec::new();
+    if let Some(p) = percent {
+        extra.push(format!("{p}%"));
+    }
+    match (step, steps) {
+        (Some(s), Some(n)) => extra.push(format!("step {s}/{n}")),
+        (Some(s), None) => extra.push(format!("step {s}")),
+        _ => {}
+    }
+    if extra.is_empty() { text } else { format!("{text} ({})", extra.join(", ")) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,24 +105,4 @@ mod tests {
         assert_eq!(short("0123456789abcdef"), "0123456789ab");
         assert_eq!(short("abc"), "abc");
     }
-}
-
-/// An agent's progress report as one line: its status (control characters escaped, cut to 120
-/// characters), then the percent and the step it gave, if any: `writing tests (60%, step 3/5)`.
-pub fn progress_line(status: &str, percent: Option<u8>, step: Option<u32>, steps: Option<u32>) -> String {
-    let mut text: String =
-        status.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect();
-    if text.chars().count() > 120 {
-        text = text.chars().take(119).collect::<String>() + "…";
-    }
-    let mut extra = Vec::new();
-    if let Some(p) = percent {
-        extra.push(format!("{p}%"));
-    }
-    match (step, steps) {
-        (Some(s), Some(n)) => extra.push(format!("step {s}/{n}")),
-        (Some(s), None) => extra.push(format!("step {s}")),
-        _ => {}
-    }
-    if extra.is_empty() { text } else { format!("{text} ({})", extra.join(", ")) }
 }

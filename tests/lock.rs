@@ -309,3 +309,66 @@ fn lock_transcripts() {
         insta::assert_snapshot!("lock_transcripts", text);
     });
 }
+
+/// Issues that declare the same file do not run at once (the run says why one waits), and a sequential
+/// zone of `[ownership]` runs its issues oldest first, one after the other; an issue that declares nothing
+/// runs beside them.
+#[test]
+fn a_run_does_not_start_issues_that_touch_the_same_files_at_once() {
+    let sb = Sandbox::new(&[
+        ("o1", "one", 1, &[][..]),
+        ("o2", "two", 1, &[]),
+        ("o3", "three", 1, &[]),
+        ("m1", "m one", 2, &[]),
+        ("m2", "m two", 2, &[]),
+    ]);
+    let path = sb.root().join(".beads/issues.jsonl");
+    let text: String = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let (label, created) = match v["id"].as_str().unwrap() {
+                "o1" => ("paths:Cargo.toml", "2026-01-01T00:00:00Z"),
+                "o2" => ("paths:Cargo.toml,src/**", "2026-01-02T00:00:00Z"),
+                "m1" => ("paths:migrations/0001.sql", "2026-01-04T00:00:00Z"),
+                "m2" => ("paths:migrations/0002.sql", "2026-01-03T00:00:00Z"),
+                _ => ("other", "2026-01-05T00:00:00Z"),
+            };
+            v["labels"] = serde_json::json!([label]);
+            v["created_at"] = serde_json::json!(created);
+            v.to_string() + "\n"
+        })
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    std::fs::create_dir_all(sb.root().join(".bdp")).unwrap();
+    std::fs::write(sb.root().join(".bdp/config.toml"), "[ownership]\n\"migrations/**\" = \"sequential\"\n").unwrap();
+    sb.git(&["add", "-A"]);
+    sb.git(&["commit", "-q", "-m", "declared paths"]);
+    let times = sb.root().join(".scripts/times");
+    let agent = sb.committing_agent_after(
+        "agent.sh",
+        &format!(
+            r#"echo "start $BDP_ISSUE $(date +%s%N)" >> {t}
+sleep 0.3
+echo "end $BDP_ISSUE $(date +%s%N)" >> {t}"#,
+            t = times.display()
+        ),
+    );
+    let out = sb.bdp_cmd(&["run", "--plain", "--agents", "5", "--", agent.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("waits    o2  both touch Cargo.toml with o1, which runs"), "{text}");
+    assert!(text.contains("waits    m1  both touch migrations/** (sequential zone) with m2, which runs"), "{text}");
+    let log = std::fs::read_to_string(&times).unwrap();
+    let at = |what: &str, id: &str| -> u128 {
+        log.lines()
+            .find_map(|l| l.strip_prefix(&format!("{what} {id} ")))
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{what} {id} in {log}"))
+    };
+    assert!(at("end", "o1") <= at("start", "o2"), "o2 waited for o1: {log}");
+    assert!(at("end", "m2") <= at("start", "m1"), "the older m2 went first: {log}");
+    assert!(sb.issues().values().all(|i| i["status"] == "closed"));
+    sb.assert_clean_end();
+}

@@ -157,3 +157,65 @@ fn empty_file_plans_nothing() {
     assert_eq!(json["summary"]["issues"], 0);
     assert_eq!(json["makespan"]["with_agents"], 0);
 }
+
+/// Declared paths (`paths:` labels, metadata `files`) and `[ownership]`: the pairs that will not run at
+/// once, the order of a sequential zone, a makespan that keeps both, and a hostile path named.
+#[test]
+fn ownership_rules_and_declared_paths() {
+    let repo = repo_with(&fixture("ownership.jsonl"));
+    std::fs::create_dir_all(repo.path().join(".bdp")).unwrap();
+    std::fs::write(
+        repo.path().join(".bdp/config.toml"),
+        "[ownership]\n\"migrations/**\" = \"sequential\"\n\"Cargo.lock\" = \"exclusive\"\n",
+    )
+    .unwrap();
+    insta::assert_snapshot!("ownership_text", plan_text(repo.path(), &["--agents", "4"]));
+    let json = plan_json(repo.path(), &["--agents", "4"]);
+    let pairs: Vec<(&str, &str)> = json["collisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["a"].as_str().unwrap(), c["b"].as_str().unwrap()))
+        .collect();
+    assert_eq!(pairs.len(), 2, "{pairs:?}");
+    assert!(pairs.contains(&("own-1", "own-2")) || pairs.contains(&("own-2", "own-1")), "{pairs:?}");
+    assert_eq!(json["sequences"][0]["ids"], serde_json::json!(["own-3", "own-4"]));
+    // Six issues of one unit on six agents take one unit, but the pair own-1/own-2 and the sequence
+    // own-3 → own-4 each take two.
+    let six = plan_json(repo.path(), &["--agents", "6"]);
+    assert_eq!(six["makespan"]["with_agents"], 2);
+    assert_eq!(six["makespan"]["single_agent"], 6);
+    std::fs::rename(repo.path().join(".beads/issues.jsonl"), repo.path().join("kept.jsonl")).unwrap();
+    let undeclared: String = std::fs::read_to_string(repo.path().join("kept.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("labels");
+            v.as_object_mut().unwrap().remove("metadata");
+            v.to_string() + "\n"
+        })
+        .collect();
+    std::fs::write(repo.path().join(".beads/issues.jsonl"), undeclared).unwrap();
+    assert_eq!(
+        plan_json(repo.path(), &["--agents", "6"])["makespan"]["with_agents"],
+        1,
+        "nothing declared: all at once"
+    );
+    std::fs::rename(repo.path().join("kept.jsonl"), repo.path().join(".beads/issues.jsonl")).unwrap();
+    let problems = json["problems"].as_array().unwrap();
+    assert!(
+        problems.iter().any(|p| p["kind"] == "bad_path" && p["detail"].as_str().unwrap().starts_with("own-6:")),
+        "{problems:?}"
+    );
+    // A bad rule is refused, naming the file.
+    std::fs::write(repo.path().join(".bdp/config.toml"), "[ownership]\n\"/etc\" = \"exclusive\"\n").unwrap();
+    let out = bdp(repo.path()).args(["plan", "--now", NOW]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config.toml: [ownership] \"/etc\" is outside the repository"), "{err}");
+    std::fs::write(repo.path().join(".bdp/config.toml"), "[ownership]\n\"a\" = \"sometimes\"\n").unwrap();
+    let out = bdp(repo.path()).args(["plan", "--now", NOW]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config.toml line 2") && err.contains("sometimes"), "{err}");
+}

@@ -159,7 +159,8 @@ fn missing_dependency_targets_are_reported_not_fatal() {
     // As in bd, a blocker that does not exist does not block.
     assert_eq!(store.ready().unwrap().len(), 1);
     let issues = store.list(&ListFilter::default()).unwrap();
-    let opts = bdp::plan::PlanOptions { agents: 1, epic: None, label: None, now: jiff::Timestamp::now() };
+    let opts =
+        bdp::plan::PlanOptions { agents: 1, epic: None, label: None, now: jiff::Timestamp::now(), zones: vec![] };
     let plan = bdp::plan::plan(&issues, "jsonl", &opts).unwrap();
     assert!(
         matches!(&plan.problems[0], bdp::plan::Problem::MissingDependency { depends_on, .. } if depends_on == "gone")

@@ -35,6 +35,20 @@ pub fn always(sim: &Sim) -> Result<(), Violation> {
     if let Some((id, _)) = sim.world.issues.iter().find(|(_, i)| i.closes > 1) {
         return Err(Violation::new(sim, format!("{id} was closed more than once")));
     }
+    // Issues that touch the same files (or one zone) are never held at once.
+    let held: Vec<(&String, Vec<bdp::filelock::LockPath>)> = sim
+        .model
+        .held
+        .keys()
+        .filter_map(|id| Some((id, bdp::filelock::zones::declared(&sim.world.issues.get(id)?.issue).paths)))
+        .collect();
+    for (i, (a, pa)) in held.iter().enumerate() {
+        for (b, pb) in &held[i + 1..] {
+            if let Some(why) = bdp::filelock::zones::collision(pa, pb, &sim.model.rules.zones) {
+                return Err(Violation::new(sim, format!("{a} and {b} are held at once, but {why}")));
+            }
+        }
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use bdp::dispatch::model::{OnConflict, RetryFrom};
 use bdp::dispatch::{Input, Isolation, MergeOutcome, Model, Rules};
 use bdp::event::{Event, FORMAT_VERSION, MergeStrategy, Record};
+use bdp::filelock::zones::{Zone, ZoneMode};
 use bdp::state::State;
 
 use crate::check::Violation;
@@ -137,6 +138,12 @@ fn rules(rng: &mut Rng) -> Rules {
         on_conflict: if rng.chance(0.5) { OnConflict::Resolve } else { OnConflict::Label },
         review: rng.chance(0.3),
         review_rounds: rng.between(0, 2) as u32,
+        zones: if rng.chance(0.5) {
+            let mode = if rng.chance(0.5) { ZoneMode::Sequential } else { ZoneMode::Exclusive };
+            vec![Zone { path: bdp::filelock::LockPath::parse("migrations/**").unwrap(), mode }]
+        } else {
+            vec![]
+        },
     }
 }
 

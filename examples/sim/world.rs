@@ -83,9 +83,19 @@ impl World {
                 let on = rng.below(i as u64);
                 dependencies.push(Dependency::on(&format!("sim-{on}"), "blocks"));
             }
+            // Some issues declare the files they touch: a shared manifest, a directory, a migration.
+            let mut labels = Vec::new();
+            if rng.chance(0.3) {
+                let paths = ["Cargo.toml", "src/db/**", "src/db/schema.rs", "docs/guide.md"];
+                labels.push(format!("paths:{}", paths[rng.below(paths.len() as u64) as usize]));
+            }
+            if rng.chance(0.2) {
+                labels.push(format!("paths:migrations/{:04}.sql", i));
+            }
             let issue = Issue {
                 title: format!("issue {i}"),
                 priority: rng.below(4) as i64,
+                labels,
                 dependencies,
                 created_at: Some(format!("2026-01-01T00:00:{:02}Z", i % 60)),
                 ..Issue::open(&id)

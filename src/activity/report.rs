@@ -366,7 +366,7 @@ fn plan_estimate(a: &Activity) -> Option<PlanEstimate> {
     let rank: Vec<u64> = (0..n as u64).collect();
     let members: Vec<usize> = (0..n).collect();
     let none = vec![Vec::new(); n];
-    let many = makespan::simulate(&members, &none, &none, &duration, &rank, agents);
+    let many = makespan::simulate(&members, &none, &none, &duration, &rank, &[], agents);
     Some(PlanEstimate {
         agents: agents as u64,
         issues: n as u64,

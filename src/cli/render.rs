@@ -250,6 +250,11 @@ fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
+/// An agent's progress report as one line ([`crate::text::progress_line`]).
+pub fn progress_text(status: &str, percent: Option<u8>, step: Option<u32>, steps: Option<u32>) -> String {
+    crate::text::progress_line(status, percent, step, steps)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,9 +287,4 @@ mod tests {
             "attempt 2 in 5.0s: stalled: no output for 10m (resolves its conflict with 0123456789ab in a.rs, b.rs)"
         );
     }
-}
-
-/// An agent's progress report as one line ([`crate::text::progress_line`]).
-pub fn progress_text(status: &str, percent: Option<u8>, step: Option<u32>, steps: Option<u32>) -> String {
-    crate::text::progress_line(status, percent, step, steps)
 }

@@ -289,7 +289,7 @@ impl Model {
                     self.fill_after_read = true;
                     return;
                 }
-                let Some(id) = self.next_candidate() else { break };
+                let Some(id) = self.next_candidate(&picked, out) else { break };
                 if !picked.contains(&id) {
                     picked.push(id);
                 }
@@ -365,19 +365,67 @@ impl Model {
         }
     }
 
-    /// The next ready issue in plan order that this run may take.
-    fn next_candidate(&mut self) -> Option<String> {
+    /// The next ready issue in plan order that this run may take beside those it runs and `picked`. One
+    /// held back by what it touches stays queued for a later fill.
+    fn next_candidate(&mut self, picked: &[String], out: &mut Out) -> Option<String> {
         if self.dirty {
             let order = super::order::run_order(&self.issues, &self.rules, self.read_ts);
             self.queue = order.into_iter().map(|i| self.issues[i].id.clone()).collect();
             self.dirty = false;
         }
-        while let Some(id) = self.queue.pop_front() {
-            if self.pickable(&id) {
-                return Some(id);
+        let mut at = 0;
+        while at < self.queue.len() {
+            let id = self.queue[at].clone();
+            if !self.pickable(&id) {
+                self.queue.remove(at);
+                continue;
             }
+            if let Some(why) = self.held_back_by(&id, picked) {
+                if self.held_back.get(&id) != Some(&why) {
+                    out.report(RunEvent::HeldBack { issue: id.clone(), why: why.clone() });
+                    self.held_back.insert(id, why);
+                }
+                at += 1;
+                continue;
+            }
+            self.held_back.remove(&id);
+            return self.queue.remove(at);
         }
         None
+    }
+
+    /// Why `id` may not start now (`crate::filelock::zones`): a path or zone it shares with an issue this
+    /// run holds or is claiming (or `picked`), or an older issue that goes first in a sequential zone.
+    fn held_back_by(&self, id: &str, picked: &[String]) -> Option<String> {
+        use crate::filelock::zones::{collision, declared, waits_for};
+        let find = |id: &str| self.issues.iter().find(|i| i.id == id);
+        let issue = find(id)?;
+        let mine = declared(issue).paths;
+        if mine.is_empty() {
+            return None;
+        }
+        let busy: Vec<&String> = self.held.keys().chain(self.claiming.iter()).chain(picked.iter()).collect();
+        let mut runnable = Vec::new();
+        for other in busy.iter().filter(|o| o.as_str() != id) {
+            let Some(o) = find(other) else { continue };
+            let theirs = declared(o).paths;
+            if let Some(why) = collision(&mine, &theirs, &self.rules.zones) {
+                return Some(format!("{why} with {other}, which runs"));
+            }
+            runnable.push((o, theirs));
+        }
+        if crate::filelock::zones::sequential_zones(&mine, &self.rules.zones).is_empty() {
+            return None;
+        }
+        for queued in self.queue.iter().filter(|q| q.as_str() != id && self.pickable(q)) {
+            if let Some(o) = find(queued) {
+                runnable.push((o, declared(o).paths));
+            }
+        }
+        let view: Vec<(&crate::plan::Issue, &[crate::filelock::LockPath])> =
+            runnable.iter().map(|(i, p)| (*i, p.as_slice())).collect();
+        waits_for(issue, &mine, &view, &self.rules.zones)
+            .map(|(first, zone)| format!("{} goes first in the sequential zone {zone}", first.id))
     }
 
     fn pickable(&self, id: &str) -> bool {

@@ -1072,3 +1072,54 @@ fn the_review_gate_decides_what_follows_a_verdict() {
     let release = m.held["a"].release.as_ref().expect("no retries left");
     assert!(release.detail.starts_with("the review failed: the reviewer exited 4"), "{}", release.detail);
 }
+
+/// Issues that declare the same path, or paths in one zone, do not run at once: the one held back stays
+/// queued (said once) and is claimed when the other no longer runs. In a sequential zone the oldest goes
+/// first.
+#[test]
+fn issues_touching_the_same_files_do_not_run_at_once() {
+    use crate::filelock::zones::{Zone, ZoneMode};
+    let dated =
+        |id: &str, labels: &[&str], created: &str| Issue { created_at: Some(created.into()), ..issue(id, labels) };
+    let issues = vec![
+        dated("a", &["paths:Cargo.toml"], "2026-01-01T00:00:00Z"),
+        dated("b", &["paths:./Cargo.toml"], "2026-01-02T00:00:00Z"),
+        dated("c", &[], "2026-01-03T00:00:00Z"),
+        dated("m2", &["paths:migrations/0002.sql"], "2026-01-05T00:00:00Z"),
+        dated("m1", &["paths:migrations/0001.sql"], "2026-01-04T00:00:00Z"),
+    ];
+    let zones =
+        vec![Zone { path: crate::filelock::LockPath::parse("migrations/**").unwrap(), mode: ZoneMode::Sequential }];
+    let mut m = Model::new(Rules { agents: 5, zones, ..rules() }, State::new(), issues, jiff::Timestamp::UNIX_EPOCH);
+    let out = m.decide(0, step());
+    let claimed = match &acts(&out)[..] {
+        [Action::Claim { ids, .. }] => ids.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(claimed, ["a", "c", "m1"]);
+    assert_eq!(
+        reports(&out),
+        vec![
+            RunEvent::HeldBack { issue: "b".into(), why: "both touch Cargo.toml with a, which runs".into() },
+            RunEvent::HeldBack {
+                issue: "m2".into(),
+                why: "both touch migrations/** (sequential zone) with m1, which runs".into()
+            },
+        ]
+    );
+    // a is refused by the tracker: b no longer collides with anything and is claimed at the next fill.
+    let out = m.decide(
+        0,
+        Input::Claimed {
+            results: vec![
+                ("a".into(), Err(WriteError::Refused("taken".into()))),
+                ("c".into(), Ok(())),
+                ("m1".into(), Ok(())),
+            ],
+        },
+    );
+    let out2 = m.decide(1, step());
+    let all: Vec<Action> = acts(&out).into_iter().chain(acts(&out2)).collect();
+    assert!(all.iter().any(|a| matches!(a, Action::Claim { ids, .. } if ids == &["b".to_string()])), "{all:?}");
+    assert!(reports(&out2).is_empty(), "a hold already said is not said again: {:?}", reports(&out2));
+}

@@ -414,6 +414,12 @@ pub enum RunEvent {
     MachineBusy {
         why: String,
     },
+    /// A ready issue waits: it may not run beside one that runs (the files both touch), or an older one
+    /// goes first in a sequential zone.
+    HeldBack {
+        issue: String,
+        why: String,
+    },
     TrackerDown {
         error: String,
         retry_in: Ms,

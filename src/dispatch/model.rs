@@ -89,6 +89,8 @@ pub struct Rules {
     pub review: bool,
     /// `--review-rounds`.
     pub review_rounds: u32,
+    /// `[ownership]` of the config file: issues whose declared paths collide do not run at once.
+    pub zones: Vec<crate::filelock::zones::Zone>,
 }
 
 impl Rules {
@@ -122,6 +124,7 @@ impl Rules {
             on_conflict: OnConflict::Label,
             review: false,
             review_rounds: 2,
+            zones: vec![],
         }
     }
 
@@ -365,6 +368,8 @@ pub struct Model {
     pub phase_due: BTreeMap<String, Phase>,
     /// Why the machine had no room when last said (said once until it changes).
     pub busy_note: Option<String>,
+    /// Issues held back by what they touch, with why, as last said (said once until it changes).
+    pub held_back: BTreeMap<String, String>,
     /// First attempts that failed, by how they failed (exit status and the agent's last words): the
     /// issues. For the crash-loop guard.
     pub first_failures: BTreeMap<String, BTreeSet<String>>,
@@ -405,6 +410,7 @@ impl Model {
             waiting: Vec::new(),
             phase_due: BTreeMap::new(),
             busy_note: None,
+            held_back: BTreeMap::new(),
             first_failures: BTreeMap::new(),
             spent: 0,
             issue_spent: BTreeMap::new(),

@@ -29,7 +29,13 @@ pub fn in_order(issues: &[Issue], epic: Option<&str>, label: Option<&str>, now: 
 
 /// One sentence on why nothing could start.
 pub fn why_nothing_ready(issues: &[Issue], rules: &Rules, now: jiff::Timestamp) -> String {
-    let opts = crate::plan::PlanOptions { agents: 1, epic: rules.epic.clone(), label: rules.label.clone(), now };
+    let opts = crate::plan::PlanOptions {
+        agents: 1,
+        epic: rules.epic.clone(),
+        label: rules.label.clone(),
+        now,
+        zones: rules.zones.clone(),
+    };
     let scope = match (&rules.epic, &rules.label) {
         (Some(e), _) => format!(" under epic {e}"),
         (None, Some(l)) => format!(" with label {l}"),

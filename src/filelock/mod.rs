@@ -8,6 +8,7 @@
 
 pub mod graph;
 pub mod path;
+pub mod zones;
 
 pub use graph::cycle_through;
 pub use path::{LockPath, PathError};

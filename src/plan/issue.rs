@@ -81,6 +81,9 @@ pub struct Issue {
     pub estimated_minutes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub close_reason: Option<String>,
+    /// `files` of its metadata: the paths it says it touches (see `crate::filelock::zones`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
     /// The texts an agent's prompt is made of (not used by planning, not in plan output).
     #[serde(skip)]
     pub text: IssueText,
@@ -123,6 +126,29 @@ fn opt_bool(obj: &serde_json::Map<String, Value>, field: &'static str) -> Result
     }
 }
 
+/// `files` of an issue's metadata (an object, or a string holding one, as beads stores it): the strings
+/// of its array, or of a single string. Metadata is the tracker's and other tools': anything else in it,
+/// or metadata that is not JSON, declares nothing.
+fn metadata_files(metadata: Option<&Value>) -> Vec<String> {
+    let parsed;
+    let object = match metadata {
+        Some(Value::Object(o)) => o,
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(o)) => {
+                parsed = o;
+                &parsed
+            }
+            _ => return Vec::new(),
+        },
+        _ => return Vec::new(),
+    };
+    match object.get("files") {
+        Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        Some(Value::String(one)) => vec![one.clone()],
+        _ => Vec::new(),
+    }
+}
+
 impl Issue {
     /// An open issue with nothing but its id (also its title) and bd's default priority (2): for the
     /// simulator and tests, which set the fields they are about (`Issue { labels, ..Issue::open(id) }`).
@@ -142,6 +168,7 @@ impl Issue {
             ephemeral: false,
             estimated_minutes: None,
             close_reason: None,
+            files: vec![],
             text: IssueText::default(),
         }
     }
@@ -230,6 +257,7 @@ impl Issue {
             ephemeral: opt_bool(obj, "ephemeral")?,
             estimated_minutes,
             close_reason: opt_str(obj, "close_reason")?,
+            files: metadata_files(obj.get("metadata")),
             text: IssueText {
                 description: opt_str(obj, "description")?,
                 design: opt_str(obj, "design")?,

@@ -23,13 +23,15 @@ pub struct Schedule {
 
 /// Simulates `agents` agents over the items in `members` (positions into the other slices).
 /// `rank[i]` orders available items (lower first). Edges from or to items outside `members` are ignored:
-/// the caller removes what cannot be scheduled first.
+/// the caller removes what cannot be scheduled first. `conflicts[i]` are the items that may not run while
+/// `i` does (files both touch): an available item that conflicts with a running one waits.
 pub fn simulate(
     members: &[usize],
     pred: &[Vec<usize>],
     succ: &[Vec<usize>],
     duration: &[u64],
     rank: &[u64],
+    conflicts: &[Vec<usize>],
     agents: usize,
 ) -> Schedule {
     let agents = agents.max(1);
@@ -51,10 +53,17 @@ pub fn simulate(
     let mut now = 0u64;
     let mut makespan = 0u64;
     loop {
+        let mut waiting_out = Vec::new();
         while running.len() < agents {
-            let Some(Reverse((_, m))) = available.pop() else { break };
+            let Some(Reverse((r, m))) = available.pop() else { break };
+            let busy = conflicts.get(m).is_some_and(|c| running.iter().any(|Reverse((_, o))| c.contains(o)));
+            if busy {
+                waiting_out.push(Reverse((r, m)));
+                continue;
+            }
             running.push(Reverse((now + duration[m], m)));
         }
+        available.extend(waiting_out);
         let Some(Reverse((finish, m))) = running.pop() else { break };
         now = finish;
         makespan = makespan.max(finish);
@@ -92,9 +101,9 @@ mod tests {
         let succ = vec![vec![1, 2], vec![3], vec![3], vec![]];
         let dur = vec![1, 1, 1, 1];
         let rank = vec![0, 1, 2, 3];
-        assert_eq!(simulate(&[0, 1, 2, 3], &pred, &succ, &dur, &rank, 1).makespan, 4);
-        assert_eq!(simulate(&[0, 1, 2, 3], &pred, &succ, &dur, &rank, 2).makespan, 3);
-        assert_eq!(simulate(&[0, 1, 2, 3], &pred, &succ, &dur, &rank, 8).makespan, 3);
+        assert_eq!(simulate(&[0, 1, 2, 3], &pred, &succ, &dur, &rank, &[], 1).makespan, 4);
+        assert_eq!(simulate(&[0, 1, 2, 3], &pred, &succ, &dur, &rank, &[], 2).makespan, 3);
+        assert_eq!(simulate(&[0, 1, 2, 3], &pred, &succ, &dur, &rank, &[], 8).makespan, 3);
     }
 
     #[test]
@@ -103,12 +112,23 @@ mod tests {
         let succ = vec![vec![]; 5];
         let dur = vec![30, 30, 30, 30, 60];
         let rank = vec![1, 2, 3, 4, 0];
-        let s = simulate(&[0, 1, 2, 3, 4], &pred, &succ, &dur, &rank, 2);
+        let s = simulate(&[0, 1, 2, 3, 4], &pred, &succ, &dur, &rank, &[], 2);
         assert_eq!((s.makespan, s.total_work), (90, 180));
     }
 
     #[test]
+    fn conflicting_items_do_not_run_at_once() {
+        let pred = vec![vec![]; 3];
+        let succ = vec![vec![]; 3];
+        let dur = vec![10, 10, 10];
+        let rank = vec![0, 1, 2];
+        let conflicts = vec![vec![1], vec![0], vec![]];
+        assert_eq!(simulate(&[0, 1, 2], &pred, &succ, &dur, &rank, &[], 3).makespan, 10);
+        assert_eq!(simulate(&[0, 1, 2], &pred, &succ, &dur, &rank, &conflicts, 3).makespan, 20);
+    }
+
+    #[test]
     fn empty_is_zero() {
-        assert_eq!(simulate(&[], &[], &[], &[], &[], 3), Schedule { makespan: 0, total_work: 0 });
+        assert_eq!(simulate(&[], &[], &[], &[], &[], &[], 3), Schedule { makespan: 0, total_work: 0 });
     }
 }

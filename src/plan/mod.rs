@@ -50,6 +50,8 @@ pub struct PlanOptions {
     /// Only issues with this label.
     pub label: Option<String>,
     pub now: Timestamp,
+    /// The ownership rules (`[ownership]` of `.bdp/config.toml`): issues that collide do not run at once.
+    pub zones: Vec<crate::filelock::zones::Zone>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,7 +70,18 @@ pub struct Plan {
     pub summary: Summary,
     pub tracks: Vec<Track>,
     pub makespan: Makespan,
+    /// Pairs of workable issues that will not run at once: a path both declare, or a zone both touch.
+    pub collisions: Vec<crate::filelock::zones::Collision>,
+    /// The order issues run in, in each sequential zone that two or more touch.
+    pub sequences: Vec<Sequence>,
     pub problems: Vec<Problem>,
+}
+
+/// The issues of a sequential zone, in the order they run (oldest first).
+#[derive(Debug, Clone, Serialize)]
+pub struct Sequence {
+    pub zone: String,
+    pub ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -287,8 +300,39 @@ pub fn plan(issues: &[Issue], tracker: &str, opts: &PlanOptions) -> Result<Plan,
         }
     }
     let members: Vec<usize> = work_items.iter().copied().filter(|&i| schedulable[i]).collect();
-    let one = makespan::simulate(&members, &work.pred, &work.succ, &duration, &rank, 1);
-    let many = makespan::simulate(&members, &work.pred, &work.succ, &duration, &rank, opts.agents);
+
+    // What the work items touch: pairs that do not run at once, and the order in sequential zones, which
+    // the simulation keeps too (an edge from each issue of a zone to the next).
+    let declared: Vec<crate::filelock::zones::Declared> = (0..n)
+        .map(|i| if is_work(i) { crate::filelock::zones::declared(&issues[i]) } else { Default::default() })
+        .collect();
+    let touching: Vec<usize> = order.iter().copied().filter(|&i| is_work(i) && !declared[i].paths.is_empty()).collect();
+    let view: Vec<(&Issue, &[crate::filelock::LockPath])> =
+        touching.iter().map(|&i| (&issues[i], declared[i].paths.as_slice())).collect();
+    let collisions = crate::filelock::zones::collisions(&view, &opts.zones);
+    let sequences: Vec<Sequence> = crate::filelock::zones::sequences(&view, &opts.zones)
+        .into_iter()
+        .map(|(zone, ids)| Sequence { zone, ids })
+        .collect();
+    let index: std::collections::HashMap<&str, usize> = touching.iter().map(|&i| (issues[i].id.as_str(), i)).collect();
+    let mut conflicts: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for c in &collisions {
+        let (a, b) = (index[c.a.as_str()], index[c.b.as_str()]);
+        conflicts[a].push(b);
+        conflicts[b].push(a);
+    }
+    let (mut pred, mut succ) = (work.pred.clone(), work.succ.clone());
+    for seq in &sequences {
+        for pair in seq.ids.windows(2) {
+            let (a, b) = (index[pair[0].as_str()], index[pair[1].as_str()]);
+            if !pred[b].contains(&a) {
+                pred[b].push(a);
+                succ[a].push(b);
+            }
+        }
+    }
+    let one = makespan::simulate(&members, &pred, &succ, &duration, &rank, &conflicts, 1);
+    let many = makespan::simulate(&members, &pred, &succ, &duration, &rank, &conflicts, opts.agents);
     let critical_path = members.iter().map(|&i| paths.critical_path[i]).max().unwrap_or(0);
     let speedup = if many.makespan == 0 { 1.0 } else { one.makespan as f64 / many.makespan as f64 };
     let makespan = Makespan {
@@ -317,6 +361,9 @@ pub fn plan(issues: &[Issue], tracker: &str, opts: &PlanOptions) -> Result<Plan,
     }
 
     let mut problems = graph.problems.clone();
+    for d in &declared {
+        problems.extend(d.bad.iter().map(|detail| Problem::BadPath { detail: detail.clone() }));
+    }
     problems.extend(ready.problems.iter().cloned());
     for cycle in &paths.cycles {
         let mut ids: Vec<String> = cycle.iter().map(|&i| issues[i].id.clone()).collect();
@@ -334,6 +381,8 @@ pub fn plan(issues: &[Issue], tracker: &str, opts: &PlanOptions) -> Result<Plan,
         summary,
         tracks,
         makespan,
+        collisions,
+        sequences,
         problems,
     })
 }

@@ -36,6 +36,9 @@ pub enum Problem {
     BadTimestamp { id: String, field: String, value: String },
     /// Issues that wait on each other (over blocking edges, or a parent-child loop), in cycle order.
     Cycle { ids: Vec<String> },
+    /// A path an issue declares (`paths:` label, metadata `files`) that is not one in the repository: it
+    /// is left out of the collisions.
+    BadPath { detail: String },
 }
 
 /// Why an issue is not ready (the first reason found, in the order of the module doc).

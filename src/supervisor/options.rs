@@ -55,6 +55,7 @@ impl RunOptions {
             on_conflict: self.on_conflict,
             review: self.review.is_some() || self.review_agent.is_some(),
             review_rounds: self.review_rounds,
+            zones: self.zones.clone(),
             tracker: tracker.to_string(),
         }
     }

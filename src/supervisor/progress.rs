@@ -147,6 +147,7 @@ impl Progress {
                 self.line(&format!("note     {issue}  {what} {name} left: {error}"))
             }
             RunEvent::MachineBusy { why } => self.line(&format!("waiting: {why}")),
+            RunEvent::HeldBack { issue, why } => self.line(&format!("waits    {issue}  {why}")),
             RunEvent::TrackerDown { error, retry_in } => self.line(&format!(
                 "tracker  {error}; new claims paused, running agents go on; trying again in {}",
                 dur(*retry_in)

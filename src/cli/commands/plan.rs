@@ -39,7 +39,11 @@ pub fn run(repo: &Repo, tracker: TrackerKind, args: &PlanArgs) -> CliResult<Outc
     };
     let tracker = crate::cli::tracker::open(repo, tracker)?;
     let issues = tracker.list(&ListFilter::default()).map_err(crate::cli::tracker::to_cli_error)?;
-    let opts = PlanOptions { agents: args.agents as usize, epic: args.epic.clone(), label: args.label.clone(), now };
+    let zones = crate::run_options::ConfigFile::load(&repo.config_path())
+        .and_then(|file| file.zones())
+        .map_err(|e| CliError::user(e.to_string()))?;
+    let opts =
+        PlanOptions { agents: args.agents as usize, epic: args.epic.clone(), label: args.label.clone(), now, zones };
     let plan = crate::plan::plan(&issues, tracker.name(), &opts)
         .map_err(|e| CliError::user(e.to_string()).with_hint("list epics with `bd list --type epic`"))?;
     let text = if args.json {
@@ -128,6 +132,15 @@ pub fn render(plan: &Plan) -> String {
         let _ =
             writeln!(s, "  {} item(s) can never start (cycles, or waiting on non-workable issues)", m.unschedulable);
     }
+    if !plan.collisions.is_empty() {
+        let _ = writeln!(s, "\nnot at once (they touch the same files):");
+        for c in &plan.collisions {
+            let _ = writeln!(s, "  {} and {}: {}", c.a, c.b, c.why);
+        }
+    }
+    for seq in &plan.sequences {
+        let _ = writeln!(s, "\nsequential zone {}: {}", seq.zone, seq.ids.join(" → "));
+    }
     if !plan.problems.is_empty() {
         let _ = writeln!(s, "\nproblems:");
         for p in &plan.problems {
@@ -146,5 +159,6 @@ fn describe(p: &Problem) -> String {
         Problem::DuplicateId { id } => format!("{id}: duplicate id"),
         Problem::BadTimestamp { id, field, value } => format!("{id}: {field} {value:?} is not a time"),
         Problem::Cycle { ids } => format!("cycle: {}", ids.join(" → ")),
+        Problem::BadPath { detail } => format!("declared path {detail} (left out of the collisions)"),
     }
 }
