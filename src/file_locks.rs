@@ -17,22 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CliError, CliResult};
 use crate::event::Event;
-use crate::filelock::{Entry, LockPath, blockers, canonical, cycle_through};
+pub use crate::filelock::Waiting;
+use crate::filelock::{Entry, LockPath, Step, canonical};
 use crate::repo::Repo;
-
-/// A waiter, as its file says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Waiting {
-    pub holder: String,
-    pub paths: Vec<String>,
-    /// The holders it waits for, as of its last look.
-    pub waits_for: Vec<String>,
-    pub pid: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_time: Option<u64>,
-    /// When it began to wait (ms since the epoch): the youngest waiter of a cycle gives up.
-    pub since_ms: i64,
-}
 
 /// The holder: `--holder`, else the attempt bdp run gave this process.
 pub fn holder_of(given: &Option<String>) -> CliResult<String> {
@@ -281,50 +268,65 @@ pub fn acquire(repo: &Repo, request: &Request) -> CliResult<Acquired> {
         let guard = table.hold()?;
         let mut events = guard.break_stale(holder)?;
         let entries: Vec<Entry> = guard.entries()?.into_iter().map(|(_, e)| e).collect();
-        let blocking = blockers(&wanted, request.shared, holder, &entries);
+        let waiters: Vec<Waiting> = guard
+            .waiters()?
+            .into_iter()
+            .map(|(_, w)| w)
+            .filter(|w| &w.holder != holder && crate::process::is_alive(w.pid, w.start_time))
+            .collect();
         let waited_ms = started.elapsed().as_millis() as u64;
-        if blocking.is_empty() {
-            let since = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-            let expires_ms = request.ttl.map(|t| now_ms() + t.as_millis() as i64);
-            for path in &names {
-                let entry = Entry {
-                    path: path.clone(),
-                    shared: request.shared,
+        let held_by = match crate::filelock::step(&wanted, request.shared, holder, since_ms, &entries, &waiters) {
+            Step::Grant => {
+                let since = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+                let expires_ms = request.ttl.map(|t| now_ms() + t.as_millis() as i64);
+                for path in &names {
+                    let entry = Entry {
+                        path: path.clone(),
+                        shared: request.shared,
+                        holder: holder.clone(),
+                        pid,
+                        start_time,
+                        since: since.clone(),
+                        expires_ms,
+                    };
+                    write_whole(&entry_file(&table.dir, holder, path), &entry)?;
+                }
+                let _ = std::fs::remove_file(&my_wait);
+                events.push(Event::FileLockAcquired {
                     holder: holder.clone(),
+                    paths: names.clone(),
+                    shared: request.shared,
                     pid,
                     start_time,
-                    since: since.clone(),
-                    expires_ms,
-                };
-                write_whole(&entry_file(&table.dir, holder, path), &entry)?;
-            }
-            let _ = std::fs::remove_file(&my_wait);
-            events.push(Event::FileLockAcquired {
-                holder: holder.clone(),
-                paths: names.clone(),
-                shared: request.shared,
-                pid,
-                start_time,
-                waited_ms,
-                ttl_ms: request.ttl.map(|t| t.as_millis() as u64),
-            });
-            // A grant the log cannot record is taken back: no lock is held that the log does not know.
-            if let Err(e) = record(repo, events) {
-                for path in &names {
-                    let _ = std::fs::remove_file(entry_file(&table.dir, holder, path));
+                    waited_ms,
+                    ttl_ms: request.ttl.map(|t| t.as_millis() as u64),
+                });
+                // A grant the log cannot record is taken back: no lock is held that the log does not know.
+                if let Err(e) = record(repo, events) {
+                    for path in &names {
+                        let _ = std::fs::remove_file(entry_file(&table.dir, holder, path));
+                    }
+                    return Err(e.with_hint("nothing was locked"));
                 }
-                return Err(e.with_hint("nothing was locked"));
+                return Ok(Acquired::Granted { paths: names });
             }
-            return Ok(Acquired::Granted { paths: names });
-        }
-        let held_by: Vec<String> =
-            blocking.iter().map(|e| e.holder.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-        let who = blocking
-            .iter()
-            .map(|e| format!("{} by {} (pid {}) since {}", e.path, e.holder, e.pid, e.since))
-            .collect::<Vec<_>>()
-            .join("; ");
-        // Say what this waiter waits for, then look for a cycle through it.
+            Step::GiveUp { held_by, cycle } => {
+                let who = describe_blockers(&wanted, request.shared, holder, &entries);
+                let _ = std::fs::remove_file(&my_wait);
+                events.push(Event::FileLockRefused {
+                    holder: holder.clone(),
+                    paths: names.clone(),
+                    held_by,
+                    waited_ms,
+                    deadlock: cycle.clone(),
+                });
+                drop(guard);
+                record(repo, events)?;
+                return Ok(Acquired::Deadlock { paths: names, cycle, who });
+            }
+            Step::Wait { held_by } => held_by,
+        };
+        // Say what this waiter waits for: the wait-for graph other acquirers look at.
         let me = Waiting {
             holder: holder.clone(),
             paths: names.clone(),
@@ -334,34 +336,7 @@ pub fn acquire(repo: &Repo, request: &Request) -> CliResult<Acquired> {
             since_ms,
         };
         write_whole(&my_wait, &me)?;
-        let waiters: Vec<Waiting> = guard
-            .waiters()?
-            .into_iter()
-            .map(|(_, w)| w)
-            .filter(|w| crate::process::is_alive(w.pid, w.start_time) || &w.holder == holder)
-            .collect();
-        let graph: BTreeMap<String, BTreeSet<String>> =
-            waiters.iter().map(|w| (w.holder.clone(), w.waits_for.iter().cloned().collect())).collect();
-        if let Some(cycle) = cycle_through(holder, &graph) {
-            let youngest = cycle
-                .iter()
-                .filter_map(|h| waiters.iter().find(|w| &w.holder == h))
-                .max_by_key(|w| (w.since_ms, w.holder.clone()))
-                .map(|w| w.holder.clone());
-            if youngest.as_deref() == Some(holder.as_str()) {
-                let _ = std::fs::remove_file(&my_wait);
-                events.push(Event::FileLockRefused {
-                    holder: holder.clone(),
-                    paths: names.clone(),
-                    held_by: held_by.clone(),
-                    waited_ms,
-                    deadlock: cycle.clone(),
-                });
-                drop(guard);
-                record(repo, events)?;
-                return Ok(Acquired::Deadlock { paths: names, cycle, who });
-            }
-        }
+        let who = describe_blockers(&wanted, request.shared, holder, &entries);
         if started.elapsed() >= request.wait {
             let _ = std::fs::remove_file(&my_wait);
             events.push(Event::FileLockRefused {
@@ -381,6 +356,15 @@ pub fn acquire(repo: &Repo, request: &Request) -> CliResult<Acquired> {
         let jitter = u64::from(std::process::id() % 17) + (started.elapsed().as_millis() as u64 % 13);
         std::thread::sleep(Duration::from_millis(20 + jitter));
     }
+}
+
+/// The locks standing in `holder`'s way, as the acquirer is told: path, holder, pid and since when.
+fn describe_blockers(wanted: &[LockPath], shared: bool, holder: &str, entries: &[Entry]) -> String {
+    crate::filelock::blockers(wanted, shared, holder, entries)
+        .iter()
+        .map(|e| format!("{} by {} (pid {}) since {}", e.path, e.holder, e.pid, e.since))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Gives back `holder`'s locks on `paths` (all of them when `None`) and records it; the paths released.

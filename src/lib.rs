@@ -15,6 +15,7 @@ pub mod error;
 pub mod event;
 #[cfg(not(loom))]
 pub mod exit_file;
+#[cfg(not(loom))]
 pub mod file_locks;
 pub mod filelock;
 pub mod git;

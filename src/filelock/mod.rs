@@ -7,6 +7,8 @@
 //! something could be covered by both, unless both are shared.
 
 pub mod graph;
+#[cfg(loom)]
+mod loom_tests;
 pub mod path;
 pub mod zones;
 
@@ -48,6 +50,58 @@ pub fn blockers<'a>(wanted: &[LockPath], shared: bool, holder: &str, held: &'a [
             wanted.iter().any(|w| conflicts(w, shared, &theirs, e.shared))
         })
         .collect()
+}
+
+/// A waiter: who waits, for what, held by whom (as of its last look), and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    pub holder: String,
+    pub paths: Vec<String>,
+    /// The holders it waits for, as of its last look.
+    pub waits_for: Vec<String>,
+    pub pid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<u64>,
+    /// When it began to wait (ms since the epoch): the youngest waiter of a cycle gives up.
+    pub since_ms: i64,
+}
+
+/// What an acquirer does after one look at the table, made under the table's guard: the look and what
+/// follows are one step for every acquirer (the protocol `loom_tests` models).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing stands in the way: take every path now.
+    Grant,
+    /// Others hold what it wants: wait (its wait says for whom), look again later.
+    Wait { held_by: Vec<String> },
+    /// Its wait closes a cycle of waiters and it is the youngest of the cycle: give up at once.
+    GiveUp { held_by: Vec<String>, cycle: Vec<String> },
+}
+
+/// One look: `me` wants `wanted` (`shared` or not) and has waited since `since_ms`; `held` are the locks
+/// held, `waiters` the other live waiters.
+pub fn step(wanted: &[LockPath], shared: bool, me: &str, since_ms: i64, held: &[Entry], waiters: &[Waiting]) -> Step {
+    let blocking = blockers(wanted, shared, me, held);
+    if blocking.is_empty() {
+        return Step::Grant;
+    }
+    let held_by: Vec<String> =
+        blocking.iter().map(|e| e.holder.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let mut graph: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = waiters
+        .iter()
+        .filter(|w| w.holder != me)
+        .map(|w| (w.holder.clone(), w.waits_for.iter().cloned().collect()))
+        .collect();
+    graph.insert(me.to_string(), held_by.iter().cloned().collect());
+    if let Some(cycle) = cycle_through(me, &graph) {
+        let since =
+            |h: &str| if h == me { Some(since_ms) } else { waiters.iter().find(|w| w.holder == h).map(|w| w.since_ms) };
+        let youngest = cycle.iter().filter_map(|h| Some((since(h)?, h.clone()))).max();
+        if youngest.is_some_and(|(_, h)| h == me) {
+            return Step::GiveUp { held_by, cycle };
+        }
+    }
+    Step::Wait { held_by }
 }
 
 /// `paths` in the one order every acquirer takes them (sorted, without repeats), so that two acquirers of
