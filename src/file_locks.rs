@@ -7,7 +7,6 @@
 //! conflicts, cycles) are `crate::filelock`'s; this module is the shell around them that both front ends
 //! share.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

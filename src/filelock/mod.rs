@@ -7,7 +7,7 @@
 //! something could be covered by both, unless both are shared.
 
 pub mod graph;
-#[cfg(loom)]
+#[cfg(all(test, loom))]
 mod loom_tests;
 pub mod path;
 pub mod zones;
