@@ -100,10 +100,18 @@ fn wait_file(dir: &Path, holder: &str) -> PathBuf {
 
 /// Writes `value` to `path` whole: a temp file beside it, fsynced, renamed over it.
 fn write_whole<T: Serialize>(path: &Path, value: &T) -> CliResult<()> {
+    write_file(path, value, true)
+}
+
+/// Writes `value` to `path` through a temp file renamed over it (readers see all of it or none), fsynced
+/// first when `durable`.
+fn write_file<T: Serialize>(path: &Path, value: &T, durable: bool) -> CliResult<()> {
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&tmp).map_err(|e| CliError::io("create", &tmp, &e))?;
     let text = serde_json::to_vec(value).map_err(|e| CliError::internal(e.to_string()))?;
-    file.write_all(&text).and_then(|()| file.sync_data()).map_err(|e| CliError::io("write", &tmp, &e))?;
+    file.write_all(&text)
+        .and_then(|()| if durable { file.sync_data() } else { Ok(()) })
+        .map_err(|e| CliError::io("write", &tmp, &e))?;
     std::fs::rename(&tmp, path).map_err(|e| CliError::io("rename", &tmp, &e))
 }
 
@@ -263,6 +271,8 @@ pub fn acquire(repo: &Repo, request: &Request) -> CliResult<Acquired> {
     let started = Instant::now();
     let since_ms = now_ms();
     let my_wait = wait_file(&table.dir, holder);
+    let wakeup = Wakeup::watch(&table.dir);
+    let mut said_wait: Option<Vec<String>> = None;
     loop {
         let guard = table.hold()?;
         let mut events = guard.break_stale(holder)?;
@@ -325,16 +335,20 @@ pub fn acquire(repo: &Repo, request: &Request) -> CliResult<Acquired> {
             }
             Step::Wait { held_by } => held_by,
         };
-        // Say what this waiter waits for: the wait-for graph other acquirers look at.
-        let me = Waiting {
-            holder: holder.clone(),
-            paths: names.clone(),
-            waits_for: held_by.clone(),
-            pid,
-            start_time,
-            since_ms,
-        };
-        write_whole(&my_wait, &me)?;
+        // Say what this waiter waits for (the wait-for graph other acquirers look at), when that changed. Not
+        // fsynced: a wait is over when its process is, and after a crash nobody waits.
+        if said_wait.as_ref() != Some(&held_by) {
+            let me = Waiting {
+                holder: holder.clone(),
+                paths: names.clone(),
+                waits_for: held_by.clone(),
+                pid,
+                start_time,
+                since_ms,
+            };
+            write_file(&my_wait, &me, false)?;
+            said_wait = Some(held_by.clone());
+        }
         let who = describe_blockers(&wanted, request.shared, holder, &entries);
         if started.elapsed() >= request.wait {
             let _ = std::fs::remove_file(&my_wait);
@@ -351,9 +365,43 @@ pub fn acquire(repo: &Repo, request: &Request) -> CliResult<Acquired> {
         }
         drop(guard);
         record(repo, events)?;
-        // A short, varied pause: acquirers that woke together do not stay in step.
+        // Until a lock is given back (or broken), or a varied while passes: a TTL running out and a holder
+        // dying make no event, and acquirers that woke together do not stay in step.
         let jitter = u64::from(std::process::id() % 17) + (started.elapsed().as_millis() as u64 % 13);
-        std::thread::sleep(Duration::from_millis(20 + jitter));
+        wakeup.wait(Duration::from_millis(40 + jitter));
+    }
+}
+
+/// Wakes a waiting acquirer when a lock file leaves the table's directory (inotify), so that it looks
+/// again at once instead of at its next poll; without inotify it only sleeps.
+struct Wakeup {
+    fd: Option<rustix::fd::OwnedFd>,
+}
+
+impl Wakeup {
+    /// Watches `dir` from now on: a release between a look and the wait still wakes the wait.
+    fn watch(dir: &Path) -> Wakeup {
+        use rustix::fs::inotify;
+        let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).ok();
+        let fd = fd.filter(|fd| inotify::add_watch(fd, dir, inotify::WatchFlags::DELETE).is_ok());
+        Wakeup { fd }
+    }
+
+    fn wait(&self, at_most: Duration) {
+        let Some(fd) = &self.fd else {
+            std::thread::sleep(at_most);
+            return;
+        };
+        let timeout = rustix::event::Timespec {
+            tv_sec: at_most.as_secs() as i64,
+            tv_nsec: i64::from(at_most.subsec_nanos()),
+        };
+        let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+        let _ = rustix::event::poll(&mut fds, Some(&timeout));
+        // What woke it is not kept: the next look reads the table itself.
+        let mut buf = [std::mem::MaybeUninit::uninit(); 1024];
+        let mut events = rustix::fs::inotify::Reader::new(fd, &mut buf);
+        while events.next().is_ok() {}
     }
 }
 
