@@ -348,10 +348,13 @@ fn a_presets_own_flags_come_after_the_dashes() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     let git_dir = sb.root().join(".git").canonicalize().unwrap().display().to_string();
-    let want = format!(
-        "exec --json --sandbox workspace-write --add-dir {git_dir} --add-dir {git_dir}/worktrees/p1 -c 'model=\"o3\"' 'Your task"
-    );
+    let want =
+        format!("exec --json --sandbox workspace-write --add-dir {git_dir} --add-dir {git_dir}/worktrees/p1 -c ");
     assert!(text.contains(&want), "{want}\n{text}");
+    // Then the preset's MCP server (bdp mcp), then the user's flags, then the prompt.
+    let mcp = text.find("mcp_servers.bdp.command=").expect("the MCP server is configured");
+    let user = text.find("-c 'model=\"o3\"' 'Your task").expect("the user's flags come before the prompt");
+    assert!(mcp < user, "{text}");
 }
 
 #[test]
