@@ -2,7 +2,6 @@
 //! which writes it when the agent ends, and whoever learns the outcome later without being the agent's parent
 //! (the supervisor of an adopted agent, recovery, `bdp audit`, `bdp logs`).
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -29,7 +28,7 @@ impl ExitRecord {
     }
 }
 
-pub const EXIT_FILE: &str = "exit.json";
+pub use crate::supervisor::wrapper::{EXIT_FILE, write_atomically};
 
 /// Reads an attempt's exit file; `None` if there is none (yet), an error if it is unreadable.
 pub fn read_exit_file(attempt_dir: &Path) -> Result<Option<ExitRecord>, String> {
@@ -39,16 +38,4 @@ pub fn read_exit_file(attempt_dir: &Path) -> Result<Option<ExitRecord>, String> 
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!("{}: {e}", path.display())),
     }
-}
-
-/// Writes `bytes` to `path` atomically: a temp file in the same directory, renamed over it. Readers see the
-/// whole record or none. Not fsynced, on purpose: the file outlives any crash of a process (it is in the
-/// page cache), and only a machine crash can lose it — recovery then finds no exit file and retries the
-/// attempt, which loses nothing. Two fsyncs per agent were a large part of the cost of a short agent.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }

@@ -392,10 +392,8 @@ impl Wakeup {
             std::thread::sleep(at_most);
             return;
         };
-        let timeout = rustix::event::Timespec {
-            tv_sec: at_most.as_secs() as i64,
-            tv_nsec: i64::from(at_most.subsec_nanos()),
-        };
+        let timeout =
+            rustix::event::Timespec { tv_sec: at_most.as_secs() as i64, tv_nsec: i64::from(at_most.subsec_nanos()) };
         let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
         let _ = rustix::event::poll(&mut fds, Some(&timeout));
         // What woke it is not kept: the next look reads the table itself.

@@ -126,3 +126,48 @@ fn an_agent_that_keeps_writing_is_not_stalled() {
     let (end, _tmp, _) = run_with(body, Limits { timeout: ms(30_000), stall: Some(ms(1_000)), grace: ms(300) });
     assert_eq!((end.code, end.stalled), (Some(0), None), "{end:?}");
 }
+
+/// The small `bdp-wrap` program and `bdp __wrap` (used when it is not installed beside bdp) run the same
+/// code: the same output files, the same exit file, the same exit status; and a TERM to the wrapper alone
+/// does not stop it from writing the agent's status.
+#[test]
+fn bdp_wrap_and_bdp_dunder_wrap_leave_the_same_attempt_behind() {
+    let bdp = Path::new(env!("CARGO_BIN_EXE_bdp"));
+    let small = bdp.with_file_name("bdp-wrap");
+    assert!(small.is_file(), "cargo builds bdp-wrap beside bdp: {}", small.display());
+    let mut seen = Vec::new();
+    for wrapper in [vec![small.into_os_string()], vec![bdp.as_os_str().to_owned(), "__wrap".into()]] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(&wrapper[0])
+            .args(&wrapper[1..])
+            .arg("--dir")
+            .arg(dir.path())
+            .args([
+                "--",
+                "sh",
+                "-c",
+                "echo out; echo err >&2; kill -TERM $PPID; sleep 0.2; echo \"$BDP_WRAPPER_PID\"; exit 3",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{wrapper:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let record = read_exit_file(dir.path()).unwrap().expect("the exit file");
+        let stdout = std::fs::read_to_string(dir.path().join("stdout")).unwrap();
+        let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+        assert_eq!(
+            stdout,
+            format!("out\n{}\n", record.pid.unwrap()),
+            "{wrapper:?}: the agent is told its wrapper's pid"
+        );
+        let names: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        seen.push((record.code, record.signal, record.error, stderr, {
+            let mut n = names;
+            n.sort();
+            n
+        }));
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[0].0, Some(3));
+    assert_eq!(seen[0].4, ["exit.json", "stderr", "stdout"], "no temp file left");
+}

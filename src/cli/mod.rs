@@ -47,6 +47,17 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Arguments of `bdp __wrap` (the same as `bdp-wrap`'s).
+#[derive(Debug, clap::Args)]
+pub struct WrapArgs {
+    /// The attempt's directory: stdout, stderr and exit.json go there.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// The agent's argv.
+    #[arg(last = true, required = true)]
+    pub argv: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// See bdp work: a sandbox repo, scripted agents, a SIGKILL half way, the recovery, audit and timeline.
@@ -99,7 +110,7 @@ pub enum Command {
     Clean(clean::CleanArgs),
     /// Internal: the wrapper bdp spawns around each agent (writes the attempt's exit.json).
     #[command(name = "__wrap", hide = true)]
-    Wrap(crate::supervisor::wrapper::WrapArgs),
+    Wrap(WrapArgs),
     /// Compare the log with the world: locks, tracker, processes, worktrees, branches, checkpoints.
     ///
     /// One line per finding (kind, issue, what the log and the world say, the repair), a summary, and the
@@ -165,7 +176,8 @@ fn run(cli: Cli) -> CliResult<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Wrap(args) => {
-            let code = crate::supervisor::wrapper::run(&args);
+            let argv: Vec<std::ffi::OsString> = args.argv.iter().map(std::ffi::OsString::from).collect();
+            let code = crate::supervisor::wrapper::run(&args.dir, &argv);
             std::process::exit(i32::from(code));
         }
         Command::DemoAgent(args) => std::process::exit(i32::from(demo::run_agent(&args))),

@@ -83,11 +83,22 @@ impl Silence {
 /// How an attempt ended (defined in the core, where what it leads to is decided).
 pub use crate::dispatch::after_exit::AgentEnd;
 
+/// The wrapper to spawn: `bdp-wrap` beside the bdp program when it is there (a small program, quick to
+/// start), else `bdp __wrap` (the same code).
+fn wrapper_command(bdp_exe: &std::path::Path) -> tokio::process::Command {
+    let small = bdp_exe.with_file_name("bdp-wrap");
+    if std::fs::metadata(&small).is_ok_and(|m| m.is_file()) {
+        return tokio::process::Command::new(small);
+    }
+    let mut cmd = tokio::process::Command::new(bdp_exe);
+    cmd.arg("__wrap");
+    cmd
+}
+
 pub fn spawn(spec: &AgentSpec) -> std::io::Result<RunningAgent> {
     std::fs::create_dir_all(&spec.attempt_dir)?;
-    let mut cmd = tokio::process::Command::new(&spec.bdp_exe);
-    cmd.arg("__wrap")
-        .arg("--dir")
+    let mut cmd = wrapper_command(&spec.bdp_exe);
+    cmd.arg("--dir")
         .arg(&spec.attempt_dir)
         .arg("--")
         .args(&spec.argv)
@@ -114,14 +125,7 @@ pub fn spawn(spec: &AgentSpec) -> std::io::Result<RunningAgent> {
 }
 
 /// The signals the wrapper survives (it notes them and waits for the agent).
-pub fn wrapper_blocked_signals() -> nix::sys::signal::SigSet {
-    use nix::sys::signal::{SigSet, Signal as S};
-    let mut set = SigSet::empty();
-    for sig in [S::SIGTERM, S::SIGINT, S::SIGHUP] {
-        set.add(sig);
-    }
-    set
-}
+pub use super::wrapper::blocked_signals as wrapper_blocked_signals;
 
 /// Waits for the agent until it exits, its timeout passes, it writes nothing for its stall limit, or
 /// `stop_now` turns true. Timeouts, stalls and stops send TERM to the group, wait the grace, then KILL.

@@ -1,62 +1,83 @@
-//! The agent wrapper: `bdp __wrap`, a hidden subcommand that is the process bdp actually spawns.
+//! The agent wrapper: the process bdp actually spawns for an agent, a check, a hook or a reviewer.
 //!
-//! It runs the agent as its child (in the wrapper's own process group, which the orchestrator made with
-//! setsid), sends its output to the attempt's files, waits, and writes the exit status atomically to
-//! `exit.json` in the attempt's directory. An orchestrator that adopts an orphaned agent after a crash is
+//! It runs the agent as its child (in the wrapper's own process group, made when bdp spawned it), sends its
+//! output to the attempt's files, waits, and writes the exit status atomically to `exit.json` in the
+//! attempt's directory (`crate::exit_file`). An orchestrator that adopts an orphaned agent after a crash is
 //! not its parent and cannot wait on it: it learns the outcome from that file.
 //!
 //! The wrapper outlives a TERM sent to the group (it notes the signal and keeps waiting for the agent), so
 //! the exit file is written whenever the agent exits — except on KILL, when the orchestrator, if alive,
 //! sees the wrapper's own status instead.
+//!
+//! This file uses std and nix only: it is also the whole of the small `bdp-wrap` program
+//! (`src/bin/bdp-wrap.rs` includes it), which bdp spawns when it is installed beside it, so that an agent
+//! costs the start of a small program instead of all of bdp (`bdp __wrap` runs the same code otherwise).
 
+use std::ffi::OsString;
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use crate::exit_file::{EXIT_FILE, ExitRecord, write_atomically};
+/// The exit file's name in the attempt's directory.
+pub const EXIT_FILE: &str = "exit.json";
 
-/// Arguments of `bdp __wrap`.
-#[derive(Debug, clap::Args)]
-pub struct WrapArgs {
-    /// The attempt's directory: stdout, stderr and exit.json go there.
-    #[arg(long)]
-    pub dir: PathBuf,
-    /// The agent's argv.
-    #[arg(last = true, required = true)]
-    pub argv: Vec<String>,
+/// The signals the wrapper survives (it notes them and waits for the agent). bdp spawns it with them
+/// blocked, so that a stop right after the spawn cannot kill it before its handlers are in place.
+pub fn blocked_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal as S};
+    let mut set = SigSet::empty();
+    for sig in [S::SIGTERM, S::SIGINT, S::SIGHUP] {
+        set.add(sig);
+    }
+    set
 }
 
-/// Runs the agent and writes its exit file; returns the exit code the wrapper should exit with.
-pub fn run(args: &WrapArgs) -> u8 {
-    // A handler (not SIG_IGN, which the agent would inherit across exec) so TERM/INT/HUP don't kill us.
-    let noted = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP] {
-        let _ = signal_hook::flag::register(sig, Arc::clone(&noted));
+/// Reads `--dir DIR -- AGENT ARGS…` (what bdp passes).
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(PathBuf, Vec<OsString>), String> {
+    let mut args = args.into_iter();
+    let mut dir = None;
+    while let Some(arg) = args.next() {
+        match arg.to_str() {
+            Some("--dir") => dir = Some(PathBuf::from(args.next().ok_or("--dir needs a directory")?)),
+            Some("--") => break,
+            _ => return Err(format!("unexpected argument {arg:?}: usage: --dir DIR -- AGENT [ARGS…]")),
+        }
     }
-    // The orchestrator started us with these signals blocked (see `agent::spawn`), so a TERM that came
-    // before the handlers were in place is pending, not fatal. Unblock them: it is delivered to the
-    // handler now, and the agent starts with a clean mask.
-    let _ = nix::sys::signal::pthread_sigmask(
-        nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
-        Some(&super::agent::wrapper_blocked_signals()),
-        None,
-    );
+    let dir = dir.ok_or("--dir DIR is missing")?;
+    let argv: Vec<OsString> = args.collect();
+    if argv.is_empty() {
+        return Err("no agent after --".into());
+    }
+    Ok((dir, argv))
+}
+
+extern "C" fn noted(_: nix::libc::c_int) {}
+
+/// Runs the agent `argv` with its output in `dir`, writes `dir/exit.json`; returns the exit code the
+/// wrapper should exit with.
+pub fn run(dir: &Path, argv: &[OsString]) -> u8 {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, sigprocmask};
+    // A handler (not SIG_IGN, which the agent would inherit across exec) so TERM/INT/HUP don't kill us.
+    let action = SigAction::new(SigHandler::Handler(noted), SaFlags::SA_RESTART, SigSet::empty());
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        // SAFETY: the handler touches nothing; the wrapper is single-threaded.
+        let _ = unsafe { sigaction(sig, &action) };
+    }
+    // A TERM that came before the handlers were in place is pending, not fatal: unblock it now (the
+    // handler takes it), and the agent starts with a clean mask.
+    let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&blocked_signals()), None);
+    // bdp ignores SIGXFSZ; the agent gets the default back.
+    // SAFETY: setting a disposition to SIG_DFL touches no memory.
+    let _ = unsafe { nix::sys::signal::signal(Signal::SIGXFSZ, SigHandler::SigDfl) };
     let start = Instant::now();
-    let open = |name: &str| std::fs::File::create(args.dir.join(name));
-    let record = match (open("stdout"), open("stderr")) {
+    let open = |name: &str| std::fs::File::create(dir.join(name));
+    let (code, signal, error) = match (open("stdout"), open("stderr")) {
         (Ok(out), Ok(err)) => {
-            // bdp ignores SIGXFSZ (see `cli::main`); the agent gets the default back.
-            // SAFETY: setting a disposition to SIG_DFL touches no memory; the wrapper is single-threaded here.
-            unsafe {
-                let _ =
-                    nix::sys::signal::signal(nix::sys::signal::Signal::SIGXFSZ, nix::sys::signal::SigHandler::SigDfl);
-            }
             // The agent's locks (`bdp lock`) live as long as this wrapper: it tells them its pid.
-            let spawned = Command::new(&args.argv[0])
-                .args(&args.argv[1..])
+            let spawned = Command::new(&argv[0])
+                .args(&argv[1..])
                 .env("BDP_WRAPPER_PID", std::process::id().to_string())
                 .stdin(Stdio::null())
                 .stdout(Stdio::from(out))
@@ -64,39 +85,106 @@ pub fn run(args: &WrapArgs) -> u8 {
                 .spawn();
             match spawned {
                 Ok(mut child) => match child.wait() {
-                    Ok(status) => ExitRecord {
-                        code: status.code(),
-                        signal: status.signal(),
-                        duration_ms: start.elapsed().as_millis() as u64,
-                        error: None,
-                        pid: Some(std::process::id()),
-                    },
-                    Err(e) => failure(start, format!("cannot wait for the agent: {e}")),
+                    Ok(status) => (status.code(), status.signal(), None),
+                    Err(e) => (Some(127), None, Some(format!("cannot wait for the agent: {e}"))),
                 },
-                Err(e) => failure(start, format!("cannot run {}: {e}", args.argv[0])),
+                Err(e) => (Some(127), None, Some(format!("cannot run {}: {e}", argv[0].to_string_lossy()))),
             }
         }
         (Err(e), _) | (_, Err(e)) => {
-            failure(start, format!("cannot create the output files in {}: {e}", args.dir.display()))
+            (Some(127), None, Some(format!("cannot create the output files in {}: {e}", dir.display())))
         }
     };
-    let bytes = serde_json::to_vec(&record).expect("the exit record serializes");
-    if let Err(e) = write_atomically(&args.dir.join(EXIT_FILE), &bytes) {
-        eprintln!("bdp __wrap: cannot write {}: {e}", args.dir.join(EXIT_FILE).display());
+    let record = exit_json(code, signal, start.elapsed().as_millis() as u64, error.as_deref(), std::process::id());
+    if let Err(e) = write_atomically(&dir.join(EXIT_FILE), record.as_bytes()) {
+        eprintln!("bdp wrapper: cannot write {}: {e}", dir.join(EXIT_FILE).display());
     }
-    match (record.code, record.signal) {
+    match (code, signal) {
         (Some(code), _) => code.clamp(0, 255) as u8,
         (None, Some(sig)) => (128 + sig).clamp(0, 255) as u8,
         (None, None) => 127,
     }
 }
 
-fn failure(start: Instant, error: String) -> ExitRecord {
-    ExitRecord {
-        code: Some(127),
-        signal: None,
-        duration_ms: start.elapsed().as_millis() as u64,
-        error: Some(error),
-        pid: Some(std::process::id()),
+/// The exit record as `crate::exit_file::ExitRecord` reads it: `{"code":…,"signal":…,"duration_ms":…,
+/// "error":…,"pid":…}`, absent fields left out.
+pub fn exit_json(code: Option<i32>, signal: Option<i32>, duration_ms: u64, error: Option<&str>, pid: u32) -> String {
+    let mut out = String::from("{");
+    if let Some(code) = code {
+        out.push_str(&format!("\"code\":{code},"));
+    }
+    if let Some(signal) = signal {
+        out.push_str(&format!("\"signal\":{signal},"));
+    }
+    out.push_str(&format!("\"duration_ms\":{duration_ms},"));
+    if let Some(error) = error {
+        out.push_str("\"error\":\"");
+        for c in error.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push_str("\",");
+    }
+    out.push_str(&format!("\"pid\":{pid}}}"));
+    out
+}
+
+/// Writes `bytes` to `path` atomically: a temp file in the same directory, renamed over it. Readers see the
+/// whole record or none. Not fsynced, on purpose: the file outlives any crash of a process (it is in the
+/// page cache), and only a machine crash can lose it — recovery then finds no exit file and retries the
+/// attempt, which loses nothing. Two fsyncs per agent were a large part of the cost of a short agent.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes));
+    match written.and_then(|()| std::fs::rename(&tmp, path)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exit_record_is_what_the_reader_reads() {
+        let cases = [
+            (Some(0), None, None),
+            (None, Some(15), None),
+            (Some(127), None, Some("cannot run \"x\\y\": not found\n\u{1}é")),
+        ];
+        for (code, signal, error) in cases {
+            let text = exit_json(code, signal, 42, error, 7);
+            let record: crate::exit_file::ExitRecord = serde_json::from_str(&text).unwrap();
+            assert_eq!(
+                record,
+                crate::exit_file::ExitRecord {
+                    code,
+                    signal,
+                    duration_ms: 42,
+                    error: error.map(str::to_string),
+                    pid: Some(7)
+                },
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn arguments_are_read_or_refused_saying_why() {
+        let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        let (dir, argv) = parse(args(&["--dir", "/d", "--", "agent", "--flag", "--dir"])).unwrap();
+        assert_eq!((dir, argv), (PathBuf::from("/d"), args(&["agent", "--flag", "--dir"])));
+        assert_eq!(parse(args(&["--dir", "/d", "--"])).unwrap_err(), "no agent after --");
+        assert_eq!(parse(args(&["--", "a"])).unwrap_err(), "--dir DIR is missing");
+        assert!(parse(args(&["--bogus"])).unwrap_err().starts_with("unexpected argument"));
     }
 }
