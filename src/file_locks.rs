@@ -125,6 +125,20 @@ impl TableGuard<'_> {
         read_json_dir(&self.table.dir.join("waits"))
     }
 
+    /// The waiters whose process lives, other than `me`; the wait files of dead ones (killed while they
+    /// waited) are removed.
+    fn live_waiters(&self, me: &str) -> CliResult<Vec<Waiting>> {
+        let mut live = Vec::new();
+        for (file, w) in self.waiters()? {
+            if !crate::process::is_alive(w.pid, w.start_time) {
+                let _ = std::fs::remove_file(&file);
+            } else if w.holder != me {
+                live.push(w);
+            }
+        }
+        Ok(live)
+    }
+
     /// Removes the stale locks (holder dead, TTL passed), saying why for each.
     fn break_stale(&self, by: &str) -> CliResult<Vec<Event>> {
         let now = now_ms();
@@ -277,12 +291,7 @@ pub fn acquire(repo: &Repo, request: &Request) -> CliResult<Acquired> {
         let guard = table.hold()?;
         let mut events = guard.break_stale(holder)?;
         let entries: Vec<Entry> = guard.entries()?.into_iter().map(|(_, e)| e).collect();
-        let waiters: Vec<Waiting> = guard
-            .waiters()?
-            .into_iter()
-            .map(|(_, w)| w)
-            .filter(|w| &w.holder != holder && crate::process::is_alive(w.pid, w.start_time))
-            .collect();
+        let waiters = guard.live_waiters(holder)?;
         let waited_ms = started.elapsed().as_millis() as u64;
         let held_by = match crate::filelock::step(&wanted, request.shared, holder, since_ms, &entries, &waiters) {
             Step::Grant => {
@@ -338,12 +347,13 @@ pub fn acquire(repo: &Repo, request: &Request) -> CliResult<Acquired> {
         // Say what this waiter waits for (the wait-for graph other acquirers look at), when that changed. Not
         // fsynced: a wait is over when its process is, and after a crash nobody waits.
         if said_wait.as_ref() != Some(&held_by) {
+            // The waiting process itself (not the lock's owner): a wait is over when it is.
             let me = Waiting {
                 holder: holder.clone(),
                 paths: names.clone(),
                 waits_for: held_by.clone(),
-                pid,
-                start_time,
+                pid: std::process::id(),
+                start_time: crate::process::start_time(std::process::id()),
                 since_ms,
             };
             write_file(&my_wait, &me, false)?;

@@ -355,6 +355,10 @@ echo "end $BDP_ISSUE $(date +%s%N)" >> {t}"#,
             t = times.display()
         ),
     );
+    let dry = sb.bdp(&["run", "--dry-run", "--agents", "5", "--", agent.to_str().unwrap()]);
+    let said = stdout(&dry);
+    assert!(said.contains("not at once: o1 and o2: both touch Cargo.toml\n"), "{said}");
+    assert!(said.contains("both touch migrations/** (sequential zone)"), "{said}");
     let out = sb.bdp_cmd(&["run", "--plain", "--agents", "5", "--", agent.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let text = stdout(&out);
@@ -371,4 +375,31 @@ echo "end $BDP_ISSUE $(date +%s%N)" >> {t}"#,
     assert!(at("end", "m2") <= at("start", "m1"), "the older m2 went first: {log}");
     assert!(sb.issues().values().all(|i| i["status"] == "closed"));
     sb.assert_clean_end();
+}
+
+/// A waiter killed while it waits leaves its wait behind; the next acquirer removes it (and never counts a
+/// dead waiter in the wait-for graph).
+#[test]
+fn the_wait_of_a_killed_waiter_is_cleared_by_the_next_acquirer() {
+    let sb = sandbox();
+    assert!(lock(&sb, &["acquire", "x", "--holder", "h"]).status.success());
+    let mut waiter = sb
+        .bdp_cmd(&["lock", "acquire", "x", "--holder", "w", "--wait", "60s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let waits = sb.root().join(".bdp/file-locks/waits");
+    let count = || {
+        std::fs::read_dir(&waits).map_or(0, |d| {
+            d.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "json")).count()
+        })
+    };
+    wait_until(|| count() == 1);
+    waiter.kill().unwrap();
+    waiter.wait().unwrap();
+    assert_eq!(count(), 1, "a killed waiter cannot clear its own wait");
+    let got = lock(&sb, &["acquire", "y", "--holder", "other"]);
+    assert!(got.status.success(), "{}", stderr(&got));
+    assert_eq!(count(), 0, "the next acquirer cleared it");
 }

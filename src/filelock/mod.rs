@@ -59,6 +59,7 @@ pub struct Waiting {
     pub paths: Vec<String>,
     /// The holders it waits for, as of its last look.
     pub waits_for: Vec<String>,
+    /// The waiting process (`bdp lock`, `bdp mcp`): its wait ends with it.
     pub pid: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<u64>,

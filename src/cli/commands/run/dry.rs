@@ -81,6 +81,13 @@ pub fn print(
             "then: {blocked} more open issue(s) not ready now (blocked, deferred or labelled) may start as blockers close"
         );
     }
+    // What the run would hold back: issues of the list that touch the same files (`crate::filelock::zones`).
+    let declared: Vec<(&Issue, Vec<crate::filelock::LockPath>)> =
+        order.iter().map(|i| (*i, crate::filelock::zones::declared(i).paths)).filter(|(_, p)| !p.is_empty()).collect();
+    let view: Vec<(&Issue, &[crate::filelock::LockPath])> = declared.iter().map(|(i, p)| (*i, p.as_slice())).collect();
+    for c in crate::filelock::zones::collisions(&view, &opts.zones) {
+        println!("not at once: {} and {}: {}", c.a, c.b, c.why);
+    }
     if let Some(check) = &opts.check {
         println!("check before each merge: sh -c {}", shell_words(std::slice::from_ref(check)));
     }
