@@ -25,3 +25,5 @@ mod steps;
 pub mod template;
 mod tracker_thread;
 pub mod wrapper;
+#[cfg(test)]
+mod wrapper_tests;
