@@ -293,57 +293,63 @@ pub fn acquire(repo: &Repo, request: &Request) -> CliResult<Acquired> {
         let entries: Vec<Entry> = guard.entries()?.into_iter().map(|(_, e)| e).collect();
         let waiters = guard.live_waiters(holder)?;
         let waited_ms = started.elapsed().as_millis() as u64;
-        let held_by = match crate::filelock::step(&wanted, request.shared, holder, since_ms, &entries, &waiters) {
-            Step::Grant => {
-                let since = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-                let expires_ms = request.ttl.map(|t| now_ms() + t.as_millis() as i64);
-                for path in &names {
-                    let entry = Entry {
-                        path: path.clone(),
-                        shared: request.shared,
+        let (held_by, deadlock) =
+            match crate::filelock::step(&wanted, request.shared, holder, since_ms, &entries, &waiters) {
+                Step::Grant => {
+                    let since = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+                    let expires_ms = request.ttl.map(|t| now_ms() + t.as_millis() as i64);
+                    for path in &names {
+                        let entry = Entry {
+                            path: path.clone(),
+                            shared: request.shared,
+                            holder: holder.clone(),
+                            pid,
+                            start_time,
+                            since: since.clone(),
+                            expires_ms,
+                        };
+                        write_whole(&entry_file(&table.dir, holder, path), &entry)?;
+                    }
+                    let _ = std::fs::remove_file(&my_wait);
+                    events.push(Event::FileLockAcquired {
                         holder: holder.clone(),
+                        paths: names.clone(),
+                        shared: request.shared,
                         pid,
                         start_time,
-                        since: since.clone(),
-                        expires_ms,
-                    };
-                    write_whole(&entry_file(&table.dir, holder, path), &entry)?;
-                }
-                let _ = std::fs::remove_file(&my_wait);
-                events.push(Event::FileLockAcquired {
-                    holder: holder.clone(),
-                    paths: names.clone(),
-                    shared: request.shared,
-                    pid,
-                    start_time,
-                    waited_ms,
-                    ttl_ms: request.ttl.map(|t| t.as_millis() as u64),
-                });
-                // A grant the log cannot record is taken back: no lock is held that the log does not know.
-                if let Err(e) = record(repo, events) {
-                    for path in &names {
-                        let _ = std::fs::remove_file(entry_file(&table.dir, holder, path));
+                        waited_ms,
+                        ttl_ms: request.ttl.map(|t| t.as_millis() as u64),
+                    });
+                    // A grant the log cannot record is taken back: no lock is held that the log does not know.
+                    if let Err(e) = record(repo, events) {
+                        for path in &names {
+                            let _ = std::fs::remove_file(entry_file(&table.dir, holder, path));
+                        }
+                        return Err(e.with_hint("nothing was locked"));
                     }
-                    return Err(e.with_hint("nothing was locked"));
+                    return Ok(Acquired::Granted { paths: names });
                 }
-                return Ok(Acquired::Granted { paths: names });
-            }
-            Step::GiveUp { held_by, cycle } => {
-                let who = describe_blockers(&wanted, request.shared, holder, &entries);
-                let _ = std::fs::remove_file(&my_wait);
-                events.push(Event::FileLockRefused {
-                    holder: holder.clone(),
-                    paths: names.clone(),
-                    held_by,
-                    waited_ms,
-                    deadlock: cycle.clone(),
-                });
-                drop(guard);
-                record(repo, events)?;
-                return Ok(Acquired::Deadlock { paths: names, cycle, who });
-            }
-            Step::Wait { held_by } => held_by,
-        };
+                Step::GiveUp { held_by, cycle } => (held_by, Some(cycle)),
+                Step::Wait { held_by } => (held_by, None),
+            };
+        // A deadlock gives up at once; a wait ends with the refusal once its time is up.
+        if deadlock.is_some() || started.elapsed() >= request.wait {
+            let who = describe_blockers(&wanted, request.shared, holder, &entries);
+            let _ = std::fs::remove_file(&my_wait);
+            events.push(Event::FileLockRefused {
+                holder: holder.clone(),
+                paths: names.clone(),
+                held_by,
+                waited_ms,
+                deadlock: deadlock.clone().unwrap_or_default(),
+            });
+            drop(guard);
+            record(repo, events)?;
+            return Ok(match deadlock {
+                Some(cycle) => Acquired::Deadlock { paths: names, cycle, who },
+                None => Acquired::Held { paths: names, who },
+            });
+        }
         // Say what this waiter waits for (the wait-for graph other acquirers look at), when that changed. Not
         // fsynced: a wait is over when its process is, and after a crash nobody waits.
         if said_wait.as_ref() != Some(&held_by) {
@@ -357,21 +363,7 @@ pub fn acquire(repo: &Repo, request: &Request) -> CliResult<Acquired> {
                 since_ms,
             };
             write_file(&my_wait, &me, false)?;
-            said_wait = Some(held_by.clone());
-        }
-        let who = describe_blockers(&wanted, request.shared, holder, &entries);
-        if started.elapsed() >= request.wait {
-            let _ = std::fs::remove_file(&my_wait);
-            events.push(Event::FileLockRefused {
-                holder: holder.clone(),
-                paths: names.clone(),
-                held_by,
-                waited_ms,
-                deadlock: vec![],
-            });
-            drop(guard);
-            record(repo, events)?;
-            return Ok(Acquired::Held { paths: names, who });
+            said_wait = Some(held_by);
         }
         drop(guard);
         record(repo, events)?;

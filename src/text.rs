@@ -43,11 +43,15 @@ pub fn short(commit: &str) -> &str {
     commit.get(..12).unwrap_or(commit)
 }
 
+/// Control characters (newlines from hostile issue text, escape sequences) are shown escaped.
+pub fn one_line(text: &str) -> String {
+    text.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+}
+
 /// An agent's progress report as one line: its status (control characters escaped, cut to 120
 /// characters), then the percent and the step it gave, if any: `writing tests (60%, step 3/5)`.
 pub fn progress_line(status: &str, percent: Option<u8>, step: Option<u32>, steps: Option<u32>) -> String {
-    let mut text: String =
-        status.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect();
+    let mut text = one_line(status);
     if text.chars().count() > 120 {
         text = text.chars().take(119).collect::<String>() + "…";
     }

@@ -114,7 +114,7 @@ pub fn describe(event: &Event) -> String {
         Event::FileLockReleased { holder, paths } => format!("{holder} unlocked {}", paths.join(", ")),
         Event::FileLockBroken { holder, path, reason, by } => format!("{by} broke {holder}'s lock on {path}: {reason}"),
         Event::ProgressReported { attempt, status, percent, step, steps, .. } => {
-            format!("attempt {attempt}: {}", progress_text(status, *percent, *step, *steps))
+            format!("attempt {attempt}: {}", crate::text::progress_line(status, *percent, *step, *steps))
         }
         Event::HookRan { hook, code, duration_ms, .. } => match code {
             Some(0) => format!("{} hook passed in {}", hook.key(), duration(*duration_ms)),
@@ -196,10 +196,7 @@ pub fn record_line(record: &Record, with_session: bool) -> String {
     )
 }
 
-/// Control characters (newlines from hostile issue text, escape sequences) are shown escaped.
-pub fn one_line(text: &str) -> String {
-    text.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
-}
+pub use crate::text::one_line;
 
 /// How a session ended, in one word or two.
 pub fn session_end(session: &SessionInfo, running: bool) -> String {
@@ -248,11 +245,6 @@ pub fn claim_line(id: &str, issue: &IssueState, claim: &Claim) -> String {
 
 fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
-}
-
-/// An agent's progress report as one line ([`crate::text::progress_line`]).
-pub fn progress_text(status: &str, percent: Option<u8>, step: Option<u32>, steps: Option<u32>) -> String {
-    crate::text::progress_line(status, percent, step, steps)
 }
 
 #[cfg(test)]

@@ -90,6 +90,19 @@ fn refused(line: impl Into<String>) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(line)])
 }
 
+/// Runs `work` (file locks, the log, the tracker: blocking I/O) off the async runtime; its error, or a task
+/// that did not finish, is the error result the agent sees.
+async fn off_thread<T: Send + 'static>(
+    what: &str,
+    work: impl FnOnce() -> crate::error::CliResult<T> + Send + 'static,
+) -> Result<T, CallToolResult> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(refused(e.to_string())),
+        Err(e) => Err(refused(format!("the {what} did not finish: {e}"))),
+    }
+}
+
 fn seconds(value: Option<f64>, what: &str) -> Result<Option<Duration>, String> {
     match value {
         None => Ok(None),
@@ -141,17 +154,11 @@ impl Server {
             ttl,
             pid: crate::file_locks::owner_pid(),
         };
-        let repo = self.repo.clone();
-        let done = tokio::task::spawn_blocking(move || {
-            let acquired = crate::file_locks::acquire(&repo, &request);
-            (request, acquired)
-        })
-        .await;
-        match done {
-            Ok((request, Ok(acquired @ Acquired::Granted { .. }))) => text(acquired.message(&request)),
-            Ok((request, Ok(acquired))) => refused(acquired.message(&request)),
-            Ok((_, Err(e))) => refused(e.to_string()),
-            Err(e) => refused(format!("the lock call did not finish: {e}")),
+        let (repo, asked) = (self.repo.clone(), request.clone());
+        match off_thread("lock call", move || crate::file_locks::acquire(&repo, &asked)).await {
+            Ok(acquired @ Acquired::Granted { .. }) => text(acquired.message(&request)),
+            Ok(acquired) => refused(acquired.message(&request)),
+            Err(refusal) => refusal,
         }
     }
 
@@ -169,17 +176,11 @@ impl Server {
             },
             _ => None,
         };
-        let repo = self.repo.clone();
-        let done = tokio::task::spawn_blocking(move || {
-            let released = crate::file_locks::release(&repo, &holder, paths.as_deref());
-            (holder, released)
-        })
-        .await;
-        match done {
-            Ok((holder, Ok(released))) if released.is_empty() => text(format!("{holder} holds none of these locks")),
-            Ok((holder, Ok(released))) => text(format!("unlocked {} (held by {holder})", released.join(", "))),
-            Ok((_, Err(e))) => refused(e.to_string()),
-            Err(e) => refused(format!("the release did not finish: {e}")),
+        let (repo, giver) = (self.repo.clone(), holder.clone());
+        match off_thread("release", move || crate::file_locks::release(&repo, &giver, paths.as_deref())).await {
+            Ok(released) if released.is_empty() => text(format!("{holder} holds none of these locks")),
+            Ok(released) => text(format!("unlocked {} (held by {holder})", released.join(", "))),
+            Err(refusal) => refusal,
         }
     }
 
@@ -187,13 +188,12 @@ impl Server {
         waits for what, as JSON.")]
     async fn lock_list(&self, Parameters(_): Parameters<NoParams>) -> CallToolResult {
         let repo = self.repo.clone();
-        match tokio::task::spawn_blocking(move || crate::file_locks::list(&repo)).await {
-            Ok(Ok(listing)) => match serde_json::to_string_pretty(&listing) {
+        match off_thread("listing", move || crate::file_locks::list(&repo)).await {
+            Ok(listing) => match serde_json::to_string_pretty(&listing) {
                 Ok(json) => text(json),
                 Err(e) => refused(e.to_string()),
             },
-            Ok(Err(e)) => refused(e.to_string()),
-            Err(e) => refused(format!("the listing did not finish: {e}")),
+            Err(refusal) => refusal,
         }
     }
 
@@ -227,12 +227,9 @@ impl Server {
             steps: p.steps,
         };
         let repo = self.repo.clone();
-        match tokio::task::spawn_blocking(move || crate::file_locks::record(&repo, vec![event])).await {
-            Ok(Ok(())) => {
-                text(format!("noted: {}", crate::cli::render::progress_text(&status, p.percent, p.step, p.steps)))
-            }
-            Ok(Err(e)) => refused(e.to_string()),
-            Err(e) => refused(format!("the report did not finish: {e}")),
+        match off_thread("report", move || crate::file_locks::record(&repo, vec![event])).await {
+            Ok(()) => text(format!("noted: {}", crate::text::progress_line(&status, p.percent, p.step, p.steps))),
+            Err(refusal) => refusal,
         }
     }
 
@@ -244,15 +241,14 @@ impl Server {
             Err(e) => return refused(e),
         };
         let (repo, kind) = (self.repo.clone(), self.tracker);
-        let shown = tokio::task::spawn_blocking(move || {
+        let shown = off_thread("tracker call", move || {
             let tracker = crate::cli::tracker::open(&repo, kind)?;
             tracker.show(&id).map_err(crate::cli::tracker::to_cli_error)
         })
         .await;
         match shown {
-            Ok(Ok(issue)) => text(issue_json(&issue)),
-            Ok(Err(e)) => refused(e.to_string()),
-            Err(e) => refused(format!("the tracker call did not finish: {e}")),
+            Ok(issue) => text(issue_json(&issue)),
+            Err(refusal) => refusal,
         }
     }
 }

@@ -108,11 +108,7 @@ fn print_agents(agents: &[AgentReport]) {
             a.pid,
         );
         if let Some(p) = &a.progress {
-            println!(
-                "  {:<w$}  progress: {}",
-                "",
-                crate::cli::render::progress_text(&p.status, p.percent, p.step, p.steps)
-            );
+            println!("  {:<w$}  progress: {}", "", crate::text::progress_line(&p.status, p.percent, p.step, p.steps));
         }
     }
 }

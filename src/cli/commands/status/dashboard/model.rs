@@ -253,7 +253,7 @@ impl Model {
                     last_line: world.last_lines.get(id).map(|l| one_line(l)),
                     progress: open
                         .and_then(|a| a.progress.as_ref())
-                        .map(|p| crate::cli::render::progress_text(&p.status, p.percent, p.step, p.steps)),
+                        .map(|p| crate::text::progress_line(&p.status, p.percent, p.step, p.steps)),
                 }
             })
             .collect();
