@@ -103,9 +103,8 @@ pub fn sequential_zones<'a>(paths: &[LockPath], zones: &'a [Zone]) -> Vec<&'a Zo
 }
 
 /// Made-before order: `created_at`, then the id (an issue without a date comes last).
-fn made_before(a: &Issue, b: &Issue) -> bool {
-    let key = |i: &Issue| (i.created_at.is_none(), i.created_at.clone().unwrap_or_default(), i.id.clone());
-    key(a) < key(b)
+fn age(i: &Issue) -> (bool, &str, &str) {
+    (i.created_at.is_none(), i.created_at.as_deref().unwrap_or_default(), &i.id)
 }
 
 /// The issue `issue` must wait for in a sequential zone: among `runnable` (the issues that can run now,
@@ -119,13 +118,9 @@ pub fn waits_for<'a>(
     for zone in sequential_zones(paths, zones) {
         let earlier = runnable
             .iter()
-            .filter(|(other, _)| other.id != issue.id && made_before(other, issue))
+            .filter(|(other, _)| other.id != issue.id && age(other) < age(issue))
             .filter(|(_, theirs)| theirs.iter().any(|p| p.overlaps(&zone.path)))
-            .min_by(
-                |(x, _), (y, _)| {
-                    if made_before(x, y) { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater }
-                },
-            );
+            .min_by_key(|(other, _)| age(other));
         if let Some((other, _)) = earlier {
             return Some((other, zone.path.as_string()));
         }
@@ -163,7 +158,7 @@ pub fn sequences(issues: &[(&Issue, &[LockPath])], zones: &[Zone]) -> BTreeMap<S
         if members.len() < 2 {
             continue;
         }
-        members.sort_by(|x, y| if made_before(x, y) { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater });
+        members.sort_by_key(|i| age(i));
         out.insert(zone.path.as_string(), members.iter().map(|i| i.id.clone()).collect());
     }
     out
