@@ -435,35 +435,30 @@ pub struct Listing {
     pub waiting: Vec<Waiting>,
 }
 
+impl Listing {
+    /// The locks by path and holder, and the waiters whose process lives, from the files read.
+    fn of(entries: Vec<(PathBuf, Entry)>, waiters: Vec<(PathBuf, Waiting)>) -> Listing {
+        let mut locks: Vec<Entry> = entries.into_iter().map(|(_, e)| e).collect();
+        locks.sort_by(|a, b| (&a.path, &a.holder).cmp(&(&b.path, &b.holder)));
+        let waiting =
+            waiters.into_iter().map(|(_, w)| w).filter(|w| crate::process::is_alive(w.pid, w.start_time)).collect();
+        Listing { locks, waiting }
+    }
+}
+
 /// The locks held and the live waiters, read under the guard; a file that cannot be read is an error
 /// naming it.
 pub fn list(repo: &Repo) -> CliResult<Listing> {
     let table = Table::open(repo)?;
     let guard = table.hold()?;
-    let mut locks: Vec<Entry> = guard.entries()?.into_iter().map(|(_, e)| e).collect();
-    locks.sort_by(|a, b| (&a.path, &a.holder).cmp(&(&b.path, &b.holder)));
-    let waiting = guard
-        .waiters()?
-        .into_iter()
-        .map(|(_, w)| w)
-        .filter(|w| crate::process::is_alive(w.pid, w.start_time))
-        .collect();
-    Ok(Listing { locks, waiting })
+    Ok(Listing::of(guard.entries()?, guard.waiters()?))
 }
 
 /// The file locks held and who waits, as the files say now (read without the guard: each file is written
 /// whole). An unreadable table reads as empty: `bdp lock list` names the file.
 pub fn snapshot(repo: &Repo) -> Listing {
     let dir = repo.file_locks_dir();
-    let mut locks: Vec<Entry> = read_json_dir(&dir).unwrap_or_default().into_iter().map(|(_, e)| e).collect();
-    locks.sort_by(|a, b| (&a.path, &a.holder).cmp(&(&b.path, &b.holder)));
-    let waiting = read_json_dir::<Waiting>(&dir.join("waits"))
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(_, w)| w)
-        .filter(|w| crate::process::is_alive(w.pid, w.start_time))
-        .collect();
-    Listing { locks, waiting }
+    Listing::of(read_json_dir(&dir).unwrap_or_default(), read_json_dir(&dir.join("waits")).unwrap_or_default())
 }
 
 /// When a lock expires, as a person reads it.
