@@ -281,7 +281,7 @@ impl Orchestrator {
 
     /// A job of the tracker's thread is done: what its calls observed is recorded, its results are inputs.
     fn tracker_job_done(&mut self, done: super::tracker_thread::Done, inputs: &mut Vec<Input>) {
-        self.tracker_thread.took_done();
+        self.tracker_thread.took_done(&done);
         self.defer(done.events);
         inputs.extend(done.inputs);
     }
