@@ -116,6 +116,42 @@ fn recovery_from_a_checkpoint_equals_a_full_fold_and_deleting_the_index_changes_
 }
 
 #[test]
+fn a_checkpoint_of_many_issues_in_parts_equals_a_full_fold() {
+    // 9000 issues done and one held mid-attempt: the checkpoint stores them in three parts, read in parallel.
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo { root: tmp.path().to_path_buf() };
+    let w = common::writer(tmp.path(), "s-p");
+    w.append(vec![common::session_started(7, Some(1), serde_json::json!({}), None)]).unwrap();
+    for chunk in (0..9000).collect::<Vec<u32>>().chunks(500) {
+        let events: Vec<Event> = chunk
+            .iter()
+            .flat_map(|n| common::issue_done(&format!("bd-{n}"), 1, 100 + n, &format!("{n:040x}")))
+            .collect();
+        w.append(events).unwrap();
+    }
+    let held = common::issue_done("bd-held", 1, 99, &"f".repeat(40));
+    w.append(held[..6].to_vec()).unwrap();
+    let first = load::recover(&repo).unwrap();
+    assert_eq!(first.from_checkpoint, None);
+    w.append(vec![lock("after")]).unwrap();
+    let second = load::recover(&repo).unwrap();
+    assert_eq!(second.from_checkpoint, Some(first.summary.last_seq));
+    let (full, _) = load::fold_verified(&repo.events_dir(), None, |_, _| {}).unwrap();
+    assert_eq!(second.state.issues.len(), 9001);
+    assert!(second.state.issues["bd-held"].claim.is_some());
+    assert_eq!(second.state, full);
+    let conn = rusqlite::Connection::open(repo.index_path()).unwrap();
+    let parts: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM state_checkpoint_issues WHERE seq = ?1",
+            [first.summary.last_seq as i64],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(parts, 3);
+}
+
+#[test]
 fn a_checkpoint_that_does_not_match_the_log_is_ignored() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = Repo { root: tmp.path().to_path_buf() };

@@ -1464,7 +1464,7 @@ impl Model {
                 let ending = Ending::of(why);
                 // Its branch is kept when a merge of it did not land (recovery recorded that first): it holds
                 // work. Otherwise it is a leftover, as an audit would call it.
-                let claim = self.state.issues.get(id).and_then(|i| i.claim.as_ref());
+                let claim = self.state.issues.get(id).and_then(|i| i.claim.as_deref());
                 let unmerged = claim.is_some_and(crate::state::Claim::holds_unlanded_work);
                 let release = Release {
                     reason: why,

@@ -228,7 +228,7 @@ mod moot_tests {
         assert!(moot(&m, &resume));
         assert!(!moot(&m, &drop) && !moot(&m, &safe));
         // Claimed in the log but not held by this run (an earlier repair ended it): moot.
-        m.state.issues.get_mut("a").unwrap().claim = Some(crate::state::Claim::new("s", 1, "bdp", 0));
+        m.state.issues.get_mut("a").unwrap().claim = Some(Box::new(crate::state::Claim::new("s", 1, "bdp", 0)));
         assert!(moot(&m, &resume));
         m.decide(0, crate::dispatch::Input::TakeOver { issue: "a".into() });
         assert!(!moot(&m, &resume));

@@ -59,6 +59,7 @@ pub fn fold_verified(
 /// Recovery's fast path (`bdp run`): newest matching checkpoint + tail; a full fold when none matches.
 /// Saves a new checkpoint when the tail was long. Index trouble is logged and worked around, never fatal.
 pub fn recover(repo: &Repo) -> Result<Loaded, LogError> {
+    let started = std::time::Instant::now();
     let index = match Index::open(&repo.index_path()) {
         Ok(index) => Some(index),
         Err(e) => {
@@ -66,7 +67,17 @@ pub fn recover(repo: &Repo) -> Result<Loaded, LogError> {
             None
         }
     };
-    load(repo, index, true)
+    let loaded = load(repo, index, true)?;
+    tracing::info!(
+        "state loaded in {:.1} ms: {}, then {} records",
+        started.elapsed().as_secs_f64() * 1000.0,
+        match loaded.from_checkpoint {
+            Some(seq) => format!("checkpoint at record {seq}"),
+            None => "no checkpoint".to_string(),
+        },
+        loaded.summary.records
+    );
+    Ok(loaded)
 }
 
 /// The same state for a read command: the newest matching checkpoint + tail, read-only. Never writes
@@ -125,7 +136,7 @@ fn load(repo: &Repo, index: Option<Index>, save: bool) -> Result<Loaded, LogErro
             offset: pos.offset,
             len: pos.len,
         };
-        if let Err(e) = index.save_checkpoint(&meta, &state) {
+        if let Err(e) = index.save_checkpoint(&meta, &mut state) {
             tracing::warn!("{e}");
         }
     }

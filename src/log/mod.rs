@@ -5,12 +5,13 @@
 //! - [`LogWriter`](writer::LogWriter) appends durably with group commit, cutting a torn tail on open;
 //! - [`lock`] holds the orchestrator lock and the append lock;
 //! - [`index`] keeps checkpoints and the query index in `.bdp/index.sqlite` (a cache: deleting it
-//!   changes no answer);
+//!   changes no answer); [`checkpoint_parts`] is how a checkpoint stores its issues;
 //! - [`tail`] follows the log as it grows, reading only what was appended;
 //! - [`load`] rebuilds the state: newest matching checkpoint plus the tail, or a full fold;
 //! - `sync` gives the writer std's locks, or loom's for the loom models (`loom_tests`, `--cfg loom`).
 
 mod chain;
+pub mod checkpoint_parts;
 pub mod error;
 pub mod failpoint;
 pub mod index;

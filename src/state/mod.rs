@@ -85,13 +85,13 @@ impl State {
 
     /// Issues bdp holds right now.
     pub fn claimed(&self) -> impl Iterator<Item = (&IssueId, &Claim)> {
-        self.issues.iter().filter_map(|(id, issue)| issue.claim.as_ref().map(|c| (id, c)))
+        self.issues.iter().filter_map(|(id, issue)| issue.claim.as_deref().map(|c| (id, c)))
     }
 
     fn claim_mut(&mut self, issue: &str) -> Result<&mut Claim, TransitionErrorKind> {
         self.issues
             .get_mut(issue)
-            .and_then(|i| i.claim.as_mut())
+            .and_then(|i| i.claim.as_deref_mut())
             .ok_or_else(|| TransitionErrorKind::NotClaimed { issue: issue.to_string() })
     }
 
@@ -153,7 +153,7 @@ impl State {
                 if let Some(claim) = &entry.claim {
                     return Err(TransitionErrorKind::AlreadyClaimed { issue: issue.clone(), since_seq: claim.seq });
                 }
-                entry.claim = Some(Claim::new(session, seq, actor, entry.attempts));
+                entry.claim = Some(Box::new(Claim::new(session, seq, actor, entry.attempts)));
                 entry.claims += 1;
                 entry.phase = Some(crate::event::Phase::Claimed);
                 self.count(session, |c| c.claims += 1);

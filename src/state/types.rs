@@ -68,7 +68,7 @@ pub struct SessionCounts {
 pub struct IssueState {
     /// Set while bdp holds the issue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub claim: Option<Claim>,
+    pub claim: Option<Box<Claim>>,
     /// Attempts ever requested for this issue, across claims and sessions.
     pub attempts: u32,
     /// Times the issue was claimed.

@@ -96,8 +96,8 @@ fn save_loop(repo: &Repo, rx: mpsc::Receiver<(CheckpointMeta, State)>) {
             }
         }
         let Some(ix) = index.as_mut() else { continue };
-        let (meta, state) = job;
-        if let Err(e) = ix.save_checkpoint(&meta, &state) {
+        let (meta, mut state) = job;
+        if let Err(e) = ix.save_checkpoint(&meta, &mut state) {
             tracing::warn!("{e}");
         }
         if let Err(e) = crate::log::issue_index::refresh(&repo.events_dir(), ix) {

@@ -26,11 +26,11 @@ pub fn bad_checkpoints(root: &Path) {
     let last = metas.last().unwrap();
     let mut wrong = bdp::state::State::new();
     wrong.last_seq = last.seq;
-    index.save_checkpoint(last, &wrong).unwrap();
+    index.save_checkpoint(last, &mut wrong).unwrap();
     let moved = CheckpointMeta { chain: [7; 32], ..metas[2].clone() };
     let mut at_three = bdp::state::State::new();
     at_three.last_seq = moved.seq;
-    index.save_checkpoint(&moved, &at_three).unwrap();
+    index.save_checkpoint(&moved, &mut at_three).unwrap();
 }
 
 /// `git` in `root` with a fixed identity and dates (commit ids are the same on every run) and no user
