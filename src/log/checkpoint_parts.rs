@@ -120,16 +120,16 @@ mod tests {
             attempts: n % 4,
             claims: n % 3,
             phase: [None, Some(Phase::Closed), Some(Phase::Running)][n as usize % 3],
-            last_release: (n % 2 == 0).then(|| Release {
+            last_release: n.is_multiple_of(2).then(|| Release {
                 seq: u64::from(n) * 7,
                 reason: ReleaseReason::Done,
-                unmerged_work: n % 4 == 0,
+                unmerged_work: n.is_multiple_of(4),
             }),
-            closed_seq: (n % 5 == 0).then_some(u64::from(n)),
-            merged_commit: (n % 5 == 0).then(|| format!("{n:040x}")),
+            closed_seq: n.is_multiple_of(5).then_some(u64::from(n)),
+            merged_commit: n.is_multiple_of(5).then(|| format!("{n:040x}")),
             ..IssueState::default()
         };
-        if n % 7 == 0 {
+        if n.is_multiple_of(7) {
             let mut claim = Claim::new("s1", u64::from(n), "bdp", 1);
             claim.worktree =
                 Some(Worktree { path: "/w/\"quoted\"".into(), branch: "bdp/x".into(), base: "main".into() });
