@@ -464,7 +464,7 @@ impl Model {
                     self.take_lock(&id, out);
                     self.claims_made += 1;
                     self.looked_again = false;
-                    self.dirty = true;
+                    // The order of the others stands: a claim blocks or unblocks nothing (only a close does).
                     claimed.push(id);
                 }
                 // The tracker said no to this issue: leave it to whoever has it.
@@ -1198,7 +1198,19 @@ impl Model {
             branch_kept: release.branch_kept,
             took,
         });
-        self.dirty = true;
+        // An issue given back may be taken again; a closed one changes what is ready, or its order, only if
+        // it has dependencies or others depend on it. The order is worked out again (over every issue) only
+        // then: for a long backlog of independent issues, once per read instead of once per issue.
+        if self.issue(id).is_none_or(|i| i.status != "closed") || self.has_links(id) {
+            self.dirty = true;
+        }
+    }
+
+    /// Whether `id` depends on an issue or an issue depends on it (any kind of link).
+    fn has_links(&self, id: &str) -> bool {
+        self.issues
+            .iter()
+            .any(|i| (i.id == id && !i.dependencies.is_empty()) || i.dependencies.iter().any(|d| d.depends_on_id == id))
     }
 
     // ----- the tracker -----

@@ -1123,3 +1123,37 @@ fn issues_touching_the_same_files_do_not_run_at_once() {
     assert!(all.iter().any(|a| matches!(a, Action::Claim { ids, .. } if ids == &["b".to_string()])), "{all:?}");
     assert!(reports(&out2).is_empty(), "a hold already said is not said again: {:?}", reports(&out2));
 }
+
+/// Runs `a` (already running) to its close and release, with nothing to merge.
+fn close_a(m: &mut Model) {
+    m.decide(10, exited("a", 0));
+    m.decide(
+        20,
+        Input::BranchLooked { issue: "a".into(), result: Ok(BranchFacts { ahead: 0, dirty: false, head: "h".into() }) },
+    );
+    m.decide(20, step());
+    m.decide(30, Input::ClosesDone { results: vec![("a".into(), Ok(()))] });
+    m.decide(40, Input::Removed { issue: "a".into(), worktree: Ok(()), branch: Ok(()) });
+    assert!(!m.held.contains_key("a"));
+}
+
+/// The run order is worked out over every issue; a close redoes it only when the closed issue has links.
+#[test]
+fn a_close_works_the_order_out_again_only_when_it_can_change_it() {
+    let mut m = running("a");
+    m.issues.push(issue("x", &[]));
+    m.dirty = false;
+    close_a(&mut m);
+    assert!(!m.dirty, "an issue without links closed: the order stands");
+
+    let mut m = running("a");
+    let mut c = issue("c", &[]);
+    c.dependencies =
+        vec![crate::plan::Dependency { depends_on_id: "a".into(), dep_type: "blocks".into(), metadata: None }];
+    m.issues.push(c);
+    m.dirty = false;
+    close_a(&mut m);
+    assert!(m.dirty, "c waited for a");
+    let out = m.decide(50, step());
+    assert!(matches!(acts(&out).first(), Some(Action::Claim { ids, .. }) if ids == &vec!["c".to_string()]), "{out:?}");
+}
