@@ -28,10 +28,29 @@ pub fn group_alive(pgid: u32) -> bool {
 /// TERM, up to `grace` for `gone`, then KILL and up to 5 s more. `gone` says what is being waited for: the
 /// group leader, or every member of the group.
 pub async fn terminate_group(pgid: u32, grace: Duration, gone: impl Fn() -> bool) {
+    terminate(pgid, grace, gone, signal_group).await
+}
+
+/// [`terminate_group`] for a wrapper that is our own child, not yet waited for: `pgid` is its pid. Spawned
+/// without a hook, it makes its group itself, first thing; a signal that comes before that goes to the
+/// wrapper alone (the agent is not started yet). Safe only for our unreaped child, whose pid cannot be
+/// anyone else's.
+pub async fn terminate_own_group(pid: u32, grace: Duration, gone: impl Fn() -> bool) {
+    terminate(pid, grace, gone, signal_own_group).await
+}
+
+fn signal_own_group(pid: u32, signal: Signal) {
+    let Some(p) = Pid::from_raw(pid as i32).filter(|_| pid > 1) else { return };
+    if kill_process_group(p, signal) == Err(rustix::io::Errno::SRCH) {
+        let _ = rustix::process::kill_process(p, signal);
+    }
+}
+
+async fn terminate(pgid: u32, grace: Duration, gone: impl Fn() -> bool, signal: fn(u32, Signal)) {
     if gone() {
         return;
     }
-    signal_group(pgid, Signal::TERM);
+    signal(pgid, Signal::TERM);
     let until = Instant::now() + grace;
     while !gone() && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -39,7 +58,7 @@ pub async fn terminate_group(pgid: u32, grace: Duration, gone: impl Fn() -> bool
     if gone() {
         return;
     }
-    signal_group(pgid, Signal::KILL);
+    signal(pgid, Signal::KILL);
     let until = Instant::now() + Duration::from_secs(5);
     while !gone() && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -171,3 +171,15 @@ fn bdp_wrap_and_bdp_dunder_wrap_leave_the_same_attempt_behind() {
     assert_eq!(seen[0].0, Some(3));
     assert_eq!(seen[0].4, ["exit.json", "stderr", "stdout"], "no temp file left");
 }
+
+/// The wrapper leads a session and process group of its own (it makes them itself: bdp spawns it without a
+/// hook), and the agent is in them, with no controlling terminal.
+#[test]
+fn the_agent_runs_in_the_wrappers_own_session_and_group_without_a_terminal() {
+    // /proc/PID/stat after the command name: state ppid pgrp session tty_nr …
+    let (end, tmp, wrapper) = run("sed 's/^.*) //' /proc/$$/stat | cut -d' ' -f2-5", 10_000);
+    assert_eq!(end.code, Some(0));
+    let fields = std::fs::read_to_string(tmp.path().join("attempt/stdout")).unwrap();
+    let w = wrapper.to_string();
+    assert_eq!(fields.split_whitespace().collect::<Vec<_>>(), [w.as_str(), w.as_str(), w.as_str(), "0"], "{fields}");
+}

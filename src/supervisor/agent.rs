@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::exit_file::read_exit_file;
-use crate::process_group::{group_alive, terminate_group};
+use crate::process_group::{group_alive, terminate_group, terminate_own_group};
 
 /// How to start one attempt.
 #[derive(Debug, Clone)]
@@ -108,24 +108,14 @@ pub fn spawn(spec: &AgentSpec) -> std::io::Result<RunningAgent> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(false);
-    let blocked = wrapper_blocked_signals();
-    // SAFETY: setsid and sigprocmask are async-signal-safe and touch no memory of the parent.
-    // The wrapper starts with TERM/INT/HUP blocked and unblocks them once its handlers are in place, so a
-    // stop that comes right after the spawn cannot kill it before it can write the exit file.
-    unsafe {
-        cmd.pre_exec(move || {
-            rustix::process::setsid().map_err(std::io::Error::from)?;
-            nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&blocked), None)
-                .map_err(std::io::Error::from)
-        });
-    }
+    // No `pre_exec` hook: std then starts the wrapper with posix_spawn (a vfork), not a fork of all of
+    // bdp, which cost more than the wrapper itself. The wrapper makes its own session and process group
+    // first thing (`wrapper::run`); a stop that comes before that reaches it as our child
+    // (`terminate_own_group`).
     let child = cmd.spawn()?;
     let pid = child.id().ok_or_else(|| std::io::Error::other("the agent exited before its pid was read"))?;
     Ok(RunningAgent { child, pid, start_time: crate::process::start_time(pid), started: Instant::now() })
 }
-
-/// The signals the wrapper survives (it notes them and waits for the agent).
-pub use super::wrapper::blocked_signals as wrapper_blocked_signals;
 
 /// Waits for the agent until it exits, its timeout passes, it writes nothing for its stall limit, or
 /// `stop_now` turns true. Timeouts, stalls and stops send TERM to the group, wait the grace, then KILL.
@@ -167,7 +157,7 @@ pub async fn supervise(
         None => {
             let child = std::sync::Mutex::new(&mut agent.child);
             let exited = || child.lock().map_or(true, |mut c| c.try_wait().map_or(true, |s| s.is_some()));
-            terminate_group(pgid, grace, exited).await;
+            terminate_own_group(pgid, grace, exited).await;
             agent.child.wait().await.ok()
         }
     };

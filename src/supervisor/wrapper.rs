@@ -1,6 +1,6 @@
 //! The agent wrapper: the process bdp actually spawns for an agent, a check, a hook or a reviewer.
 //!
-//! It runs the agent as its child (in the wrapper's own process group, made when bdp spawned it), sends its
+//! It runs the agent as its child (in the wrapper's own session and process group, made first thing), sends its
 //! output to the attempt's files, waits, and writes the exit status atomically to `exit.json` in the
 //! attempt's directory (`crate::exit_file`). An orchestrator that adopts an orphaned agent after a crash is
 //! not its parent and cannot wait on it: it learns the outcome from that file.
@@ -23,8 +23,8 @@ use std::time::Instant;
 /// The exit file's name in the attempt's directory.
 pub const EXIT_FILE: &str = "exit.json";
 
-/// The signals the wrapper survives (it notes them and waits for the agent). bdp spawns it with them
-/// blocked, so that a stop right after the spawn cannot kill it before its handlers are in place.
+/// The signals the wrapper survives (it notes them and waits for the agent once its handlers are in place).
+/// It unblocks them then, should whoever spawned it have left them blocked.
 pub fn blocked_signals() -> nix::sys::signal::SigSet {
     use nix::sys::signal::{SigSet, Signal as S};
     let mut set = SigSet::empty();
@@ -59,14 +59,18 @@ extern "C" fn noted(_: nix::libc::c_int) {}
 /// wrapper should exit with.
 pub fn run(dir: &Path, argv: &[OsString]) -> u8 {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, sigprocmask};
+    // A session and process group of our own, led by this process, for the agent and all it starts: bdp
+    // stops the group, and the agent has no controlling terminal (a prompt on /dev/tty fails at once instead
+    // of stopping it). bdp spawns us without a hook (posix_spawn); an error means we lead one already.
+    let _ = nix::unistd::setsid();
     // A handler (not SIG_IGN, which the agent would inherit across exec) so TERM/INT/HUP don't kill us.
     let action = SigAction::new(SigHandler::Handler(noted), SaFlags::SA_RESTART, SigSet::empty());
     for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         // SAFETY: the handler touches nothing; the wrapper is single-threaded.
         let _ = unsafe { sigaction(sig, &action) };
     }
-    // A TERM that came before the handlers were in place is pending, not fatal: unblock it now (the
-    // handler takes it), and the agent starts with a clean mask.
+    // A TERM held back by an inherited mask is pending, not fatal: unblock it now (the handler takes it),
+    // and the agent starts with a clean mask.
     let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&blocked_signals()), None);
     // bdp ignores SIGXFSZ; the agent gets the default back.
     // SAFETY: setting a disposition to SIG_DFL touches no memory.
