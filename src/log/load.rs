@@ -67,17 +67,7 @@ pub fn recover(repo: &Repo) -> Result<Loaded, LogError> {
             None
         }
     };
-    let loaded = load(repo, index, true)?;
-    tracing::info!(
-        "state loaded in {:.1} ms: {}, then {} records",
-        started.elapsed().as_secs_f64() * 1000.0,
-        match loaded.from_checkpoint {
-            Some(seq) => format!("checkpoint at record {seq}"),
-            None => "no checkpoint".to_string(),
-        },
-        loaded.summary.records
-    );
-    Ok(loaded)
+    load(repo, index, true, started)
 }
 
 /// The same state for a read command: the newest matching checkpoint + tail, read-only. Never writes
@@ -90,10 +80,11 @@ pub fn read(repo: &Repo) -> Result<Loaded, LogError> {
             None
         }
     };
-    load(repo, index, false)
+    load(repo, index, false, std::time::Instant::now())
 }
 
-fn load(repo: &Repo, index: Option<Index>, save: bool) -> Result<Loaded, LogError> {
+/// `started`: when the caller began (the index's opening counts); recovery logs the time to the state.
+fn load(repo: &Repo, index: Option<Index>, save: bool, started: std::time::Instant) -> Result<Loaded, LogError> {
     let events_dir = repo.events_dir();
     let mut start = None;
     if let Some(index) = &index {
@@ -126,6 +117,17 @@ fn load(repo: &Repo, index: Option<Index>, save: bool) -> Result<Loaded, LogErro
     };
     let summary =
         walk(&events_dir, after.as_ref(), &Decode::All, |record, pos| apply(&mut state, &events_dir, &record, pos))?;
+    if save {
+        tracing::info!(
+            "state loaded in {:.1} ms: {}, then {} records",
+            started.elapsed().as_secs_f64() * 1000.0,
+            match from_checkpoint {
+                Some(seq) => format!("checkpoint at record {seq}"),
+                None => "no checkpoint".to_string(),
+            },
+            summary.records
+        );
+    }
     if let (true, Some(index), Some(pos)) = (save, &index, summary.last_position)
         && summary.records >= CHECKPOINT_EVERY
     {
