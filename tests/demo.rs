@@ -186,7 +186,7 @@ fn the_run_checkpoints_where_its_session_ended() {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )
     .unwrap();
-    let newest: i64 = conn.query_row("SELECT max(seq) FROM state_checkpoints", [], |r| r.get(0)).unwrap();
+    let newest: i64 = conn.query_row("SELECT max(seq) FROM checkpoint_heads", [], |r| r.get(0)).unwrap();
     assert_eq!(newest as u64, last, "a checkpoint at the session's last record");
     let indexed: i64 = conn.query_row("SELECT seq FROM indexed WHERE id = 1", [], |r| r.get(0)).unwrap();
     assert_eq!(indexed as u64, last, "the issue index covers the whole log");

@@ -142,13 +142,14 @@ fn a_checkpoint_of_many_issues_in_parts_equals_a_full_fold() {
     assert_eq!(second.state, full);
     let conn = rusqlite::Connection::open(repo.index_path()).unwrap();
     let parts: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM state_checkpoint_issues WHERE seq = ?1",
-            [first.summary.last_seq as i64],
-            |r| r.get(0),
-        )
+        .query_row("SELECT count(*) FROM checkpoint_rows WHERE seq = ?1", [first.summary.last_seq as i64], |r| r.get(0))
         .unwrap();
     assert_eq!(parts, 3);
+    // A part gone (a cache damaged): the checkpoint is refused, not read as a state with fewer issues.
+    conn.execute("DELETE FROM checkpoint_rows WHERE part = 1", []).unwrap();
+    let third = load::recover(&repo).unwrap();
+    assert_eq!(third.from_checkpoint, None);
+    assert_eq!(third.state, full);
 }
 
 #[test]

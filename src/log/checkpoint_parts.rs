@@ -1,119 +1,135 @@
-//! How a checkpoint keeps its issues: compact rows, a few thousand to a part, parsed in parallel.
+//! How a checkpoint keeps its issues: compact binary rows, a few thousand to a part, decoded in parallel.
 //!
 //! A long run's state is mostly issues at rest (80 000 of them after a 1M-record run of no-op agents). As
 //! `State`'s own JSON they are 15 MB, 176 bytes an issue, half of it field names; parsed on one thread they
-//! took ~40 ms of a recovery. Here an issue is a JSON array (`["bd-7",1,1,"closed",[217,"done",false],214,
-//! "2b24…",null]`), and the parts are parsed one run of parts per core.
+//! took ~40 ms of a recovery. Here an issue is a row in postcard's encoding (lengths and varints, ~64 bytes
+//! an issue), and the parts are decoded one run of parts per core.
 //!
-//! The row is this module's own shape, not part of any contract: it converts to and from `IssueState` by
-//! destructuring every field, so a field added to `IssueState` or `Release` does not compile until it is
-//! added here too.
+//! The row is this module's own shape, not part of any contract, and it does not lean on the order of enum
+//! variants: the phase and the release reason are stored by their names (as in the log), and a claim (an
+//! issue held when the checkpoint was taken: a handful) as its JSON. It converts to and from `IssueState`
+//! by destructuring every field, so a field added to `IssueState` or `Release` does not compile until it is
+//! added here too; a change to the row's own shape must change [`FORMAT`].
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::event::{IssueId, Phase, ReleaseReason};
-use crate::state::{Claim, IssueState, Release};
+use crate::state::{IssueState, Release};
 
 /// Issues per part.
 pub const ISSUES_PER_PART: usize = 4096;
 
+/// The rows' format, stored with each checkpoint: a checkpoint of another format is not read.
+pub const FORMAT: i64 = 1;
+
 /// An issue as a part stores it: id, attempts, claims, phase, last release (seq, reason, unmerged work),
-/// closed seq, merged commit, claim.
+/// closed seq, merged commit, claim (JSON).
 #[derive(Serialize, Deserialize)]
-struct Row(
+struct Row<'a>(
     IssueId,
     u32,
     u32,
-    Option<Phase>,
-    Option<(u64, ReleaseReason, bool)>,
+    Option<&'a str>,
+    Option<(u64, &'a str, bool)>,
     Option<u64>,
     Option<String>,
-    Option<Box<Claim>>,
+    Option<String>,
 );
 
-/// An issue read back from a row.
-#[derive(Deserialize)]
-#[serde(from = "Row")]
-struct Entry(IssueId, IssueState);
-
-impl From<Row> for Entry {
-    fn from(Row(id, attempts, claims, phase, last_release, closed_seq, merged_commit, claim): Row) -> Entry {
-        let last_release = last_release.map(|(seq, reason, unmerged_work)| Release { seq, reason, unmerged_work });
-        Entry(id, IssueState { claim, attempts, claims, phase, last_release, closed_seq, merged_commit })
+/// A unit enum's serde name (`"closed"`, `"done"`).
+fn name<T: Serialize>(value: &T) -> Result<String, String> {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => Ok(name),
+        other => Err(format!("not a name: {other:?}")),
     }
 }
 
-fn row(id: &IssueId, issue: &IssueState) -> Row {
+/// A unit enum from its serde name.
+fn from_name<'de, T: Deserialize<'de>>(name: &'de str) -> Result<T, String> {
+    T::deserialize(serde::de::value::BorrowedStrDeserializer::<serde::de::value::Error>::new(name))
+        .map_err(|e| e.to_string())
+}
+
+fn row<'a>(id: &IssueId, issue: &IssueState, names: &'a [String; 2]) -> Result<Row<'a>, String> {
     let IssueState { claim, attempts, claims, phase, last_release, closed_seq, merged_commit } = issue;
     let last_release = last_release.as_ref().map(|r| {
-        let Release { seq, reason, unmerged_work } = r;
-        (*seq, *reason, *unmerged_work)
+        let Release { seq, reason: _, unmerged_work } = r;
+        (*seq, names[1].as_str(), *unmerged_work)
     });
-    Row(id.clone(), *attempts, *claims, *phase, last_release, *closed_seq, merged_commit.clone(), claim.clone())
+    let claim = claim.as_deref().map(serde_json::to_string).transpose().map_err(|e| e.to_string())?;
+    let phase = phase.map(|_| names[0].as_str());
+    Ok(Row(id.clone(), *attempts, *claims, phase, last_release, *closed_seq, merged_commit.clone(), claim))
+}
+
+fn entry(row: Row<'_>) -> Result<(IssueId, IssueState), String> {
+    let Row(id, attempts, claims, phase, last_release, closed_seq, merged_commit, claim) = row;
+    let phase = phase.map(from_name::<Phase>).transpose()?;
+    let last_release = match last_release {
+        Some((seq, reason, unmerged_work)) => {
+            Some(Release { seq, reason: from_name::<ReleaseReason>(reason)?, unmerged_work })
+        }
+        None => None,
+    };
+    let claim = claim.map(|c| serde_json::from_str(&c).map(Box::new)).transpose().map_err(|e| e.to_string())?;
+    Ok((id, IssueState { claim, attempts, claims, phase, last_release, closed_seq, merged_commit }))
 }
 
 /// The issues as parts of [`ISSUES_PER_PART`] rows, in id order.
-pub fn split(issues: &BTreeMap<IssueId, IssueState>) -> serde_json::Result<Vec<String>> {
-    let rows: Vec<Row> = issues.iter().map(|(id, issue)| row(id, issue)).collect();
-    rows.chunks(ISSUES_PER_PART).map(serde_json::to_string).collect()
+pub fn split(issues: &BTreeMap<IssueId, IssueState>) -> Result<Vec<Vec<u8>>, String> {
+    // The names each row borrows: the phase's and the release reason's.
+    let names: Vec<[String; 2]> = issues
+        .values()
+        .map(|i| {
+            let phase = i.phase.as_ref().map(name).transpose()?.unwrap_or_default();
+            let reason = i.last_release.as_ref().map(|r| name(&r.reason)).transpose()?.unwrap_or_default();
+            Ok([phase, reason])
+        })
+        .collect::<Result<_, String>>()?;
+    let rows: Vec<Row<'_>> =
+        issues.iter().zip(&names).map(|((id, issue), names)| row(id, issue, names)).collect::<Result<_, _>>()?;
+    rows.chunks(ISSUES_PER_PART).map(|part| postcard::to_allocvec(part).map_err(|e| e.to_string())).collect()
 }
 
-/// Parses the parts, a run of consecutive parts per core, into the issues map.
-pub fn parse(parts: &[Vec<u8>]) -> serde_json::Result<BTreeMap<IssueId, IssueState>> {
+/// Decodes the parts, a run of consecutive parts per core, into the issues map.
+pub fn parse(parts: &[Vec<u8>]) -> Result<BTreeMap<IssueId, IssueState>, String> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, parts.len().max(1));
     let mut runs = parts.chunks(parts.len().div_ceil(threads).max(1));
     let first = runs.next().unwrap_or_default();
-    let results: Vec<serde_json::Result<Vec<Part>>> = std::thread::scope(|scope| {
-        let others: Vec<_> = runs.map(|run| scope.spawn(move || parse_run(run))).collect();
-        let mut results = vec![parse_run(first)];
+    let results: Vec<Result<Vec<(IssueId, IssueState)>, String>> = std::thread::scope(|scope| {
+        let others: Vec<_> = runs.map(|run| scope.spawn(move || decode_run(run))).collect();
+        let mut results = vec![decode_run(first)];
         results.extend(others.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))));
         results
     });
-    let mut parsed = Vec::with_capacity(results.len());
+    let mut decoded = Vec::with_capacity(results.len());
     for result in results {
-        parsed.extend(result?);
+        decoded.push(result?);
     }
-    let mut entries = Vec::with_capacity(parsed.iter().map(|p| p.0.len()).sum());
-    for part in parsed {
-        entries.extend(part.0.into_iter().map(|Entry(id, issue)| (id, issue)));
+    let mut entries = Vec::with_capacity(decoded.iter().map(Vec::len).sum());
+    for run in decoded {
+        entries.extend(run);
     }
     // The ids come sorted: the map is built in bulk, not one insert at a time.
     Ok(entries.into_iter().collect())
 }
 
-fn parse_run(run: &[Vec<u8>]) -> serde_json::Result<Vec<Part>> {
-    run.iter().map(|part| serde_json::from_slice(part)).collect()
-}
-
-/// A part's rows, read into a vector made for a whole part at once.
-struct Part(Vec<Entry>);
-
-impl<'de> Deserialize<'de> for Part {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Part, D::Error> {
-        struct Rows;
-        impl<'de> serde::de::Visitor<'de> for Rows {
-            type Value = Part;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an array of issue rows")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Part, A::Error> {
-                let mut rows = Vec::with_capacity(ISSUES_PER_PART);
-                while let Some(entry) = seq.next_element()? {
-                    rows.push(entry);
-                }
-                Ok(Part(rows))
-            }
+fn decode_run(run: &[Vec<u8>]) -> Result<Vec<(IssueId, IssueState)>, String> {
+    let mut out = Vec::with_capacity(run.len() * ISSUES_PER_PART);
+    for part in run {
+        let rows: Vec<Row<'_>> = postcard::from_bytes(part).map_err(|e| e.to_string())?;
+        for row in rows {
+            out.push(entry(row)?);
         }
-        deserializer.deserialize_seq(Rows)
     }
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::Worktree;
+    use crate::state::{Claim, Worktree};
 
     fn issue(n: u32) -> IssueState {
         let mut issue = IssueState {
@@ -143,15 +159,14 @@ mod tests {
         let issues: BTreeMap<IssueId, IssueState> = (0..10_000).map(|n| (format!("bd-{n}"), issue(n))).collect();
         let parts = split(&issues).unwrap();
         assert_eq!(parts.len(), 10_000usize.div_ceil(ISSUES_PER_PART));
-        let bytes: Vec<Vec<u8>> = parts.into_iter().map(String::into_bytes).collect();
-        assert_eq!(parse(&bytes).unwrap(), issues);
+        assert_eq!(parse(&parts).unwrap(), issues);
         assert_eq!(parse(&[]).unwrap(), BTreeMap::new());
     }
 
     #[test]
     fn a_damaged_part_is_an_error_not_a_short_map() {
         let issues: BTreeMap<IssueId, IssueState> = (0..10).map(|n| (format!("bd-{n}"), issue(n))).collect();
-        let mut part = split(&issues).unwrap().remove(0).into_bytes();
+        let mut part = split(&issues).unwrap().remove(0);
         part.truncate(part.len() / 2);
         assert!(parse(&[part]).is_err());
     }

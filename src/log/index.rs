@@ -1,9 +1,10 @@
 //! `.bdp/index.sqlite`: checkpoints of the folded state, and a per-issue index of event seqs.
 //!
-//! A checkpoint is a row of `state_checkpoints` (where it was taken, and the state without its issues, the
-//! head) and its issues in parts in `state_checkpoint_issues` ([`checkpoint_parts`]). The `checkpoints`
-//! table of earlier versions held the whole state in one JSON text; the writer drops it, and a version
-//! that reads only that table finds none of these, so it never takes a head for a whole state.
+//! A checkpoint is a row of `checkpoint_heads` (where it was taken, the format and count of its rows, and
+//! the state without its issues: the head) and its issues in parts in `checkpoint_rows`
+//! ([`checkpoint_parts`]). The `checkpoints` table of earlier versions held the whole state in one JSON
+//! text; the writer drops it (and the tables of the first parted format), and a version that reads only
+//! that table finds none of these, so it never takes a head for a whole state.
 //!
 //! It is a cache. Every row says which record (seq and chain value) it was derived from, and is used only
 //! after the log is seen to hold that very record; otherwise it is ignored (and rebuilt). Deleting the
@@ -52,18 +53,23 @@ impl Index {
             "PRAGMA journal_mode = DELETE;
              PRAGMA synchronous = NORMAL;
              DROP TABLE IF EXISTS checkpoints;
-             CREATE TABLE IF NOT EXISTS state_checkpoints (
+             DROP TABLE IF EXISTS state_checkpoints;
+             DROP TABLE IF EXISTS state_checkpoint_issues;
+             CREATE TABLE IF NOT EXISTS checkpoint_heads (
                  seq INTEGER PRIMARY KEY,
                  chain BLOB NOT NULL,
                  segment INTEGER NOT NULL,
                  offset INTEGER NOT NULL,
                  len INTEGER NOT NULL,
+                 format INTEGER NOT NULL,
+                 issues INTEGER NOT NULL,
+                 parts INTEGER NOT NULL,
                  head TEXT NOT NULL
              );
-             CREATE TABLE IF NOT EXISTS state_checkpoint_issues (
+             CREATE TABLE IF NOT EXISTS checkpoint_rows (
                  seq INTEGER NOT NULL,
                  part INTEGER NOT NULL,
-                 issues TEXT NOT NULL,
+                 rows BLOB NOT NULL,
                  PRIMARY KEY (seq, part)
              ) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS issue_events (
@@ -123,7 +129,7 @@ impl Index {
     pub fn checkpoints(&self) -> Result<Vec<CheckpointMeta>, LogError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT seq, chain, segment, offset, len FROM state_checkpoints ORDER BY seq DESC")
+            .prepare("SELECT seq, chain, segment, offset, len FROM checkpoint_heads ORDER BY seq DESC")
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |row| {
@@ -145,67 +151,93 @@ impl Index {
         Ok(out)
     }
 
-    /// The state stored with the checkpoint at `seq`: its head, and its issues from the parts, read in
-    /// parallel (a checkpoint of 80 000 issues is 15 MB of JSON).
+    /// The state stored with the checkpoint at `seq`: its head, and its issues from the parts, decoded in
+    /// parallel. A checkpoint of another row format, or whose parts or issues are not all there, is refused.
     pub fn checkpoint_state(&self, seq: u64) -> Result<Option<State>, LogError> {
-        // Parsed straight from SQLite's copy of the bytes (no String of its own: the state is megabytes).
         let head = self
             .conn
-            .query_row("SELECT head FROM state_checkpoints WHERE seq = ?1", params![seq as i64], |row| {
-                Ok(serde_json::from_slice::<State>(row.get_ref(0)?.as_bytes()?))
-            })
+            .query_row(
+                "SELECT format, issues, parts, head FROM checkpoint_heads WHERE seq = ?1",
+                params![seq as i64],
+                |row| {
+                    let counts = (row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?);
+                    // Parsed straight from SQLite's copy of the bytes.
+                    Ok((counts, serde_json::from_slice::<State>(row.get_ref(3)?.as_bytes()?)))
+                },
+            )
             .optional()
             .map_err(|e| self.err(e))?;
-        let mut state = match head {
+        let ((format, issues, parts), mut state) = match head {
             None => return Ok(None),
-            Some(state) => state.map_err(|e| self.err(format!("checkpoint {seq}: {e}")))?,
+            Some((counts, state)) => (counts, state.map_err(|e| self.err(format!("checkpoint {seq}: {e}")))?),
         };
+        if format != checkpoint_parts::FORMAT {
+            return Err(self.err(format!(
+                "checkpoint {seq}: rows of format {format}, this bdp reads {}",
+                checkpoint_parts::FORMAT
+            )));
+        }
         let mut stmt = self
             .conn
-            .prepare("SELECT issues FROM state_checkpoint_issues WHERE seq = ?1 ORDER BY part")
+            .prepare("SELECT rows FROM checkpoint_rows WHERE seq = ?1 ORDER BY part")
             .map_err(|e| self.err(e))?;
-        let parts: Vec<Vec<u8>> = stmt
-            .query_map(params![seq as i64], |row| Ok(row.get_ref(0)?.as_bytes()?.to_vec()))
+        let rows: Vec<Vec<u8>> = stmt
+            .query_map(params![seq as i64], |row| Ok(row.get_ref(0)?.as_blob()?.to_vec()))
             .and_then(|rows| rows.collect())
             .map_err(|e| self.err(e))?;
-        if !parts.is_empty() {
-            let mut all = checkpoint_parts::parse(&parts).map_err(|e| self.err(format!("checkpoint {seq}: {e}")))?;
-            all.append(&mut state.issues);
-            state.issues = all;
+        if rows.len() as i64 != parts {
+            return Err(self.err(format!("checkpoint {seq}: {} of its {parts} parts are there", rows.len())));
         }
+        let mut all = checkpoint_parts::parse(&rows).map_err(|e| self.err(format!("checkpoint {seq}: {e}")))?;
+        if all.len() as i64 != issues {
+            return Err(self.err(format!("checkpoint {seq}: {} of its {issues} issues are there", all.len())));
+        }
+        all.append(&mut state.issues);
+        state.issues = all;
         Ok(Some(state))
     }
 
-    /// Stores a checkpoint and drops all but the newest few. The issues go in parts of their own (to be read
-    /// in parallel); the rest of the state is the head. `state` is as it was when this returns.
+    /// Stores a checkpoint and drops all but the newest few. The issues go in parts of their own (to be
+    /// decoded in parallel); the rest of the state is the head. `state` is as it was when this returns.
     pub fn save_checkpoint(&self, meta: &CheckpointMeta, state: &mut State) -> Result<(), LogError> {
         let issues = std::mem::take(&mut state.issues);
         let head = serde_json::to_string(&*state);
         let parts = checkpoint_parts::split(&issues);
+        let count = issues.len() as i64;
         state.issues = issues;
         let head = head.map_err(|e| self.err(e))?;
         let parts = parts.map_err(|e| self.err(e))?;
         let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
         tx.execute(
-            "INSERT OR REPLACE INTO state_checkpoints (seq, chain, segment, offset, len, head) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![meta.seq as i64, &meta.chain[..], meta.segment, meta.offset as i64, meta.len as i64, head],
+            "INSERT OR REPLACE INTO checkpoint_heads (seq, chain, segment, offset, len, format, issues, parts, head)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                meta.seq as i64,
+                &meta.chain[..],
+                meta.segment,
+                meta.offset as i64,
+                meta.len as i64,
+                checkpoint_parts::FORMAT,
+                count,
+                parts.len() as i64,
+                head
+            ],
         )
         .map_err(|e| self.err(e))?;
-        tx.execute("DELETE FROM state_checkpoint_issues WHERE seq = ?1", params![meta.seq as i64])
-            .map_err(|e| self.err(e))?;
+        tx.execute("DELETE FROM checkpoint_rows WHERE seq = ?1", params![meta.seq as i64]).map_err(|e| self.err(e))?;
         for (n, part) in parts.iter().enumerate() {
             tx.execute(
-                "INSERT INTO state_checkpoint_issues (seq, part, issues) VALUES (?1, ?2, ?3)",
+                "INSERT INTO checkpoint_rows (seq, part, rows) VALUES (?1, ?2, ?3)",
                 params![meta.seq as i64, n as i64, part],
             )
             .map_err(|e| self.err(e))?;
         }
         tx.execute(
-            "DELETE FROM state_checkpoints WHERE seq NOT IN (SELECT seq FROM state_checkpoints ORDER BY seq DESC LIMIT ?1)",
+            "DELETE FROM checkpoint_heads WHERE seq NOT IN (SELECT seq FROM checkpoint_heads ORDER BY seq DESC LIMIT ?1)",
             params![KEEP_CHECKPOINTS],
         )
         .map_err(|e| self.err(e))?;
-        tx.execute("DELETE FROM state_checkpoint_issues WHERE seq NOT IN (SELECT seq FROM state_checkpoints)", [])
+        tx.execute("DELETE FROM checkpoint_rows WHERE seq NOT IN (SELECT seq FROM checkpoint_heads)", [])
             .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(())
@@ -214,10 +246,10 @@ impl Index {
     /// Deletes the checkpoint at `seq` (a cache entry: nothing is lost).
     pub fn drop_checkpoint(&self, seq: u64) -> Result<(), LogError> {
         self.conn
-            .execute("DELETE FROM state_checkpoints WHERE seq = ?1", params![seq as i64])
+            .execute("DELETE FROM checkpoint_heads WHERE seq = ?1", params![seq as i64])
             .map_err(|e| self.err(e))?;
         self.conn
-            .execute("DELETE FROM state_checkpoint_issues WHERE seq = ?1", params![seq as i64])
+            .execute("DELETE FROM checkpoint_rows WHERE seq = ?1", params![seq as i64])
             .map_err(|e| self.err(e))?;
         Ok(())
     }
