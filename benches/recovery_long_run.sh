@@ -12,6 +12,7 @@ RECORDS=${1:-1000000}
 BATCH=${2:-10000}
 KILLS=${3:-5}
 BDP=${BDP:-$(cd "$(dirname "$0")/.." && pwd)/target/release/bdp}
+SUPPORT=$(cd "$(dirname "$0")/support" && pwd)
 if [ -z "${WORK:-}" ]; then
     WORK=$(mktemp -d)
     trap 'rm -rf "$WORK"' EXIT
@@ -25,13 +26,7 @@ fi
 
 issues() {  # a fresh tracker of $1 open issues, ids unique across batches (the log's length is in them)
     batch=$(records 2>/dev/null || echo 0)
-    python3 - "$1" "$batch" > .beads/issues.jsonl <<'PY'
-import json, sys
-n, b = int(sys.argv[1]), int(sys.argv[2])
-for i in range(n):
-    print(json.dumps({"id": f"lr-{b}x{i}", "title": f"no-op {b}/{i}", "status": "open", "priority": 2,
-                      "issue_type": "task", "created_at": "2026-01-01T00:00:00Z"}))
-PY
+    python3 "$SUPPORT/open_issues.py" "$1" "lr-${batch}x" > .beads/issues.jsonl
 }
 records() { cat .bdp/events/*.jsonl | wc -l; }
 run() { "$BDP" run --plain --agents 8 --max-load 1000 --isolation none --retries 0 -- /bin/true; }

@@ -14,12 +14,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 mkdir -p "$WORK/seed/.beads"
-python3 - "$N" > "$WORK/seed/.beads/issues.jsonl" <<'PY'
-import json, sys
-for i in range(int(sys.argv[1])):
-    print(json.dumps({"id": f"nb-{i}", "title": f"no-op {i}", "status": "open", "priority": i % 5,
-                      "issue_type": "task", "created_at": "2026-01-01T00:00:00Z"}))
-PY
+python3 "$(dirname "$0")/support/open_issues.py" "$N" nb- > "$WORK/seed/.beads/issues.jsonl"
 git -C "$WORK/seed" init -q -b main
 git -C "$WORK/seed" -c user.name=b -c user.email=b@b add -A
 git -C "$WORK/seed" -c user.name=b -c user.email=b@b commit -qm seed

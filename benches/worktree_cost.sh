@@ -14,12 +14,7 @@ BDP=${BDP:-$(cd "$(dirname "$0")/.." && pwd)/target/release/bdp}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/seed/.beads"
-python3 - "$N" > "$WORK/seed/.beads/issues.jsonl" <<'PY'
-import json, sys
-for i in range(int(sys.argv[1])):
-    print(json.dumps({"id": f"wt-{i}", "title": f"issue {i}", "status": "open", "priority": 2, "issue_type": "task",
-                      "created_at": "2026-01-01T00:00:00Z"}))
-PY
+python3 "$(dirname "$0")/support/open_issues.py" "$N" wt- > "$WORK/seed/.beads/issues.jsonl"
 git -C "$WORK/seed" init -q -b main
 git -C "$WORK/seed" config user.name b && git -C "$WORK/seed" config user.email b@b
 git -C "$WORK/seed" add -A && git -C "$WORK/seed" commit -qm seed

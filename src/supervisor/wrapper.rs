@@ -23,17 +23,6 @@ use std::time::Instant;
 /// The exit file's name in the attempt's directory.
 pub const EXIT_FILE: &str = "exit.json";
 
-/// The signals the wrapper survives (it notes them and waits for the agent once its handlers are in place).
-/// It unblocks them then, should whoever spawned it have left them blocked.
-pub fn blocked_signals() -> nix::sys::signal::SigSet {
-    use nix::sys::signal::{SigSet, Signal as S};
-    let mut set = SigSet::empty();
-    for sig in [S::SIGTERM, S::SIGINT, S::SIGHUP] {
-        set.add(sig);
-    }
-    set
-}
-
 /// Reads `--dir DIR -- AGENT ARGS…` (what bdp passes).
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(PathBuf, Vec<OsString>), String> {
     let mut args = args.into_iter();
@@ -65,13 +54,15 @@ pub fn run(dir: &Path, argv: &[OsString]) -> u8 {
     let _ = nix::unistd::setsid();
     // A handler (not SIG_IGN, which the agent would inherit across exec) so TERM/INT/HUP don't kill us.
     let action = SigAction::new(SigHandler::Handler(noted), SaFlags::SA_RESTART, SigSet::empty());
+    let mut survived = SigSet::empty();
     for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         // SAFETY: the handler touches nothing; the wrapper is single-threaded.
         let _ = unsafe { sigaction(sig, &action) };
+        survived.add(sig);
     }
-    // A TERM held back by an inherited mask is pending, not fatal: unblock it now (the handler takes it),
-    // and the agent starts with a clean mask.
-    let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&blocked_signals()), None);
+    // A TERM held back by a mask inherited from whoever spawned us is pending, not fatal: unblock it now (the
+    // handler takes it), and the agent starts with a clean mask.
+    let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&survived), None);
     // bdp ignores SIGXFSZ; the agent gets the default back.
     // SAFETY: setting a disposition to SIG_DFL touches no memory.
     let _ = unsafe { nix::sys::signal::signal(Signal::SIGXFSZ, SigHandler::SigDfl) };
