@@ -97,26 +97,26 @@ pub fn parse(parts: &[Vec<u8>]) -> Result<BTreeMap<IssueId, IssueState>, String>
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, parts.len().max(1));
     let mut runs = parts.chunks(parts.len().div_ceil(threads).max(1));
     let first = runs.next().unwrap_or_default();
-    let results: Vec<Result<Vec<(IssueId, IssueState)>, String>> = std::thread::scope(|scope| {
-        let others: Vec<_> = runs.map(|run| scope.spawn(move || decode_run(run))).collect();
-        let mut results = vec![decode_run(first)];
-        results.extend(others.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))));
-        results
+    let (first, others) = std::thread::scope(|scope| {
+        let others: Vec<_> = runs.map(|run| scope.spawn(move || decode_run(run, Vec::new()))).collect();
+        // The first run decodes into a vector with room for every issue: the others are appended to it, and
+        // the map is built from it in place.
+        let first = decode_run(first, Vec::with_capacity(parts.len() * ISSUES_PER_PART));
+        let others: Vec<_> =
+            others.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect();
+        (first, others)
     });
-    let mut decoded = Vec::with_capacity(results.len());
-    for result in results {
-        decoded.push(result?);
+    let mut entries = first?;
+    for run in others {
+        entries.extend(run?);
     }
-    let mut entries = Vec::with_capacity(decoded.iter().map(Vec::len).sum());
-    for run in decoded {
-        entries.extend(run);
-    }
-    // The ids come sorted: the map is built in bulk, not one insert at a time.
+    // The ids come sorted, so the map is built in bulk (`from_iter` sorts the vector it is given, which takes
+    // one pass over sorted input, and reuses its buffer), not one insert at a time.
     Ok(entries.into_iter().collect())
 }
 
-fn decode_run(run: &[Vec<u8>]) -> Result<Vec<(IssueId, IssueState)>, String> {
-    let mut out = Vec::with_capacity(run.len() * ISSUES_PER_PART);
+fn decode_run(run: &[Vec<u8>], mut out: Vec<(IssueId, IssueState)>) -> Result<Vec<(IssueId, IssueState)>, String> {
+    out.reserve(run.len() * ISSUES_PER_PART);
     for part in run {
         let rows: Vec<Row<'_>> = postcard::from_bytes(part).map_err(|e| e.to_string())?;
         for row in rows {

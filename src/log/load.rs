@@ -87,6 +87,7 @@ pub fn read(repo: &Repo) -> Result<Loaded, LogError> {
 fn load(repo: &Repo, index: Option<Index>, save: bool, started: std::time::Instant) -> Result<Loaded, LogError> {
     let events_dir = repo.events_dir();
     let mut start = None;
+    let opened = started.elapsed();
     if let Some(index) = &index {
         for meta in index.checkpoints().unwrap_or_default() {
             if !checkpoint_matches(&events_dir, &meta) {
@@ -115,17 +116,24 @@ fn load(repo: &Repo, index: Option<Index>, save: bool, started: std::time::Insta
         }
         None => (State::new(), None, None),
     };
+    let checkpoint_loaded = started.elapsed();
     let summary =
         walk(&events_dir, after.as_ref(), &Decode::All, |record, pos| apply(&mut state, &events_dir, &record, pos))?;
     if save {
+        let total = started.elapsed();
         tracing::info!(
-            "state loaded in {:.1} ms: {}, then {} records",
-            started.elapsed().as_secs_f64() * 1000.0,
+            "state loaded in {:.1} ms: {}, then {} records in {:.1} ms",
+            ms(total),
             match from_checkpoint {
-                Some(seq) => format!("checkpoint at record {seq}"),
+                Some(seq) => format!(
+                    "checkpoint at record {seq} in {:.1} ms (index opened in {:.1} ms)",
+                    ms(checkpoint_loaded - opened),
+                    ms(opened)
+                ),
                 None => "no checkpoint".to_string(),
             },
-            summary.records
+            summary.records,
+            ms(total - checkpoint_loaded),
         );
     }
     if let (true, Some(index), Some(pos)) = (save, &index, summary.last_position)
@@ -143,6 +151,10 @@ fn load(repo: &Repo, index: Option<Index>, save: bool, started: std::time::Insta
         }
     }
     Ok(Loaded { state, summary, from_checkpoint })
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 /// Whether the log holds, at the checkpoint's position, the record the checkpoint was taken after.
