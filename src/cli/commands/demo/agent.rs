@@ -20,6 +20,10 @@ pub struct DemoAgentArgs {
     pub attempt: u32,
     /// The prompt file bdp wrote (`{prompt_file}`).
     pub prompt_file: std::path::PathBuf,
+    /// The run has agents enough for the conflicting pair to work at once (2 or more): each of the pair
+    /// waits for the other at its planted point, so the conflict happens however slow the machine is.
+    #[arg(long)]
+    pub together: bool,
 }
 
 /// Runs the scripted agent; returns its exit code.
@@ -59,6 +63,9 @@ fn work(args: &DemoAgentArgs) -> Result<(), String> {
                 .to_string());
         }
     }
+    if args.together {
+        wait_for_the_other_of_the_pair(issue);
+    }
     let path = Path::new(issue.file);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("error: cannot create {}: {e}", dir.display()))?;
@@ -85,6 +92,39 @@ fn work(args: &DemoAgentArgs) -> Result<(), String> {
     let head = git(&["rev-parse", "--short", "HEAD"])?;
     say(&format!("committed {} ({})", head.trim(), issue.file));
     Ok(())
+}
+
+/// The longest either of the conflicting pair waits for the other: a demo must never hang.
+const PAIR_WAIT: Duration = Duration::from_secs(30);
+
+/// The planted conflict by events, not by timing alone: the first of the pair commits only once the
+/// second has its branch (made off main before the first is merged), and the second commits only once
+/// the first is on main. On a fast machine the script's times already do this and neither waits.
+fn wait_for_the_other_of_the_pair(issue: &scenario::DemoIssue) {
+    let (first, second) = scenario::CONFLICT_PAIR;
+    let ready: Box<dyn Fn() -> bool> = if issue.id == first {
+        let branch = format!("refs/heads/{}", crate::repo::branch_name(second));
+        Box::new(move || git(&["rev-parse", "--verify", "--quiet", &branch]).is_ok())
+    } else if issue.id == second {
+        let line = scenario::find(first).map_or("", |i| i.line);
+        let on_main = format!("main:{}", issue.file);
+        Box::new(move || git(&["show", &on_main]).is_ok_and(|text| text.lines().any(|l| l == line)))
+    } else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let mut said = false;
+    while !ready() && started.elapsed() < PAIR_WAIT {
+        if !said {
+            say(if issue.id == first {
+                "waiting for the issue that conflicts with this one to start (the demo plants that conflict)"
+            } else {
+                "waiting for the issue this one conflicts with to land on main (the demo plants that conflict)"
+            });
+            said = true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The attempt bdp starts when the branch conflicts with main: merge main in and resolve the file both

@@ -158,6 +158,10 @@ pub fn run(args: &DemoArgs) -> CliResult<Outcome> {
 /// `bdp run`'s arguments for the sandbox: the embedded tracker, the scripted agent, short backoffs, and
 /// no load guard (the demo's agents sleep; a busy machine must not hold them back).
 fn run_args(root: &Path, exe: &Path, agents: u32) -> Vec<String> {
+    let agent = [exe.display().to_string(), "__demo-agent".into()]
+        .into_iter()
+        .chain((agents >= 2).then(|| "--together".to_string()))
+        .chain(["{id}", "{attempt}", "{prompt_file}"].map(String::from));
     [
         "--repo",
         &root.display().to_string(),
@@ -174,14 +178,10 @@ fn run_args(root: &Path, exe: &Path, agents: u32) -> Vec<String> {
         "1000",
         "--plain",
         "--",
-        &exe.display().to_string(),
-        "__demo-agent",
-        "{id}",
-        "{attempt}",
-        "{prompt_file}",
     ]
     .iter()
     .map(|s| s.to_string())
+    .chain(agent)
     .collect()
 }
 

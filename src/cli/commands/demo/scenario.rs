@@ -7,8 +7,8 @@
 //! - [`CONFLICT_PAIR`] both append to `api/routes.txt`: the first is a root that merges while the second
 //!   (branched off when its blocker was merged) still works, so the second conflicts, and bdp gives it one
 //!   more attempt, told to merge main in and resolve (the scripted agent does). With two agents or more
-//!   the timing is fixed by the
-//!   script: both starting issues are priority 0, the first pair's work is 1.0 s and 2.5 s, the second 2.6 s.
+//!   the script's times make it so (both starting issues are priority 0, the first pair's work is 1.0 s and
+//!   2.5 s, the second 2.6 s), and on a slow machine the pair also wait for each other (`agent.rs`).
 
 /// One issue of the demo and its agent's script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
