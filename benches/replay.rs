@@ -9,6 +9,10 @@
 //!   (`fold_verified`, what recovery costs without a checkpoint). The 10M full fold takes seconds per run,
 //!   so it is timed with a plain loop (3 runs) rather than by criterion.
 //!
+//! - `checkpoint_parts/*`: a checkpoint's issues at rest (83 000, as after a 1M-record run of no-op agents)
+//!   split into parts (what the checkpointer's thread pays at each checkpoint) and parsed back (what a
+//!   recovery pays).
+//!
 //! Logs are generated in a temporary directory (`BDP_BENCH_DIR`, default the system temp dir; 10M records
 //! take about 3.5 GB) and deleted at the end.
 //!
@@ -44,7 +48,7 @@ fn sizes() -> Vec<u64> {
 /// Filters given on the command line (criterion's own filter), to skip generating logs nobody asked for.
 fn wanted(name: &str) -> bool {
     let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
+    filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()) || f.starts_with(name))
 }
 
 /// A repo whose log holds `n` records, with a checkpoint (saved by `recover` itself) at `n - TAIL`.
@@ -170,8 +174,48 @@ fn recover_case(c: &mut Criterion, n: u64, f: &Fixture) {
     eprintln!("index.sqlite after the checkpoint: {} kB", f.checkpoint_bytes >> 10);
 }
 
+/// Issues at rest as a long run of no-op agents leaves them: closed, released done, merged.
+fn issues_at_rest(n: u32) -> std::collections::BTreeMap<String, bdp::state::IssueState> {
+    use bdp::event::{Phase, ReleaseReason};
+    use bdp::state::{IssueState, Release};
+    (0..n)
+        .map(|i| {
+            let issue = IssueState {
+                attempts: 1,
+                claims: 1,
+                phase: Some(Phase::Closed),
+                last_release: Some(Release {
+                    seq: u64::from(i) * 12 + 11,
+                    reason: ReleaseReason::Done,
+                    unmerged_work: false,
+                }),
+                closed_seq: Some(u64::from(i) * 12 + 11),
+                merged_commit: None,
+                ..IssueState::default()
+            };
+            (format!("bd-{i}"), issue)
+        })
+        .collect()
+}
+
+fn checkpoint_parts(c: &mut Criterion) {
+    use bdp::log::checkpoint_parts::{parse, split};
+    const ISSUES: u32 = 83_000;
+    let issues = issues_at_rest(ISSUES);
+    let parts = split(&issues).expect("parts");
+    let mut group = c.benchmark_group("checkpoint_parts");
+    group.sample_size(30).warm_up_time(Duration::from_secs(1));
+    group.throughput(Throughput::Elements(u64::from(ISSUES)));
+    group.bench_function(BenchmarkId::new("split", ISSUES), |b| b.iter(|| split(black_box(&issues)).expect("parts")));
+    group.bench_function(BenchmarkId::new("parse", ISSUES), |b| b.iter(|| parse(black_box(&parts)).expect("issues")));
+    group.finish();
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
+    if wanted("checkpoint_parts/") {
+        checkpoint_parts(&mut c);
+    }
     let sizes = sizes();
     let mut replayed = false;
     for &n in &sizes {

@@ -608,3 +608,61 @@ impl Event {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant of each enum that has `as_str`; a new variant does not compile here until listed.
+    fn phases() -> [Phase; 7] {
+        let _listed = |p: Phase| match p {
+            Phase::Claimed
+            | Phase::WorktreeReady
+            | Phase::Running
+            | Phase::Exited
+            | Phase::Checked
+            | Phase::Merged
+            | Phase::Closed => (),
+        };
+        [
+            Phase::Claimed,
+            Phase::WorktreeReady,
+            Phase::Running,
+            Phase::Exited,
+            Phase::Checked,
+            Phase::Merged,
+            Phase::Closed,
+        ]
+    }
+
+    fn reasons() -> [ReleaseReason; 6] {
+        use ReleaseReason::*;
+        let _listed = |r: ReleaseReason| match r {
+            Done | Failed | Timeout | Abandoned | Shutdown | Conflict => (),
+        };
+        [Done, Failed, Timeout, Abandoned, Shutdown, Conflict]
+    }
+
+    fn session_ends() -> [SessionEndReason; 4] {
+        use SessionEndReason::*;
+        let _listed = |r: SessionEndReason| match r {
+            Completed | Drained | Stopped | Error => (),
+        };
+        [Completed, Drained, Stopped, Error]
+    }
+
+    /// `as_str` is the name the log writes (checkpoints store names by `as_str` and read them by serde).
+    #[test]
+    fn as_str_is_the_serde_name() {
+        let serde_name = |v: serde_json::Value| v.as_str().map(str::to_string);
+        for p in phases() {
+            assert_eq!(serde_name(serde_json::to_value(p).unwrap()).as_deref(), Some(p.as_str()));
+        }
+        for r in reasons() {
+            assert_eq!(serde_name(serde_json::to_value(r).unwrap()).as_deref(), Some(r.as_str()));
+        }
+        for r in session_ends() {
+            assert_eq!(serde_name(serde_json::to_value(r).unwrap()).as_deref(), Some(r.as_str()));
+        }
+    }
+}

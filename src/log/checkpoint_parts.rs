@@ -25,8 +25,9 @@ pub const ISSUES_PER_PART: usize = 4096;
 pub const FORMAT: i64 = 1;
 
 /// An issue as a part stores it: id, attempts, claims, phase, last release (seq, reason, unmerged work),
-/// closed seq, merged commit, claim (JSON).
-#[derive(Serialize, Deserialize)]
+/// closed seq, merged commit, claim (JSON). Read into owned strings where the map keeps them; the names are
+/// borrowed from the part.
+#[derive(Deserialize)]
 struct Row<'a>(
     IssueId,
     u32,
@@ -38,13 +39,19 @@ struct Row<'a>(
     Option<String>,
 );
 
-/// A unit enum's serde name (`"closed"`, `"done"`).
-fn name<T: Serialize>(value: &T) -> Result<String, String> {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(name)) => Ok(name),
-        other => Err(format!("not a name: {other:?}")),
-    }
-}
+/// The same row as it is written: borrowed from the state, so writing a checkpoint copies no id or commit.
+/// Its fields encode exactly as [`Row`]'s (a `&str` as a `String`); the round-trip tests hold them together.
+#[derive(Serialize)]
+struct RowRef<'a>(
+    &'a str,
+    u32,
+    u32,
+    Option<&'static str>,
+    Option<(u64, &'static str, bool)>,
+    Option<u64>,
+    Option<&'a str>,
+    Option<String>,
+);
 
 /// A unit enum from its serde name.
 fn from_name<'de, T: Deserialize<'de>>(name: &'de str) -> Result<T, String> {
@@ -52,15 +59,17 @@ fn from_name<'de, T: Deserialize<'de>>(name: &'de str) -> Result<T, String> {
         .map_err(|e| e.to_string())
 }
 
-fn row<'a>(id: &IssueId, issue: &IssueState, names: &'a [String; 2]) -> Result<Row<'a>, String> {
+/// An issue's row, borrowing from it. The phase and the release reason are their names as the log writes
+/// them (`as_str`, which `event`'s tests hold to serde's names), so naming them allocates nothing.
+fn row<'a>(id: &'a str, issue: &'a IssueState) -> Result<RowRef<'a>, String> {
     let IssueState { claim, attempts, claims, phase, last_release, closed_seq, merged_commit } = issue;
     let last_release = last_release.as_ref().map(|r| {
-        let Release { seq, reason: _, unmerged_work } = r;
-        (*seq, names[1].as_str(), *unmerged_work)
+        let Release { seq, reason, unmerged_work } = r;
+        (*seq, reason.as_str(), *unmerged_work)
     });
     let claim = claim.as_deref().map(serde_json::to_string).transpose().map_err(|e| e.to_string())?;
-    let phase = phase.map(|_| names[0].as_str());
-    Ok(Row(id.clone(), *attempts, *claims, phase, last_release, *closed_seq, merged_commit.clone(), claim))
+    let phase = phase.map(Phase::as_str);
+    Ok(RowRef(id, *attempts, *claims, phase, last_release, *closed_seq, merged_commit.as_deref(), claim))
 }
 
 fn entry(row: Row<'_>) -> Result<(IssueId, IssueState), String> {
@@ -78,18 +87,19 @@ fn entry(row: Row<'_>) -> Result<(IssueId, IssueState), String> {
 
 /// The issues as parts of [`ISSUES_PER_PART`] rows, in id order.
 pub fn split(issues: &BTreeMap<IssueId, IssueState>) -> Result<Vec<Vec<u8>>, String> {
-    // The names each row borrows: the phase's and the release reason's.
-    let names: Vec<[String; 2]> = issues
-        .values()
-        .map(|i| {
-            let phase = i.phase.as_ref().map(name).transpose()?.unwrap_or_default();
-            let reason = i.last_release.as_ref().map(|r| name(&r.reason)).transpose()?.unwrap_or_default();
-            Ok([phase, reason])
-        })
-        .collect::<Result<_, String>>()?;
-    let rows: Vec<Row<'_>> =
-        issues.iter().zip(&names).map(|((id, issue), names)| row(id, issue, names)).collect::<Result<_, _>>()?;
-    rows.chunks(ISSUES_PER_PART).map(|part| postcard::to_allocvec(part).map_err(|e| e.to_string())).collect()
+    let mut parts = Vec::with_capacity(issues.len().div_ceil(ISSUES_PER_PART));
+    let mut rows = Vec::with_capacity(issues.len().min(ISSUES_PER_PART));
+    for (id, issue) in issues {
+        rows.push(row(id, issue)?);
+        if rows.len() == ISSUES_PER_PART {
+            parts.push(postcard::to_allocvec(&rows).map_err(|e| e.to_string())?);
+            rows.clear();
+        }
+    }
+    if !rows.is_empty() {
+        parts.push(postcard::to_allocvec(&rows).map_err(|e| e.to_string())?);
+    }
+    Ok(parts)
 }
 
 /// Decodes the parts, a run of consecutive parts per core, into the issues map.
@@ -161,6 +171,43 @@ mod tests {
         assert_eq!(parts.len(), 10_000usize.div_ceil(ISSUES_PER_PART));
         assert_eq!(parse(&parts).unwrap(), issues);
         assert_eq!(parse(&[]).unwrap(), BTreeMap::new());
+    }
+
+    /// Format 1 as it was first written (owned strings, names through serde): the borrowed rows written now
+    /// are the same bytes, so checkpoints written before read as they did.
+    #[test]
+    fn rows_are_written_byte_for_byte_as_format_1_always_was() {
+        #[derive(Serialize)]
+        struct Owned(
+            String,
+            u32,
+            u32,
+            Option<String>,
+            Option<(u64, String, bool)>,
+            Option<u64>,
+            Option<String>,
+            Option<String>,
+        );
+        let name = |v: serde_json::Value| v.as_str().unwrap().to_string();
+        let issues: BTreeMap<IssueId, IssueState> = (0..100).map(|n| (format!("bd-{n}"), issue(n))).collect();
+        let owned: Vec<Owned> = issues
+            .iter()
+            .map(|(id, i)| {
+                Owned(
+                    id.clone(),
+                    i.attempts,
+                    i.claims,
+                    i.phase.map(|p| name(serde_json::to_value(p).unwrap())),
+                    i.last_release
+                        .as_ref()
+                        .map(|r| (r.seq, name(serde_json::to_value(r.reason).unwrap()), r.unmerged_work)),
+                    i.closed_seq,
+                    i.merged_commit.clone(),
+                    i.claim.as_deref().map(|c| serde_json::to_string(c).unwrap()),
+                )
+            })
+            .collect();
+        assert_eq!(split(&issues).unwrap(), vec![postcard::to_allocvec(&owned).unwrap()]);
     }
 
     #[test]

@@ -97,8 +97,15 @@ fn save_loop(repo: &Repo, rx: mpsc::Receiver<(CheckpointMeta, State)>) {
         }
         let Some(ix) = index.as_mut() else { continue };
         let (meta, mut state) = job;
-        if let Err(e) = ix.save_checkpoint(&meta, &mut state) {
-            tracing::warn!("{e}");
+        let started = Instant::now();
+        match ix.save_checkpoint(&meta, &mut state) {
+            Ok(()) => tracing::debug!(
+                "checkpoint at record {} saved in {:.1} ms ({} issues)",
+                meta.seq,
+                started.elapsed().as_secs_f64() * 1000.0,
+                state.issues.len()
+            ),
+            Err(e) => tracing::warn!("{e}"),
         }
         if let Err(e) = crate::log::issue_index::refresh(&repo.events_dir(), ix) {
             tracing::warn!("{e}");
