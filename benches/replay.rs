@@ -174,7 +174,8 @@ fn recover_case(c: &mut Criterion, n: u64, f: &Fixture) {
     eprintln!("index.sqlite after the checkpoint: {} kB", f.checkpoint_bytes >> 10);
 }
 
-/// Issues at rest as a long run of no-op agents leaves them: closed, released done, merged.
+/// Issues at rest as a long run of no-op agents leaves them: closed, released done (nothing merged: they ran
+/// with `--isolation none`).
 fn issues_at_rest(n: u32) -> std::collections::BTreeMap<String, bdp::state::IssueState> {
     use bdp::event::{Phase, ReleaseReason};
     use bdp::state::{IssueState, Release};

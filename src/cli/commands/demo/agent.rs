@@ -102,27 +102,28 @@ const PAIR_WAIT: Duration = Duration::from_secs(30);
 /// the first is on main. On a fast machine the script's times already do this and neither waits.
 fn wait_for_the_other_of_the_pair(issue: &scenario::DemoIssue) {
     let (first, second) = scenario::CONFLICT_PAIR;
-    let ready: Box<dyn Fn() -> bool> = if issue.id == first {
+    let (ready, waiting): (Box<dyn Fn() -> bool>, &str) = if issue.id == first {
         let branch = format!("refs/heads/{}", crate::repo::branch_name(second));
-        Box::new(move || git(&["rev-parse", "--verify", "--quiet", &branch]).is_ok())
+        (
+            Box::new(move || git(&["rev-parse", "--verify", "--quiet", &branch]).is_ok()),
+            "waiting for the issue that conflicts with this one to start (the demo plants that conflict)",
+        )
     } else if issue.id == second {
         let line = scenario::find(first).map_or("", |i| i.line);
         let on_main = format!("main:{}", issue.file);
-        Box::new(move || git(&["show", &on_main]).is_ok_and(|text| text.lines().any(|l| l == line)))
+        (
+            Box::new(move || git(&["show", &on_main]).is_ok_and(|text| text.lines().any(|l| l == line))),
+            "waiting for the issue this one conflicts with to land on main (the demo plants that conflict)",
+        )
     } else {
         return;
     };
+    if ready() {
+        return;
+    }
+    say(waiting);
     let started = std::time::Instant::now();
-    let mut said = false;
-    while !ready() && started.elapsed() < PAIR_WAIT {
-        if !said {
-            say(if issue.id == first {
-                "waiting for the issue that conflicts with this one to start (the demo plants that conflict)"
-            } else {
-                "waiting for the issue this one conflicts with to land on main (the demo plants that conflict)"
-            });
-            said = true;
-        }
+    while started.elapsed() < PAIR_WAIT && !ready() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
